@@ -1,0 +1,213 @@
+import Synchronization
+
+/// The shape of what flows between layers, without the batch and step counts.
+public enum SignalShape: Sendable, Equatable, CustomStringConvertible {
+    /// Token ids [B, T] below `vocabulary`.
+    case tokens(vocabulary: Int)
+    /// Per-step features [B, T, F].
+    case sequence(features: Int)
+    /// One vector per sequence [B, F].
+    case pooled(features: Int)
+
+    public var description: String {
+        switch self {
+        case .tokens(let v): "token ids [B, T] below \(v)"
+        case .sequence(let f): "per-step features [B, T, \(f)]"
+        case .pooled(let f): "pooled features [B, \(f)]"
+        }
+    }
+}
+
+/// Values flowing between layers at run time.
+public enum Signal: Sendable {
+    /// Token ids [B, T].
+    case tokens([Int32], batch: Int, steps: Int)
+    /// Per-step features [B, T, F].
+    case sequence([Float], batch: Int, steps: Int, features: Int)
+    /// One vector per sequence [B, F].
+    case pooled([Float], batch: Int, features: Int)
+}
+
+/// A state tensor a recurrent layer carries: given as `<layer>.<name>0`, returned as `<layer>.<name>_n`,
+/// shaped [rows, B, width] (rows = num_layers · directions).
+public struct StateDeclaration: Sendable, Equatable {
+    public let name: String
+    public let rows: Int
+    public let width: Int
+
+    public init(name: String, rows: Int, width: Int) {
+        self.name = name
+        self.rows = rows
+        self.width = width
+    }
+}
+
+/// What shape checking carries from layer to layer.
+public struct ShapeContext: Sendable {
+    /// Width of the nearest preceding recurrent layer's final state (top layer, all directions).
+    public var finalStateWidth: Int?
+}
+
+/// What one forward pass carries from layer to layer besides the signal.
+public struct ForwardContext: Sendable {
+    /// Per-sequence valid step counts, each in 1 ... T; nil when every sequence has T steps.
+    public let lengths: [Int]?
+    /// Initial states by input name ("L.h0"): [rows, B, width]. Absent means zeros.
+    public var initialStates: [String: [Float]]
+    /// Final states by output name ("L.h_n"), in the order layers produced them.
+    public internal(set) var finalStates: [NamedTensor] = []
+    /// The nearest preceding recurrent layer's top final state [B, D·H] (for `pool` `final_state`).
+    public var finalStateFeatures: [Float]?
+
+    public init(lengths: [Int]?, initialStates: [String: [Float]]) {
+        self.lengths = lengths
+        self.initialStates = initialStates
+    }
+
+    public mutating func emitFinalState(_ name: String, _ tensor: Tensor) {
+        finalStates.append(NamedTensor(name: name, tensor: tensor))
+    }
+}
+
+/// A layer of a loaded model: immutable, shared by every thread that runs the model.
+public protocol Layer: Sendable {
+    var name: String { get }
+    /// The state this layer carries between steps; empty for stateless layers.
+    var states: [StateDeclaration] { get }
+    /// False for layers that need the whole sequence (a bidirectional layer's backward direction).
+    var canStream: Bool { get }
+    /// What the layer makes of `input`; throws a format error naming the layer when it does not fit.
+    func outputShape(for input: SignalShape, context: inout ShapeContext) throws(RecurError) -> SignalShape
+    /// Computes the layer. Per-step outputs at padding steps need not be zero: the model zeroes them.
+    func forward(_ input: Signal, context: inout ForwardContext) throws(RecurError) -> Signal
+}
+
+extension Layer {
+    public var states: [StateDeclaration] { [] }
+    public var canStream: Bool { true }
+}
+
+/// A parameter a layer needs from the model file: `<layer>.<suffix>` with exactly `shape`.
+public struct ParameterDeclaration: Sendable, Equatable {
+    public let suffix: String
+    public let shape: [Int]
+
+    public init(_ suffix: String, _ shape: [Int]) {
+        self.suffix = suffix
+        self.shape = shape
+    }
+}
+
+/// One layer object of the architecture JSON, with typed accessors whose errors name the layer and key.
+public struct LayerConfig: Sendable {
+    public let name: String
+    public let type: String
+    public let fields: [String: JSONValue]
+
+    public init(name: String, type: String, fields: [String: JSONValue]) {
+        self.name = name
+        self.type = type
+        self.fields = fields
+    }
+
+    private func fail(_ key: String, _ expected: String) -> RecurError {
+        .format("layer '\(name)' (\(type)): \(key) must be \(expected), found \(fields[key]?.serialized() ?? "nothing")")
+    }
+
+    /// A whole number ≥ `minimum`; `fallback` when the key is absent (nil: required).
+    public func integer(_ key: String, default fallback: Int? = nil, minimum: Int = 1) throws(RecurError) -> Int {
+        guard let value = fields[key] else {
+            if let fallback { return fallback }
+            throw fail(key, "an integer ≥ \(minimum)")
+        }
+        guard let i = value.intValue, i >= minimum, i <= 1 << 40 else { throw fail(key, "an integer ≥ \(minimum)") }
+        return i
+    }
+
+    public func boolean(_ key: String, default fallback: Bool) throws(RecurError) -> Bool {
+        guard let value = fields[key] else { return fallback }
+        guard let b = value.boolValue else { throw fail(key, "true or false") }
+        return b
+    }
+
+    public func number(_ key: String, default fallback: Double) throws(RecurError) -> Double {
+        guard let value = fields[key] else { return fallback }
+        guard let d = value.doubleValue, d.isFinite else { throw fail(key, "a number") }
+        return d
+    }
+
+    /// One of `choices`; `fallback` when absent (nil: required).
+    public func choice(_ key: String, _ choices: [String], default fallback: String? = nil) throws(RecurError) -> String {
+        guard let value = fields[key] else {
+            if let fallback { return fallback }
+            throw fail(key, "one of \(choices.joined(separator: ", "))")
+        }
+        guard let s = value.stringValue, choices.contains(s) else {
+            throw fail(key, "one of \(choices.joined(separator: ", "))")
+        }
+        return s
+    }
+}
+
+/// A layer type: what the architecture's `type` string names. Built-in types and plugins alike
+/// register one of these with a `LayerRegistry`.
+public protocol LayerKind: Sendable {
+    /// The `type` string, e.g. "lstm".
+    var typeName: String { get }
+    /// The parameters a layer with this config needs, so the loader can check files generically.
+    func parameters(_ config: LayerConfig) throws(RecurError) -> [ParameterDeclaration]
+    /// Builds the layer; `weights` holds every declared parameter by suffix, with its declared shape.
+    func makeLayer(_ config: LayerConfig, weights: [String: [Float]]) throws(RecurError) -> any Layer
+}
+
+/// Layer types by name. `shared` holds the built-in types; plugins add theirs to it.
+public final class LayerRegistry: Sendable {
+    private let kinds: Mutex<[String: any LayerKind]>
+
+    public init(_ kinds: [any LayerKind] = []) {
+        self.kinds = Mutex(Dictionary(uniqueKeysWithValues: kinds.map { ($0.typeName, $0) }))
+    }
+
+    /// The registry models load against unless told otherwise.
+    public static let shared = LayerRegistry(builtinLayerKinds)
+
+    /// Adds `kind`; a name already taken is refused and nothing changes.
+    public func register(_ kind: any LayerKind) throws(RecurError) {
+        let added = kinds.withLock { table in
+            guard table[kind.typeName] == nil else { return false }
+            table[kind.typeName] = kind
+            return true
+        }
+        guard added else { throw RecurError(.invalidArgument, "layer type '\(kind.typeName)' is already registered") }
+    }
+
+    /// Adds several kinds, all or none.
+    public func register(all newKinds: [any LayerKind]) throws(RecurError) {
+        let clash: String? = kinds.withLock { table in
+            var seen = Set(table.keys)
+            for kind in newKinds where !seen.insert(kind.typeName).inserted { return kind.typeName }
+            for kind in newKinds { table[kind.typeName] = kind }
+            return nil
+        }
+        if let clash { throw RecurError(.invalidArgument, "layer type '\(clash)' is already registered") }
+    }
+
+    public func kind(named name: String) -> (any LayerKind)? {
+        kinds.withLock { $0[name] }
+    }
+
+    public var typeNames: [String] {
+        kinds.withLock { $0.keys.sorted() }
+    }
+}
+
+/// A tensor with its name, as model outputs are listed.
+public struct NamedTensor: Sendable, Equatable {
+    public let name: String
+    public let tensor: Tensor
+
+    public init(name: String, tensor: Tensor) {
+        self.name = name
+        self.tensor = tensor
+    }
+}

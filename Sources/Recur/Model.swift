@@ -1,0 +1,223 @@
+/// A loaded model: immutable after loading, so any number of threads may run it at once.
+public final class Model: Sendable {
+    public let architecture: Architecture
+    public let layers: [any Layer]
+    /// What the last layer produces.
+    public let outputShape: SignalShape
+    /// Number of float parameters.
+    public let parameterCount: Int
+    /// Present when the architecture has a tokenizer and a vocabulary.
+    public let tokenizer: Tokenizer?
+    /// An upper bound on the floats per (sequence, step) of any buffer a run allocates: the widest
+    /// signal times 4 (an lstm's gate projection).
+    let widestStep: Int
+
+    /// Loads a model file (model-format.md), checking every rule of the format.
+    public convenience init(path: String, registry: LayerRegistry = .shared) throws(RecurError) {
+        let file = try SafeTensorsFile(path: path)
+        try self.init(file: file, source: path, registry: registry)
+    }
+
+    /// Loads a model from a file image in memory.
+    public convenience init(bytes: [UInt8], registry: LayerRegistry = .shared) throws(RecurError) {
+        let file = try SafeTensorsFile(bytes: bytes)
+        try self.init(file: file, source: "<memory>", registry: registry)
+    }
+
+    private convenience init(file: SafeTensorsFile, source: String, registry: LayerRegistry) throws(RecurError) {
+        guard let text = file.metadata["recur"] else {
+            throw RecurError.format("\(source): no __metadata__[\"recur\"] architecture; not a Recur model file")
+        }
+        let architecture = try Architecture(parsing: text)
+        var entries: [String: SafeTensorsFile.Entry] = [:]
+        for entry in file.entries { entries[entry.name] = entry }
+        try self.init(architecture: architecture, registry: registry, tensorNames: Set(entries.keys)) { name, shape throws(RecurError) in
+            guard let entry = entries[name] else { throw RecurError.format("missing tensor \(name) with shape \(shape)") }
+            guard entry.shape == shape else {
+                throw RecurError.format("tensor \(name): expected shape \(shape), found \(entry.shape)")
+            }
+            guard ["F32", "F16", "BF16", "F64"].contains(entry.dtype) else {
+                throw RecurError.format("tensor \(name): dtype \(entry.dtype) is not a weight dtype (F32, F16, BF16, F64)")
+            }
+            return try file.tensor(entry).floats ?? []
+        }
+    }
+
+    /// Builds a model from an architecture and float32 weights by full name ("encoder.weight_ih_l0"),
+    /// with the same checks as a file (training uses this).
+    public convenience init(architecture: Architecture, weights: [String: Tensor], registry: LayerRegistry = .shared) throws(RecurError) {
+        try self.init(architecture: architecture, registry: registry, tensorNames: Set(weights.keys)) { name, shape throws(RecurError) in
+            guard let tensor = weights[name] else { throw RecurError.format("missing tensor \(name) with shape \(shape)") }
+            guard tensor.shape == shape else { throw RecurError.format("tensor \(name): expected shape \(shape), found \(tensor.shape)") }
+            guard let floats = tensor.floats else { throw RecurError.format("tensor \(name): weights must be float32") }
+            return floats
+        }
+    }
+
+    private init(architecture: Architecture, registry: LayerRegistry, tensorNames: Set<String>,
+                 weight: (String, [Int]) throws(RecurError) -> [Float]) throws(RecurError) {
+        var used = Set<String>()
+        var layers: [any Layer] = []
+        var shape: SignalShape
+        switch architecture.input {
+        case .tokens(let v): shape = .tokens(vocabulary: v)
+        case .features(let s): shape = .sequence(features: s)
+        }
+        var shapeContext = ShapeContext()
+        var parameterCount = 0
+        var widest = 1
+        for config in architecture.layers {
+            guard let kind = registry.kind(named: config.type) else {
+                throw RecurError.format("layer '\(config.name)': unknown type '\(config.type)'; known types: \(registry.typeNames.joined(separator: ", "))")
+            }
+            var weights: [String: [Float]] = [:]
+            for declaration in try kind.parameters(config) {
+                let name = "\(config.name).\(declaration.suffix)"
+                guard Tensor.elementCount(declaration.shape) != nil else {
+                    throw RecurError.format("layer '\(config.name)': parameter \(name) has an impossible shape \(declaration.shape)")
+                }
+                weights[declaration.suffix] = try weight(name, declaration.shape)
+                used.insert(name)
+                parameterCount += weights[declaration.suffix]?.count ?? 0
+            }
+            let layer = try kind.makeLayer(config, weights: weights)
+            shape = try layer.outputShape(for: shape, context: &shapeContext)
+            if case .sequence(let f) = shape { widest = max(widest, f) }
+            if case .pooled(let f) = shape { widest = max(widest, f) }
+            layers.append(layer)
+        }
+        if let extra = tensorNames.subtracting(used).sorted().first {
+            throw RecurError.format("tensor \(extra) is not used by any layer (known layers: \(architecture.layers.map(\.name).joined(separator: ", ")))")
+        }
+        self.architecture = architecture
+        self.layers = layers
+        self.outputShape = shape
+        self.parameterCount = parameterCount
+        if case .features(let size) = architecture.input { widest = max(widest, size) }
+        self.widestStep = widest.multipliedReportingOverflow(by: 4).overflow ? Int.max : widest * 4
+        if let configuration = architecture.tokenizer, let vocabulary = architecture.vocabulary {
+            tokenizer = Tokenizer(configuration, vocabulary: vocabulary)
+        } else {
+            tokenizer = nil
+        }
+    }
+
+    /// False when a layer needs whole sequences (a bidirectional layer): such a model cannot stream.
+    public var canStream: Bool { layers.allSatisfy(\.canStream) }
+
+    /// State inputs the model accepts ("L.h0", "L.c0") with their shape for batch B: [rows, B, width].
+    public var stateInputs: [(name: String, rows: Int, width: Int)] {
+        layers.flatMap { layer in layer.states.map { ("\(layer.name).\($0.name)0", $0.rows, $0.width) } }
+    }
+
+    /// Output names in the order `run` returns them: "output", then each recurrent layer's states.
+    public var outputNames: [String] {
+        ["output"] + layers.flatMap { layer in layer.states.map { "\(layer.name).\($0.name)_n" } }
+    }
+
+    /// Runs whole sequences.
+    ///
+    /// - Parameter inputs: `input` (float32 [B, T, size], or int32/int64 token ids [B, T]); optional
+    ///   `lengths` (int32/int64 [B], each in 1 … T); optional initial states `L.h0`, `L.c0`
+    ///   (float32 [num_layers·D, B, H]).
+    /// - Returns: `output` ([B, T, F] per step or [B, F] pooled), then `L.h_n` (and `L.c_n`) per
+    ///   recurrent layer, each taken at the sequence's own last valid step.
+    public func run(_ inputs: [String: Tensor]) throws(RecurError) -> [NamedTensor] {
+        let request = try RunRequest(model: self, inputs: inputs)
+        return try run(request)
+    }
+
+    func run(_ request: RunRequest) throws(RecurError) -> [NamedTensor] {
+        var context = ForwardContext(lengths: request.lengths, initialStates: request.states)
+        var signal = request.signal
+        for layer in layers {
+            signal = try layer.forward(signal, context: &context)
+            if let lengths = request.lengths, case .sequence(var values, let batch, let steps, let features) = signal {
+                zeroPadding(&values, lengths: lengths, steps: steps, features: features)
+                signal = .sequence(values, batch: batch, steps: steps, features: features)
+            }
+        }
+        let output: Tensor
+        switch signal {
+        case .sequence(let v, let b, let t, let f): output = Tensor(floats: v, shape: [b, t, f])
+        case .pooled(let v, let b, let f): output = Tensor(floats: v, shape: [b, f])
+        case .tokens(let ids, let b, let t): output = Tensor(unchecked: .int32(ids), shape: [b, t])
+        }
+        return [NamedTensor(name: "output", tensor: output)] + context.finalStates
+    }
+}
+
+/// Sets every per-step vector at or past its sequence's length to zero. values: [B, T, F].
+func zeroPadding(_ values: inout [Float], lengths: [Int], steps: Int, features: Int) {
+    values.withUnsafeMutableBufferPointer { v in
+        for (b, length) in lengths.enumerated() where length < steps {
+            let start = (b * steps + length) * features
+            (v.baseAddress! + start).update(repeating: 0, count: (steps - length) * features)
+        }
+    }
+}
+
+/// The inputs of one `run`, checked against the model.
+struct RunRequest {
+    let signal: Signal
+    let batch: Int
+    let steps: Int
+    let lengths: [Int]?
+    let states: [String: [Float]]
+
+    /// Upper bound on the elements of any one buffer a run may allocate (2³⁴ floats = 64 GiB).
+    static let maxElements = 1 << 34
+
+    init(model: Model, inputs: [String: Tensor]) throws(RecurError) {
+        let accepted = Set(["input", "lengths"] + model.stateInputs.map(\.name))
+        if let unknown = inputs.keys.sorted().first(where: { !accepted.contains($0) }) {
+            throw RecurError.invalidInput("unknown input '\(unknown)'; the model takes \(accepted.sorted().joined(separator: ", "))")
+        }
+        guard let input = inputs["input"] else { throw RecurError.invalidInput("missing tensor 'input'") }
+        switch model.architecture.input {
+        case .tokens(let vocabularySize):
+            guard input.shape.count == 2, let ids = input.integers else {
+                throw RecurError.invalidInput("input must be int32 or int64 token ids [B, T], found \(input.dtype.rawValue) \(input.shape)")
+            }
+            (batch, steps) = (input.shape[0], input.shape[1])
+            if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= Int64(vocabularySize) }) {
+                throw RecurError.invalidInput("input[\(bad / max(steps, 1)), \(bad % max(steps, 1))] is token id \(ids[bad]), outside the vocabulary [0, \(vocabularySize))")
+            }
+            signal = .tokens(ids.map { Int32(truncatingIfNeeded: $0) }, batch: batch, steps: steps)
+        case .features(let size):
+            guard input.shape.count == 3, input.shape[2] == size, let values = input.floats else {
+                throw RecurError.invalidInput("input must be float32 [B, T, \(size)], found \(input.dtype.rawValue) \(input.shape)")
+            }
+            (batch, steps) = (input.shape[0], input.shape[1])
+            signal = .sequence(values, batch: batch, steps: steps, features: size)
+        }
+        guard batch >= 1, steps >= 1 else {
+            throw RecurError.invalidInput("input shape \(input.shape): batch and steps must be at least 1")
+        }
+        // Every buffer a run allocates is at most B·T·(widest step); refuse before allocating.
+        guard let elements = Tensor.elementCount([batch, steps, model.widestStep]), elements <= RunRequest.maxElements else {
+            throw RecurError(.outOfMemory, "input shape \(input.shape) would need buffers of over \(RunRequest.maxElements) floats")
+        }
+        if let lengthTensor = inputs["lengths"] {
+            guard lengthTensor.shape == [batch], let values = lengthTensor.integers else {
+                throw RecurError.invalidInput("lengths must be int32 or int64 [\(batch)], found \(lengthTensor.dtype.rawValue) \(lengthTensor.shape)")
+            }
+            let steps = self.steps
+            if let bad = values.firstIndex(where: { $0 < 1 || $0 > Int64(steps) }) {
+                throw RecurError.invalidInput("lengths[\(bad)] is \(values[bad]), outside 1 … \(steps) (T)")
+            }
+            lengths = values.map { Int($0) }
+        } else {
+            lengths = nil
+        }
+        var states: [String: [Float]] = [:]
+        for (name, rows, width) in model.stateInputs {
+            guard let tensor = inputs[name] else { continue }
+            guard tensor.shape == [rows, batch, width], let values = tensor.floats else {
+                throw RecurError.invalidInput("\(name) must be float32 [\(rows), \(batch), \(width)], found \(tensor.dtype.rawValue) \(tensor.shape)")
+            }
+            states[name] = values
+        }
+        self.states = states
+    }
+}

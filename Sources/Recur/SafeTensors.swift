@@ -1,0 +1,290 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The safetensors container: an u64 little-endian header length N, N bytes of JSON, then the data.
+/// Reading checks everything the model format requires of the container (offsets inside the data,
+/// no overlaps, sizes that match dtype × shape); what the tensors mean is the model loader's business.
+public struct SafeTensorsFile {
+    /// One tensor's header entry.
+    public struct Entry: Sendable {
+        public let name: String
+        /// As written in the file: "F32", "F16", "BF16", "F64", "I32", "I64", ...
+        public let dtype: String
+        public let shape: [Int]
+        /// Byte range inside the data section.
+        public let range: Range<Int>
+    }
+
+    /// A header longer than this is refused (model-format.md, Container).
+    public static let maxHeaderLength = 100_000_000
+
+    /// `__metadata__`, string to string.
+    public let metadata: [String: String]
+    /// Entries in file order (by data offset).
+    public let entries: [Entry]
+    private let storage: Storage
+
+    /// Reads a file, memory-mapped for the time this value lives.
+    public init(path: String) throws(RecurError) {
+        let mapped = try MappedFile(path: path)
+        try self.init(storage: .mapped(mapped), source: path)
+    }
+
+    /// Reads a file image already in memory.
+    public init(bytes: [UInt8], source: String = "<memory>") throws(RecurError) {
+        try self.init(storage: .bytes(bytes), source: source)
+    }
+
+    private init(storage: Storage, source: String) throws(RecurError) {
+        self.storage = storage
+        (metadata, entries) = try storage.withBytes { raw throws(RecurError) in
+            try SafeTensorsFile.parseHeader(raw, source: source)
+        }
+    }
+
+    /// Bytes element for each supported dtype.
+    static func elementSize(_ dtype: String) -> Int? {
+        switch dtype {
+        case "F32", "I32": 4
+        case "F16", "BF16": 2
+        case "F64", "I64": 8
+        case "I8", "U8", "BOOL": 1
+        case "I16", "U16": 2
+        case "U32": 4
+        case "U64": 8
+        default: nil
+        }
+    }
+
+    private static func parseHeader(_ raw: UnsafeRawBufferPointer, source: String) throws(RecurError)
+        -> ([String: String], [Entry])
+    {
+        func fail(_ what: String) -> RecurError { .format("\(source): \(what)") }
+        guard raw.count >= 8 else { throw fail("file is \(raw.count) bytes, too short for a safetensors header") }
+        let headerLength = raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
+        guard headerLength <= UInt64(maxHeaderLength) else {
+            throw fail("header length \(headerLength) is above the limit of \(maxHeaderLength) bytes")
+        }
+        guard 8 + Int(headerLength) <= raw.count else {
+            throw fail("header length \(headerLength) runs past the end of the \(raw.count)-byte file")
+        }
+        let header: JSONValue
+        do {
+            header = try JSONValue.parse(UnsafeRawBufferPointer(rebasing: raw[8..<(8 + Int(headerLength))]))
+        } catch {
+            throw fail("header is \(error.message)")
+        }
+        guard case .object(let fields) = header else { throw fail("header is not a JSON object") }
+        let dataStart = 8 + Int(headerLength)
+        let dataLength = raw.count - dataStart
+
+        var metadata: [String: String] = [:]
+        var entries: [Entry] = []
+        for (name, value) in fields {
+            if name == "__metadata__" {
+                guard case .object(let m) = value else { throw fail("__metadata__ is not an object") }
+                for (k, v) in m {
+                    guard let s = v.stringValue else { throw fail("__metadata__[\"\(k)\"] is not a string") }
+                    metadata[k] = s
+                }
+                continue
+            }
+            guard let dtype = value["dtype"]?.stringValue else { throw fail("tensor \(name): missing dtype") }
+            guard let size = elementSize(dtype) else { throw fail("tensor \(name): unknown dtype \(dtype)") }
+            guard let dims = value["shape"]?.arrayValue else { throw fail("tensor \(name): missing shape") }
+            var shape: [Int] = []
+            for d in dims {
+                guard let n = d.intValue, n >= 0 else { throw fail("tensor \(name): shape \(dims.map { $0.serialized() }) has a bad dimension") }
+                shape.append(n)
+            }
+            guard let offsets = value["data_offsets"]?.arrayValue, offsets.count == 2,
+                  let begin = offsets[0].intValue, let end = offsets[1].intValue
+            else { throw fail("tensor \(name): data_offsets must be [begin, end]") }
+            guard begin >= 0, begin <= end, end <= dataLength else {
+                throw fail("tensor \(name): data_offsets [\(begin), \(end)] lie outside the \(dataLength)-byte data")
+            }
+            guard let count = Tensor.elementCount(shape), case (let bytes, false) = count.multipliedReportingOverflow(by: size),
+                  bytes == end - begin
+            else {
+                throw fail("tensor \(name): \(dtype) \(shape) needs \(Tensor.elementCount(shape).map { String($0 * size) } ?? "too many") bytes, data_offsets give \(end - begin)")
+            }
+            entries.append(Entry(name: name, dtype: dtype, shape: shape, range: begin..<end))
+        }
+        entries.sort { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }
+        for (a, b) in zip(entries, entries.dropFirst()) where a.range.upperBound > b.range.lowerBound {
+            throw fail("tensors \(a.name) and \(b.name) overlap in the data")
+        }
+        return (metadata, entries.map { Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape, range: ($0.range.lowerBound + dataStart)..<($0.range.upperBound + dataStart)) })
+    }
+
+    public func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
+
+    /// The tensor's values: float dtypes become float32, I32 and I64 stay integers.
+    public func tensor(_ entry: Entry) throws(RecurError) -> Tensor {
+        try storage.withBytes { raw throws(RecurError) in
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[entry.range])
+            if let floats = SafeTensorsFile.decodeFloats(bytes, dtype: entry.dtype) {
+                return Tensor(floats: floats, shape: entry.shape)
+            }
+            switch entry.dtype {
+            case "I32": return Tensor(unchecked: .int32(bytes.loadLittleEndianArray(Int32.self)), shape: entry.shape)
+            case "I64": return Tensor(unchecked: .int64(bytes.loadLittleEndianArray(Int64.self)), shape: entry.shape)
+            default: throw RecurError.format("tensor \(entry.name): dtype \(entry.dtype) is not supported (F32, F16, BF16, F64, I32, I64)")
+            }
+        }
+    }
+
+    /// Float data converted to float32; nil for other dtypes.
+    static func decodeFloats(_ bytes: UnsafeRawBufferPointer, dtype: String) -> [Float]? {
+        switch dtype {
+        case "F32": return bytes.loadLittleEndianArray(UInt32.self).map { Float(bitPattern: $0) }
+        case "F64": return bytes.loadLittleEndianArray(UInt64.self).map { Float(Double(bitPattern: $0)) }
+        case "BF16": return bytes.loadLittleEndianArray(UInt16.self).map { Float(bitPattern: UInt32($0) << 16) }
+        case "F16": return bytes.loadLittleEndianArray(UInt16.self).map(floatFromHalf)
+        default: return nil
+        }
+    }
+
+    private enum Storage {
+        case mapped(MappedFile)
+        case bytes([UInt8])
+
+        func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws(RecurError) -> R) throws(RecurError) -> R {
+            switch self {
+            case .mapped(let file): return try body(file.bytes)
+            case .bytes(let array):
+                return try array.withUnsafeBytes { raw in Result { () throws(RecurError) in try body(raw) } }.get()
+            }
+        }
+    }
+}
+
+/// IEEE 754 binary16 to float32, exact (subnormals, infinities and NaN included).
+func floatFromHalf(_ h: UInt16) -> Float {
+    let sign = UInt32(h & 0x8000) << 16
+    let exponent = Int((h >> 10) & 0x1F)
+    let mantissa = UInt32(h & 0x3FF)
+    switch exponent {
+    case 0:
+        let magnitude = Float(mantissa) * Float(sign: .plus, exponent: -24, significand: 1)
+        return sign != 0 ? -magnitude : magnitude
+    case 31:
+        return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13))
+    default:
+        return Float(bitPattern: sign | UInt32(exponent - 15 + 127) << 23 | (mantissa << 13))
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Little-endian values of `T` packed in these bytes (count / size of them; no alignment needed).
+    func loadLittleEndianArray<T: FixedWidthInteger>(_: T.Type) -> [T] {
+        let n = count / MemoryLayout<T>.size
+        return [T](unsafeUninitializedCapacity: n) { buffer, initialized in
+            for i in 0..<n {
+                buffer[i] = T(littleEndian: loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
+            }
+            initialized = n
+        }
+    }
+}
+
+extension Tensor {
+    /// For decoders that have already checked element count against shape.
+    init(unchecked storage: Storage, shape: [Int]) {
+        self.shape = shape
+        self.storage = storage
+    }
+}
+
+/// A read-only memory mapping of a whole file, unmapped when the last reference goes.
+final class MappedFile {
+    let bytes: UnsafeRawBufferPointer
+
+    init(path: String) throws(RecurError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RecurError(.io, "\(path): open failed: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw RecurError(.io, "\(path): fstat failed: \(String(cString: strerror(errno)))") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw RecurError(.io, "\(path): not a regular file") }
+        let size = Int(info.st_size)
+        guard size > 0 else {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), address != MAP_FAILED else {
+            throw RecurError(.io, "\(path): mmap of \(size) bytes failed: \(String(cString: strerror(errno)))")
+        }
+        bytes = UnsafeRawBufferPointer(start: address, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+}
+
+/// Writes safetensors files: the project's own output (`recur run`, training) and test fixtures.
+public enum SafeTensorsWriter {
+    /// The file image of `tensors` (in the order given) with `metadata`.
+    public static func encode(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:]) -> [UInt8] {
+        var header: [String: JSONValue] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = .object(metadata.mapValues(JSONValue.string)) }
+        var offset = 0
+        for (name, tensor) in tensors {
+            let size = tensor.count * tensor.dtype.byteSize
+            let dtype: String = switch tensor.dtype {
+            case .float32: "F32"
+            case .int32: "I32"
+            case .int64: "I64"
+            }
+            header[name] = .object([
+                "dtype": .string(dtype),
+                "shape": .array(tensor.shape.map(JSONValue.int)),
+                "data_offsets": .array([.int(offset), .int(offset + size)]),
+            ])
+            offset += size
+        }
+        var headerBytes = Array(JSONValue.object(header).serialized().utf8)
+        while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }  // the data starts 8-byte aligned
+        var out: [UInt8] = []
+        out.reserveCapacity(8 + headerBytes.count + offset)
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(contentsOf: headerBytes)
+        for (_, tensor) in tensors {
+            switch tensor.storage {
+            case .float32(let v): v.withUnsafeBytes { out.append(contentsOf: $0) }
+            case .int32(let v): v.withUnsafeBytes { out.append(contentsOf: $0) }
+            case .int64(let v): v.withUnsafeBytes { out.append(contentsOf: $0) }
+            }
+        }
+        return out
+    }
+
+    /// Writes the file atomically: to a temporary name beside `path`, then renamed over it.
+    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], to path: String) throws(RecurError) {
+        let bytes = encode(tensors, metadata: metadata)
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RecurError(.io, "\(temporary): open failed: \(String(cString: strerror(errno)))") }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let message = String(cString: strerror(errno))
+                close(fd)
+                unlink(temporary)
+                throw RecurError(.io, "\(temporary): write failed: \(message)")
+            }
+            written += n
+        }
+        guard close(fd) == 0, rename(temporary, path) == 0 else {
+            let message = String(cString: strerror(errno))
+            unlink(temporary)
+            throw RecurError(.io, "\(path): close/rename failed: \(message)")
+        }
+    }
+}

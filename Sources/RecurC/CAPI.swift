@@ -1,0 +1,2 @@
+// The C API (Include/recur.h) lands here.
+import Recur

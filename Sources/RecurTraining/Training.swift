@@ -1,0 +1,2 @@
+// Backpropagation through time lands here (issue 7).
+import Recur
