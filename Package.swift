@@ -44,7 +44,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "RecurTests", dependencies: ["Recur", "RecurTraining"]),
+        .testTarget(name: "RecurTests", dependencies: ["Recur", "RecurTraining"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )
