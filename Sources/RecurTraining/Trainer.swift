@@ -52,7 +52,7 @@ public final class Trainer {
     let network: Network
     private let train: Dataset
     private let valid: Dataset?
-    /// The current parameters (flat, `network.slots` order).
+    /// The current parameters (flat, `network.slots` order); after `run`, the ones written.
     var parameters: [Float]
 
     /// Loads and checks the data, fills the architecture's "auto" sizes, initialises the weights.
@@ -144,6 +144,11 @@ public final class Trainer {
         return .object(fields)
     }
 
+    /// Number of trained float parameters.
+    public var parameterCount: Int { network.parameterCount }
+    /// Tokens (steps) in the training data.
+    public var trainingTokens: Int { train.tokenCount }
+
     /// The model file image of the current parameters.
     public func modelBytes() throws(RecurError) -> [UInt8] {
         SafeTensorsWriter.encode(try network.namedTensors(parameters), metadata: ["recur": architecture.json.serialized()])
@@ -158,6 +163,8 @@ public final class Trainer {
         var bestValidLoss = Double.infinity
         var best: (valid: Double?, accuracy: Double?, train: Double) = (nil, nil, .infinity)
         var written = false
+        var savedParameters = parameters
+        defer { parameters = savedParameters }
         var step = 0
         let start = DispatchTime.now().uptimeNanoseconds
         var tokensSeen = 0
@@ -199,6 +206,7 @@ public final class Trainer {
             if improves || !written {
                 try SafeTensorsWriter.write(try network.namedTensors(parameters), metadata: ["recur": architecture.json.serialized()], to: outputPath)
                 written = true
+                savedParameters = parameters
                 bestValidLoss = validLoss ?? bestValidLoss
                 best = (validLoss, validAccuracy, lastTrainLoss)
             }
@@ -210,6 +218,23 @@ public final class Trainer {
             }
         }
         return TrainingSummary(epochsCompleted: epochsCompleted, interrupted: false, validLoss: best.valid, validAccuracy: best.accuracy, trainLoss: best.train)
+    }
+
+    /// Mean cross-entropy (nats per target) and accuracy of the current parameters (after `run`: the
+    /// written model's) on held-out data in the training data's form.
+    public func score(dataPath: String) throws(RecurError) -> (loss: Double, accuracy: Double) {
+        measure(try dataset(dataPath))
+    }
+
+    /// Data of `path` in the trained model's vocabulary and labels.
+    private func dataset(_ path: String) throws(RecurError) -> Dataset {
+        switch architecture.input {
+        case .features(let size):
+            return try DataReader.features(path, task: options.task, featureSize: size).0
+        case .tokens:
+            let corpus = try DataReader.corpus(path, task: options.task, tokenizer: architecture.tokenizer ?? Tokenizer.Configuration(kind: .char))
+            return try DataReader.dataset(corpus, task: options.task, vocabulary: architecture.vocabulary ?? [], labels: architecture.labels ?? [], source: path)
+        }
     }
 
     private func epochBatches(_ data: Dataset, random: inout SplitMix64, featureWidth: Int) -> [Batch] {

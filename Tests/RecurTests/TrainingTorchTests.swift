@@ -11,7 +11,10 @@ import Testing
         let file = try SafeTensorsFile(path: "\(trainingFixtures)/training/\(name).safetensors")
         let architecture = try Architecture(parsing: try #require(file.metadata["recur"]))
         let network = try Network(architecture)
-        func tensor(_ name: String) throws -> Tensor { try file.tensor(try #require(file.entry(name), "fixture lacks \(name)")) }
+        func tensor(_ name: String) throws -> Tensor {
+            let entry = try #require(file.entry(name), "fixture lacks \(name)")
+            return try file.tensor(entry)
+        }
         var parameters = [Float](repeating: 0, count: network.parameterCount)
         for slot in network.slots {
             let values = try #require(try tensor(slot.name).floats)
