@@ -4,12 +4,24 @@
 #include <math.h>
 #include <string.h>
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* exp for the cell non-linearities, branch-free so the cell loops vectorise (libm's expf is a call
+   per element): Cody–Waite reduction x = n·ln2 + r, a degree-6 polynomial for e^r, 2^n by exponent
+   bits. Relative error about 2e-7 over the clamped range [−87, 88]. */
+static inline float rt_expf(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;  /* round to nearest: 1.5·2²³ */
+    float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (4.16664891e-2f + r * (8.33345857e-3f + r * 1.39060430e-3f)))));
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
 
-/* The product in register tiles: 4 rows × 16 columns of C stay in registers while k runs over a
-   chunk, so each step of k costs two loads of B, four broadcasts of A and eight vector FMAs. K runs
-   in chunks so the rows of B a chunk reads stay in cache across all of C. The body is compiled twice,
-   for AVX2+FMA and for the baseline ISA, and chosen at run time. */
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + rt_expf(-x)); }
+/* Saturates correctly: e^2x large gives 1, e^2x → 0 gives −1. */
+static inline float fast_tanhf(float x) { return 1.0f - 2.0f / (rt_expf(2.0f * x) + 1.0f); }
+
 /* Unaligned, aliasing-safe view of 8 floats. */
 typedef float rt_v8 __attribute__((vector_size(32), aligned(4), may_alias));
 #define RT_K_CHUNK 256
@@ -80,6 +92,12 @@ static inline __attribute__((always_inline)) void rt_gemm_body(size_t M, size_t 
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+static int rt_has_avx2(void) {
+    static int known = -1;  /* a benign race: every thread computes the same value */
+    if (known < 0) known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return known;
+}
+
 __attribute__((target("avx2,fma"))) static void rt_gemm_avx2(size_t M, size_t N, size_t K, const float *A, size_t a_row, size_t a_col,
                                                              const float *B, size_t ldb, float *C, size_t ldc) {
     rt_gemm_body(M, N, K, A, a_row, a_col, B, ldb, C, ldc);
@@ -97,7 +115,7 @@ void rt_gemm(size_t M, size_t N, size_t K, const float *A, size_t a_row, size_t 
     if (!accumulate)
         for (size_t m = 0; m < M; m++) memset(C + m * ldc, 0, N * sizeof(float));
 #ifdef RT_HAVE_AVX2_PATH
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (rt_has_avx2()) {
         rt_gemm_avx2(M, N, K, A, a_row, a_col, B, ldb, C, ldc);
         return;
     }
@@ -124,23 +142,58 @@ void rt_add_column_sums(size_t M, size_t N, const float *A, size_t lda, float *o
     }
 }
 
-void rt_lstm_forward_step(size_t B, size_t H, const float *gx, size_t ldgx, const float *gh,
-                          float *c, float *h, float *act, size_t ldact, const uint8_t *active) {
+/* In place over n values; simple loops so they vectorise (rt_expf is branch-free). */
+static inline __attribute__((always_inline)) void rt_sigmoid_into(size_t n, const float *restrict x, const float *restrict y, float *restrict out) {
+    for (size_t j = 0; j < n; j++) out[j] = 1.0f / (1.0f + rt_expf(-(x[j] + y[j])));
+}
+
+static inline __attribute__((always_inline)) void rt_tanh_into(size_t n, const float *restrict x, const float *restrict y, float *restrict out) {
+    for (size_t j = 0; j < n; j++) out[j] = 1.0f - 2.0f / (rt_expf(2.0f * (x[j] + y[j])) + 1.0f);
+}
+
+/* c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c'), keeping tanh(c'). Pointers are parameters so that
+   `restrict` holds (LLVM ignores it on local pointers and would guard the vector loop at run time). */
+static inline __attribute__((always_inline)) void rt_lstm_state_update(size_t H, const float *restrict i, const float *restrict f,
+                                                                       const float *restrict g, const float *restrict o,
+                                                                       float *restrict c, float *restrict h, float *restrict tc) {
+    for (size_t j = 0; j < H; j++) {
+        float cn = f[j] * c[j] + i[j] * g[j];
+        tc[j] = fast_tanhf(cn);
+        c[j] = cn;
+        h[j] = o[j] * tc[j];
+    }
+}
+
+static inline __attribute__((always_inline)) void rt_lstm_forward_body(size_t B, size_t H, const float *gx, size_t ldgx, const float *gh,
+                                                                       float *c, float *h, float *act, size_t ldact, const uint8_t *active) {
     for (size_t b = 0; b < B; b++) {
         if (active && !active[b]) continue;
         const float *x = gx + b * ldgx, *r = gh + b * 4 * H;
-        float *cb = c + b * H, *hb = h + b * H, *a = act + b * ldact;
-        for (size_t j = 0; j < H; j++) {
-            float i = sigmoidf(x[j] + r[j]);
-            float f = sigmoidf(x[H + j] + r[H + j]);
-            float g = tanhf(x[2 * H + j] + r[2 * H + j]);
-            float o = sigmoidf(x[3 * H + j] + r[3 * H + j]);
-            float cn = f * cb[j] + i * g;
-            float tc = tanhf(cn);
-            a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o; a[4 * H + j] = tc;
-            cb[j] = cn;
-            hb[j] = o * tc;
-        }
+        float *a = act + b * ldact;
+        rt_sigmoid_into(2 * H, x, r, a);                 /* i, f */
+        rt_tanh_into(H, x + 2 * H, r + 2 * H, a + 2 * H);  /* g */
+        rt_sigmoid_into(H, x + 3 * H, r + 3 * H, a + 3 * H);  /* o */
+        rt_lstm_state_update(H, a, a + H, a + 2 * H, a + 3 * H, c + b * H, h + b * H, a + 4 * H);
+    }
+}
+
+/* Row kernel of rt_lstm_backward_step (restrict parameters: see rt_lstm_state_update). */
+static inline __attribute__((always_inline)) void rt_lstm_backward_row(size_t H, const float *restrict a, const float *restrict cp,
+                                                                       float *restrict dhb, float *restrict dcb, float *restrict g) {
+    for (size_t j = 0; j < H; j++) {
+        float i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j], tc = a[4 * H + j];
+        // h' = o ⊙ tanh(c')
+        float dcn = dcb[j] + dhb[j] * o * (1.0f - tc * tc);
+        float d_o = dhb[j] * tc;
+        // c' = f ⊙ c + i ⊙ g
+        float d_i = dcn * gg, d_f = dcn * cp[j], d_g = dcn * i;
+        dcb[j] = dcn * f;
+        // i, f, o = σ(·); g = tanh(·)
+        g[j] = d_i * i * (1.0f - i);
+        g[H + j] = d_f * f * (1.0f - f);
+        g[2 * H + j] = d_g * (1.0f - gg * gg);
+        g[3 * H + j] = d_o * o * (1.0f - o);
+        dhb[j] = 0.0f;
     }
 }
 
@@ -149,39 +202,43 @@ void rt_lstm_backward_step(size_t B, size_t H, const float *act, size_t ldact, c
     for (size_t b = 0; b < B; b++) {
         float *g = dg + b * lddg;
         if (active && !active[b]) { memset(g, 0, 4 * H * sizeof(float)); continue; }
-        const float *a = act + b * ldact, *cp = cprev + b * ldc;
-        float *dhb = dh + b * H, *dcb = dc + b * H;
-        for (size_t j = 0; j < H; j++) {
-            float i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j], tc = a[4 * H + j];
-            // h' = o ⊙ tanh(c')
-            float dcn = dcb[j] + dhb[j] * o * (1.0f - tc * tc);
-            float d_o = dhb[j] * tc;
-            // c' = f ⊙ c + i ⊙ g
-            float d_i = dcn * gg, d_f = dcn * cp[j], d_g = dcn * i;
-            dcb[j] = dcn * f;
-            // i, f, o = σ(·); g = tanh(·)
-            g[j] = d_i * i * (1.0f - i);
-            g[H + j] = d_f * f * (1.0f - f);
-            g[2 * H + j] = d_g * (1.0f - gg * gg);
-            g[3 * H + j] = d_o * o * (1.0f - o);
-            dhb[j] = 0.0f;
-        }
+        rt_lstm_backward_row(H, act + b * ldact, cprev + b * ldc, dh + b * H, dc + b * H, g);
     }
 }
 
-void rt_gru_forward_step(size_t B, size_t H, const float *gx, size_t ldgx, const float *gh,
-                         float *h, float *act, size_t ldact, const uint8_t *active) {
+static inline __attribute__((always_inline)) void rt_gru_forward_row(size_t H, const float *restrict x, const float *restrict r,
+                                                                     float *restrict hb, float *restrict a) {
+    for (size_t j = 0; j < H; j++) {
+        float rg = sigmoidf(x[j] + r[j]);
+        float z = sigmoidf(x[H + j] + r[H + j]);
+        float n = fast_tanhf(x[2 * H + j] + rg * r[2 * H + j]);
+        a[j] = rg; a[H + j] = z; a[2 * H + j] = n; a[3 * H + j] = r[2 * H + j];
+        hb[j] = (1.0f - z) * n + z * hb[j];
+    }
+}
+
+static inline __attribute__((always_inline)) void rt_gru_forward_body(size_t B, size_t H, const float *gx, size_t ldgx, const float *gh,
+                                                                      float *h, float *act, size_t ldact, const uint8_t *active) {
     for (size_t b = 0; b < B; b++) {
         if (active && !active[b]) continue;
-        const float *x = gx + b * ldgx, *r = gh + b * 3 * H;
-        float *hb = h + b * H, *a = act + b * ldact;
-        for (size_t j = 0; j < H; j++) {
-            float rg = sigmoidf(x[j] + r[j]);
-            float z = sigmoidf(x[H + j] + r[H + j]);
-            float n = tanhf(x[2 * H + j] + rg * r[2 * H + j]);
-            a[j] = rg; a[H + j] = z; a[2 * H + j] = n; a[3 * H + j] = r[2 * H + j];
-            hb[j] = (1.0f - z) * n + z * hb[j];
-        }
+        rt_gru_forward_row(H, gx + b * ldgx, gh + b * 3 * H, h + b * H, act + b * ldact);
+    }
+}
+
+static inline __attribute__((always_inline)) void rt_gru_backward_row(size_t H, const float *restrict a, const float *restrict hp,
+                                                                      float *restrict dhb, float *restrict gx, float *restrict gh) {
+    for (size_t j = 0; j < H; j++) {
+        float r = a[j], z = a[H + j], n = a[2 * H + j], ghn = a[3 * H + j], d = dhb[j];
+        // h' = (1 − z) ⊙ n + z ⊙ h
+        float dn = d * (1.0f - z), dz = d * (hp[j] - n);
+        // n = tanh(gx_n + r ⊙ gh_n)
+        float dan = dn * (1.0f - n * n);
+        float dr = dan * ghn;
+        // r, z = σ(·)
+        float dar = dr * r * (1.0f - r), daz = dz * z * (1.0f - z);
+        gx[j] = dar; gx[H + j] = daz; gx[2 * H + j] = dan;
+        gh[j] = dar; gh[H + j] = daz; gh[2 * H + j] = dan * r;
+        dhb[j] = d * z;
     }
 }
 
@@ -194,34 +251,32 @@ void rt_gru_backward_step(size_t B, size_t H, const float *act, size_t ldact, co
             memset(gh, 0, 3 * H * sizeof(float));
             continue;
         }
-        const float *a = act + b * ldact, *hp = hprev + b * ldh;
-        float *dhb = dh + b * H;
-        for (size_t j = 0; j < H; j++) {
-            float r = a[j], z = a[H + j], n = a[2 * H + j], ghn = a[3 * H + j], d = dhb[j];
-            // h' = (1 − z) ⊙ n + z ⊙ h
-            float dn = d * (1.0f - z), dz = d * (hp[j] - n);
-            // n = tanh(gx_n + r ⊙ gh_n)
-            float dan = dn * (1.0f - n * n);
-            float dr = dan * ghn;
-            // r, z = σ(·)
-            float dar = dr * r * (1.0f - r), daz = dz * z * (1.0f - z);
-            gx[j] = dar; gx[H + j] = daz; gx[2 * H + j] = dan;
-            gh[j] = dar; gh[H + j] = daz; gh[2 * H + j] = dan * r;
-            dhb[j] = d * z;
-        }
+        rt_gru_backward_row(H, act + b * ldact, hprev + b * ldh, dh + b * H, gx, gh);
     }
 }
 
-void rt_rnn_forward_step(size_t B, size_t H, const float *gx, size_t ldgx, const float *gh,
-                         float *h, float *act, size_t ldact, int relu, const uint8_t *active) {
+static inline __attribute__((always_inline)) void rt_rnn_forward_row(size_t H, const float *restrict x, const float *restrict r,
+                                                                     float *restrict hb, float *restrict a, int relu) {
+    for (size_t j = 0; j < H; j++) {
+        float v = x[j] + r[j];
+        hb[j] = a[j] = relu ? (v > 0.0f ? v : 0.0f) : fast_tanhf(v);
+    }
+}
+
+static inline __attribute__((always_inline)) void rt_rnn_forward_body(size_t B, size_t H, const float *gx, size_t ldgx, const float *gh,
+                                                                      float *h, float *act, size_t ldact, int relu, const uint8_t *active) {
     for (size_t b = 0; b < B; b++) {
         if (active && !active[b]) continue;
-        const float *x = gx + b * ldgx, *r = gh + b * H;
-        float *hb = h + b * H, *a = act + b * ldact;
-        for (size_t j = 0; j < H; j++) {
-            float v = x[j] + r[j];
-            hb[j] = a[j] = relu ? (v > 0.0f ? v : 0.0f) : tanhf(v);
-        }
+        rt_rnn_forward_row(H, gx + b * ldgx, gh + b * H, h + b * H, act + b * ldact, relu);
+    }
+}
+
+static inline __attribute__((always_inline)) void rt_rnn_backward_row(size_t H, const float *restrict a, float *restrict dhb,
+                                                                      float *restrict g, int relu) {
+    for (size_t j = 0; j < H; j++) {
+        // h' = relu(a) or tanh(a)
+        g[j] = relu ? (a[j] > 0.0f ? dhb[j] : 0.0f) : dhb[j] * (1.0f - a[j] * a[j]);
+        dhb[j] = 0.0f;
     }
 }
 
@@ -230,13 +285,7 @@ void rt_rnn_backward_step(size_t B, size_t H, const float *act, size_t ldact, fl
     for (size_t b = 0; b < B; b++) {
         float *g = dg + b * lddg;
         if (active && !active[b]) { memset(g, 0, H * sizeof(float)); continue; }
-        const float *a = act + b * ldact;
-        float *dhb = dh + b * H;
-        for (size_t j = 0; j < H; j++) {
-            // h' = relu(a) or tanh(a)
-            g[j] = relu ? (a[j] > 0.0f ? dhb[j] : 0.0f) : dhb[j] * (1.0f - a[j] * a[j]);
-            dhb[j] = 0.0f;
-        }
+        rt_rnn_backward_row(H, act + b * ldact, dh + b * H, g, relu);
     }
 }
 
@@ -283,4 +332,39 @@ void rt_sgd_momentum(size_t n, float *w, const float *g, float *velocity, float 
         velocity[i] = momentum * velocity[i] + g[i];
         w[i] -= lr * velocity[i];
     }
+}
+
+/* The forward steps call rt_expf per element: compiled for AVX2+FMA too, chosen at run time. */
+#ifdef RT_HAVE_AVX2_PATH
+#define RT_AVX2_VARIANT(body, params, args) \
+    __attribute__((target("avx2,fma"))) static void body##_avx2 params { body args; }
+#define RT_DISPATCH(body, args) \
+    if (rt_has_avx2()) { body##_avx2 args; return; }
+#else
+#define RT_AVX2_VARIANT(body, params, args)
+#define RT_DISPATCH(body, args)
+#endif
+
+#define RT_LSTM_PARAMS (size_t B, size_t H, const float *gx, size_t ldgx, const float *gh, float *c, float *h, float *act, size_t ldact, const uint8_t *active)
+#define RT_LSTM_ARGS (B, H, gx, ldgx, gh, c, h, act, ldact, active)
+RT_AVX2_VARIANT(rt_lstm_forward_body, RT_LSTM_PARAMS, RT_LSTM_ARGS)
+void rt_lstm_forward_step RT_LSTM_PARAMS {
+    RT_DISPATCH(rt_lstm_forward_body, RT_LSTM_ARGS)
+    rt_lstm_forward_body RT_LSTM_ARGS;
+}
+
+#define RT_GRU_PARAMS (size_t B, size_t H, const float *gx, size_t ldgx, const float *gh, float *h, float *act, size_t ldact, const uint8_t *active)
+#define RT_GRU_ARGS (B, H, gx, ldgx, gh, h, act, ldact, active)
+RT_AVX2_VARIANT(rt_gru_forward_body, RT_GRU_PARAMS, RT_GRU_ARGS)
+void rt_gru_forward_step RT_GRU_PARAMS {
+    RT_DISPATCH(rt_gru_forward_body, RT_GRU_ARGS)
+    rt_gru_forward_body RT_GRU_ARGS;
+}
+
+#define RT_RNN_PARAMS (size_t B, size_t H, const float *gx, size_t ldgx, const float *gh, float *h, float *act, size_t ldact, int relu, const uint8_t *active)
+#define RT_RNN_ARGS (B, H, gx, ldgx, gh, h, act, ldact, relu, active)
+RT_AVX2_VARIANT(rt_rnn_forward_body, RT_RNN_PARAMS, RT_RNN_ARGS)
+void rt_rnn_forward_step RT_RNN_PARAMS {
+    RT_DISPATCH(rt_rnn_forward_body, RT_RNN_ARGS)
+    rt_rnn_forward_body RT_RNN_ARGS;
 }
