@@ -3,8 +3,8 @@
 
 For each shape (features [B, T, F] -> lstm|gru H -> linear C per step, cross-entropy, Adam, clip 5):
   torch: the fastest of `--steps` timed steps (forward + backward + clip + Adam), after warm-up;
-  recur: the fastest of 3 runs of `recur train --task tag` on a features file of `--steps` batches,
-         in ms/step (mean over the run, which also includes batching and the optimiser).
+  recur: the fastest step `recur train --task tag` reports on a features file of `--steps` batches
+         (forward, backward, clip and Adam, as for torch), best of 3 runs.
 The minimum is reported because the machine is shared: it is the least disturbed measurement.
 Usage: python3 bench/train_bench.py [--threads 2] [--steps 40]   (needs the release build: swift build -c release)
 """
@@ -66,7 +66,7 @@ def recur_step_ms(cell, B, T, F, H, C, steps):
         run = subprocess.run([f"{ROOT}/.build/release/recur-cli", "train", "--arch", f"{d}/arch.json", "--task", "tag",
                               "--data", f"{d}/data.safetensors", "--out", f"{d}/model.safetensors", "--epochs", "1",
                               "--batch-size", str(B)], capture_output=True, text=True, check=True)
-        return float(re.search(r"\(([\d.]+) ms/step\)", run.stderr).group(1))
+        return float(re.search(r"fastest ([\d.]+) ms", run.stderr).group(1))
 
 
 if __name__ == "__main__":

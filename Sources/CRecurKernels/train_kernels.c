@@ -22,74 +22,77 @@ static inline float sigmoidf(float x) { return 1.0f / (1.0f + rt_expf(-x)); }
 /* Saturates correctly: e^2x large gives 1, e^2x → 0 gives −1. */
 static inline float fast_tanhf(float x) { return 1.0f - 2.0f / (rt_expf(2.0f * x) + 1.0f); }
 
-/* Unaligned, aliasing-safe view of 8 floats. */
+/* Unaligned, aliasing-safe views of 8 and 16 floats. */
 typedef float rt_v8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef float rt_v16 __attribute__((vector_size(64), aligned(4), may_alias));
 #define RT_K_CHUNK 256
-#define rt_load8(p) (*(const rt_v8 *)(p))
-#define rt_store8(p, v) (*(rt_v8 *)(p) = (v))
 
-/* C[m .. m+3, n .. n+15] += A[m .. m+3, k0 .. k1) · B[k0 .. k1, n .. n+15], the tile in registers. */
-static inline __attribute__((always_inline)) void rt_tile4(size_t m, size_t n, size_t k0, size_t k1, const float *A, size_t a_row,
-                                                           size_t a_col, const float *B, size_t ldb, float *C, size_t ldc) {
-    const float *a0 = A + m * a_row, *a1 = a0 + a_row, *a2 = a1 + a_row, *a3 = a2 + a_row;
-    float *c0 = C + m * ldc + n, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-    rt_v8 x0 = rt_load8(c0), y0 = rt_load8(c0 + 8), x1 = rt_load8(c1), y1 = rt_load8(c1 + 8);
-    rt_v8 x2 = rt_load8(c2), y2 = rt_load8(c2 + 8), x3 = rt_load8(c3), y3 = rt_load8(c3 + 8);
-    for (size_t k = k0; k < k1; k++) {
-        const float *b = B + k * ldb + n;
-        rt_v8 b0 = rt_load8(b), b1 = rt_load8(b + 8);
-        float s0 = a0[k * a_col], s1 = a1[k * a_col], s2 = a2[k * a_col], s3 = a3[k * a_col];
-        x0 += s0 * b0; y0 += s0 * b1;
-        x1 += s1 * b0; y1 += s1 * b1;
-        x2 += s2 * b0; y2 += s2 * b1;
-        x3 += s3 * b0; y3 += s3 * b1;
-    }
-    rt_store8(c0, x0); rt_store8(c0 + 8, y0); rt_store8(c1, x1); rt_store8(c1 + 8, y1);
-    rt_store8(c2, x2); rt_store8(c2 + 8, y2); rt_store8(c3, x3); rt_store8(c3 + 8, y3);
+/* The product in register tiles: 4 rows × 2 vectors of C stay in registers while k runs over a chunk,
+   so each step of k costs two loads of B, four broadcasts of A and eight vector FMAs. K runs in chunks
+   so the rows of B a chunk reads stay in cache across all of C. RT_GEMM_FAMILY(name, vector type,
+   vector width) defines rt_gemm_<name>; it is instantiated for AVX-512, AVX2+FMA and the baseline ISA
+   and chosen at run time. */
+#define RT_GEMM_FAMILY(NAME, VT, W, ATTR)                                                                       \
+static inline __attribute__((always_inline)) ATTR void rt_tile4_##NAME(size_t m, size_t n, size_t k0, size_t k1,  \
+        const float *A, size_t a_row, size_t a_col, const float *B, size_t ldb, float *C, size_t ldc) {          \
+    const float *a0 = A + m * a_row, *a1 = a0 + a_row, *a2 = a1 + a_row, *a3 = a2 + a_row;                      \
+    float *c0 = C + m * ldc + n, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;                                \
+    VT x0 = *(const VT *)c0, y0 = *(const VT *)(c0 + W), x1 = *(const VT *)c1, y1 = *(const VT *)(c1 + W);      \
+    VT x2 = *(const VT *)c2, y2 = *(const VT *)(c2 + W), x3 = *(const VT *)c3, y3 = *(const VT *)(c3 + W);      \
+    for (size_t k = k0; k < k1; k++) {                                                                           \
+        const float *b = B + k * ldb + n;                                                                        \
+        VT b0 = *(const VT *)b, b1 = *(const VT *)(b + W);                                                       \
+        float s0 = a0[k * a_col], s1 = a1[k * a_col], s2 = a2[k * a_col], s3 = a3[k * a_col];                    \
+        x0 += s0 * b0; y0 += s0 * b1;                                                                            \
+        x1 += s1 * b0; y1 += s1 * b1;                                                                            \
+        x2 += s2 * b0; y2 += s2 * b1;                                                                            \
+        x3 += s3 * b0; y3 += s3 * b1;                                                                            \
+    }                                                                                                            \
+    *(VT *)c0 = x0; *(VT *)(c0 + W) = y0; *(VT *)c1 = x1; *(VT *)(c1 + W) = y1;                                  \
+    *(VT *)c2 = x2; *(VT *)(c2 + W) = y2; *(VT *)c3 = x3; *(VT *)(c3 + W) = y3;                                  \
+}                                                                                                                \
+static inline __attribute__((always_inline)) ATTR void rt_tile1_##NAME(size_t m, size_t n, size_t k0, size_t k1,  \
+        const float *A, size_t a_row, size_t a_col, const float *B, size_t ldb, float *C, size_t ldc) {          \
+    const float *a0 = A + m * a_row;                                                                             \
+    float *c0 = C + m * ldc + n;                                                                                 \
+    VT x0 = *(const VT *)c0, y0 = *(const VT *)(c0 + W);                                                         \
+    for (size_t k = k0; k < k1; k++) {                                                                           \
+        const float *b = B + k * ldb + n;                                                                        \
+        float s0 = a0[k * a_col];                                                                                \
+        x0 += s0 * *(const VT *)b; y0 += s0 * *(const VT *)(b + W);                                              \
+    }                                                                                                            \
+    *(VT *)c0 = x0; *(VT *)(c0 + W) = y0;                                                                        \
+}                                                                                                                \
+ATTR static void rt_gemm_##NAME(size_t M, size_t N, size_t K, const float *A, size_t a_row, size_t a_col,         \
+                                const float *B, size_t ldb, float *C, size_t ldc) {                              \
+    size_t M4 = M & ~(size_t)3, NT = N - N % (2 * W);                                                            \
+    for (size_t k0 = 0; k0 < K; k0 += RT_K_CHUNK) {                                                              \
+        size_t k1 = k0 + RT_K_CHUNK < K ? k0 + RT_K_CHUNK : K;                                                   \
+        if (M <= 32) {                                                                                           \
+            /* Few rows (a recurrent step): each panel of B is read once, reused from L1 by every row block. */  \
+            for (size_t n = 0; n < NT; n += 2 * W) {                                                             \
+                for (size_t m = 0; m < M4; m += 4) rt_tile4_##NAME(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc); \
+                for (size_t m = M4; m < M; m++) rt_tile1_##NAME(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc);  \
+            }                                                                                                    \
+        } else {                                                                                                 \
+            /* Many rows: a block of A rows stays in L1 while the chunk of B streams from L2. */                  \
+            for (size_t m = 0; m < M4; m += 4)                                                                   \
+                for (size_t n = 0; n < NT; n += 2 * W) rt_tile4_##NAME(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc); \
+            for (size_t m = M4; m < M; m++)                                                                      \
+                for (size_t n = 0; n < NT; n += 2 * W) rt_tile1_##NAME(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc); \
+        }                                                                                                        \
+        for (size_t n = NT; n < N; n++) {                                                                        \
+            for (size_t m = 0; m < M; m++) {                                                                     \
+                const float *a0 = A + m * a_row;                                                                 \
+                float x0 = C[m * ldc + n];                                                                       \
+                for (size_t k = k0; k < k1; k++) x0 += a0[k * a_col] * B[k * ldb + n];                           \
+                C[m * ldc + n] = x0;                                                                             \
+            }                                                                                                    \
+        }                                                                                                        \
+    }                                                                                                            \
 }
 
-/* One row: C[m, n .. n+15] += A[m, k0 .. k1) · B[k0 .. k1, n .. n+15]. */
-static inline __attribute__((always_inline)) void rt_tile1(size_t m, size_t n, size_t k0, size_t k1, const float *A, size_t a_row,
-                                                           size_t a_col, const float *B, size_t ldb, float *C, size_t ldc) {
-    const float *a0 = A + m * a_row;
-    float *c0 = C + m * ldc + n;
-    rt_v8 x0 = rt_load8(c0), y0 = rt_load8(c0 + 8);
-    for (size_t k = k0; k < k1; k++) {
-        const float *b = B + k * ldb + n;
-        float s0 = a0[k * a_col];
-        x0 += s0 * rt_load8(b); y0 += s0 * rt_load8(b + 8);
-    }
-    rt_store8(c0, x0); rt_store8(c0 + 8, y0);
-}
-
-static inline __attribute__((always_inline)) void rt_gemm_body(size_t M, size_t N, size_t K, const float *A, size_t a_row,
-                                                               size_t a_col, const float *B, size_t ldb, float *C, size_t ldc) {
-    size_t M4 = M & ~(size_t)3, N16 = N & ~(size_t)15;
-    for (size_t k0 = 0; k0 < K; k0 += RT_K_CHUNK) {
-        size_t k1 = k0 + RT_K_CHUNK < K ? k0 + RT_K_CHUNK : K;
-        if (M <= 32) {
-            /* Few rows (a recurrent step): each panel of B is read once and reused from L1 by every row block. */
-            for (size_t n = 0; n < N16; n += 16) {
-                for (size_t m = 0; m < M4; m += 4) rt_tile4(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc);
-                for (size_t m = M4; m < M; m++) rt_tile1(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc);
-            }
-        } else {
-            /* Many rows: a block of A rows stays in L1 while the chunk of B streams from L2. */
-            for (size_t m = 0; m < M4; m += 4)
-                for (size_t n = 0; n < N16; n += 16) rt_tile4(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc);
-            for (size_t m = M4; m < M; m++)
-                for (size_t n = 0; n < N16; n += 16) rt_tile1(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc);
-        }
-        for (size_t n = N16; n < N; n++) {
-            for (size_t m = 0; m < M; m++) {
-                const float *a0 = A + m * a_row;
-                float x0 = C[m * ldc + n];
-                for (size_t k = k0; k < k1; k++) x0 += a0[k * a_col] * B[k * ldb + n];
-                C[m * ldc + n] = x0;
-            }
-        }
-    }
-}
+RT_GEMM_FAMILY(baseline, rt_v8, 8, )
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 static int rt_has_avx2(void) {
@@ -98,23 +101,26 @@ static int rt_has_avx2(void) {
     return known;
 }
 
-__attribute__((target("avx2,fma"))) static void rt_gemm_avx2(size_t M, size_t N, size_t K, const float *A, size_t a_row, size_t a_col,
-                                                             const float *B, size_t ldb, float *C, size_t ldc) {
-    rt_gemm_body(M, N, K, A, a_row, a_col, B, ldb, C, ldc);
+static int rt_has_avx512(void) {
+    static int known = -1;
+    if (known < 0) known = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    return known;
 }
+
+RT_GEMM_FAMILY(avx2, rt_v8, 8, __attribute__((target("avx2,fma"))))
+RT_GEMM_FAMILY(avx512, rt_v16, 16, __attribute__((target("avx512f,fma"))))
 #define RT_HAVE_AVX2_PATH 1
 #endif
-
-static void rt_gemm_baseline(size_t M, size_t N, size_t K, const float *A, size_t a_row, size_t a_col,
-                             const float *B, size_t ldb, float *C, size_t ldc) {
-    rt_gemm_body(M, N, K, A, a_row, a_col, B, ldb, C, ldc);
-}
 
 void rt_gemm(size_t M, size_t N, size_t K, const float *A, size_t a_row, size_t a_col,
              const float *B, size_t ldb, float *C, size_t ldc, int accumulate) {
     if (!accumulate)
         for (size_t m = 0; m < M; m++) memset(C + m * ldc, 0, N * sizeof(float));
 #ifdef RT_HAVE_AVX2_PATH
+    if (rt_has_avx512()) {
+        rt_gemm_avx512(M, N, K, A, a_row, a_col, B, ldb, C, ldc);
+        return;
+    }
     if (rt_has_avx2()) {
         rt_gemm_avx2(M, N, K, A, a_row, a_col, B, ldb, C, ldc);
         return;

@@ -77,7 +77,7 @@ struct TrainCommand: ParsableCommand {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         if summary.interrupted { printError("interrupted after \(summary.epochsCompleted) complete epoch(s)") }
         let validation = summary.validLoss.map { "; validation loss \(format4($0)), accuracy \(format4(summary.validAccuracy ?? 0))" } ?? ""
-        printError("\(steps) steps in \(format4(seconds)) s (\(format4(seconds * 1000 / Double(max(steps, 1)))) ms/step)\(validation)")
+        printError("\(steps) steps in \(format4(seconds)) s (\(format4(seconds * 1000 / Double(max(steps, 1)))) ms/step, fastest \(format4(summary.fastestStepSeconds * 1000)) ms)\(validation)")
         // The file must load exactly as every other part of Recur loads it.
         let model = try Model(path: out)
         print("wrote \(out) (\(model.parameterCount) parameters)")

@@ -42,6 +42,9 @@ public struct TrainingSummary: Sendable {
     public let validLoss: Double?
     public let validAccuracy: Double?
     public let trainLoss: Double
+    /// The fastest optimiser step (forward, backward, update) in seconds: the least disturbed
+    /// measurement of training speed on a shared machine.
+    public let fastestStepSeconds: Double
 }
 
 /// Backpropagation-through-time training of an architecture on a data file.
@@ -169,6 +172,7 @@ public final class Trainer {
         let start = DispatchTime.now().uptimeNanoseconds
         var tokensSeen = 0
         var epochsCompleted = 0
+        var fastest = Double.infinity
         let featureWidth = network.tokenInput ? 0 : network.inputWidth
         var lastTrainLoss = Double.nan
         for epoch in 1...options.epochs {
@@ -177,11 +181,13 @@ public final class Trainer {
             var loss = 0.0, targets = 0, correct = 0
             var stopped = false
             for (index, var batch) in batches.enumerated() {
+                let stepStart = DispatchTime.now().uptimeNanoseconds
                 if options.task == .lm { batch.initialStates = states }
                 let (result, gradient) = evaluate(batch, training: true, dropoutSeed: options.seed &+ UInt64(step) &* 0x9E37_79B9)
                 states = result.finalStates
                 optimizer.update(&parameters, gradient: gradient, clip: options.clip)
                 step += 1
+                fastest = min(fastest, Double(DispatchTime.now().uptimeNanoseconds - stepStart) / 1e9)
                 loss += result.loss
                 targets += result.targets
                 correct += result.correct
@@ -195,7 +201,7 @@ public final class Trainer {
             }
             lastTrainLoss = loss / Double(max(targets, 1))
             if stopped && epoch > 1 && written {
-                return TrainingSummary(epochsCompleted: epochsCompleted, interrupted: true, validLoss: best.valid, validAccuracy: best.accuracy, trainLoss: best.train)
+                return TrainingSummary(epochsCompleted: epochsCompleted, interrupted: true, validLoss: best.valid, validAccuracy: best.accuracy, trainLoss: best.train, fastestStepSeconds: fastest)
             }
             var validLoss: Double?, validAccuracy: Double?
             if let valid {
@@ -214,10 +220,10 @@ public final class Trainer {
             report(.epoch(epoch: epoch, trainLoss: lastTrainLoss, trainAccuracy: Double(correct) / Double(max(targets, 1)),
                           validLoss: validLoss, validAccuracy: validAccuracy, saved: improves))
             if stopped {
-                return TrainingSummary(epochsCompleted: epochsCompleted, interrupted: true, validLoss: best.valid, validAccuracy: best.accuracy, trainLoss: best.train)
+                return TrainingSummary(epochsCompleted: epochsCompleted, interrupted: true, validLoss: best.valid, validAccuracy: best.accuracy, trainLoss: best.train, fastestStepSeconds: fastest)
             }
         }
-        return TrainingSummary(epochsCompleted: epochsCompleted, interrupted: false, validLoss: best.valid, validAccuracy: best.accuracy, trainLoss: best.train)
+        return TrainingSummary(epochsCompleted: epochsCompleted, interrupted: false, validLoss: best.valid, validAccuracy: best.accuracy, trainLoss: best.train, fastestStepSeconds: fastest)
     }
 
     /// Mean cross-entropy (nats per target) and accuracy of the current parameters (after `run`: the
