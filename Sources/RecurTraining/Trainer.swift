@@ -82,15 +82,14 @@ public final class Trainer {
             classes = c
             valid = try validPath.map { path throws(RecurError) in try DataReader.features(path, task: options.task, featureSize: size).0 }
         } else {
-            let tokenizer: Tokenizer.Configuration
-            if let t = root["tokenizer"] {
-                tokenizer = try Tokenizer.Configuration(json: t)
-            } else {
-                tokenizer = Tokenizer.Configuration(kind: options.task == .lm ? .char : .word)
-                root["tokenizer"] = tokenizer.json
-            }
+            // The vocabulary puts unknown at id 1, so the written tokenizer says so whatever ARCH said.
+            var tokenizer = try root["tokenizer"].map { json throws(RecurError) in try Tokenizer.Configuration(json: json) }
+                ?? Tokenizer.Configuration(kind: options.task == .lm ? .char : .word)
+            tokenizer.unknownID = 1
+            root["tokenizer"] = tokenizer.json
             let corpus = try DataReader.corpus(trainPath, task: options.task, tokenizer: tokenizer)
             let limit = input["vocab_size"]?.intValue
+            if let limit, limit < 2 { throw RecurError(.format, "architecture: input.vocab_size must be at least 2 (padding and unknown) or \"auto\", found \(limit)") }
             let vocabulary = DataReader.vocabulary(corpus, limit: limit)
             let labels = options.task == .lm ? [] : DataReader.labels(corpus)
             train = try DataReader.dataset(corpus, task: options.task, vocabulary: vocabulary, labels: labels, source: trainPath)
