@@ -213,11 +213,12 @@ enum Batcher {
         }
     }
 
+    /// The `members` of `examples` padded to the longest; featureWidth 0 means token input.
     static func batch(_ examples: [Example], _ members: [Int], perStepTargets: Bool, featureWidth: Int) -> Batch {
         let steps = members.map { examples[$0].length }.max() ?? 1
         let B = members.count
         var result = Batch(batch: B, steps: steps, tokens: [], features: [], lengths: [], targets: [], initialStates: nil)
-        let tokenInput = !(examples[members[0]].ids.isEmpty && !examples[members[0]].features.isEmpty)
+        let tokenInput = featureWidth == 0
         if tokenInput { result.tokens = [Int32](repeating: 0, count: B * steps) } else { result.features = [Float](repeating: 0, count: B * steps * featureWidth) }
         result.targets = [Int32](repeating: -1, count: perStepTargets ? B * steps : B)
         for (row, index) in members.enumerated() {

@@ -25,7 +25,7 @@ struct Batch: Sendable {
         }
         return Batch(batch: range.count, steps: steps, tokens: slice(tokens), features: slice(features),
                      lengths: Array(lengths[range]), targets: slice(targets),
-                     initialStates: initialStates?.map { $0.rows(range) })
+                     initialStates: initialStates?.map { $0.selecting(range) })
     }
 
     /// Steps that carry a target (the loss's denominator).
@@ -46,7 +46,7 @@ struct RecurrentState: Sendable, Equatable {
     }
 
     /// Batch rows `range`.
-    func rows(_ range: Range<Int>) -> RecurrentState {
+    func selecting(_ range: Range<Int>) -> RecurrentState {
         func select(_ values: [Float]) -> [Float] {
             var out: [Float] = []
             out.reserveCapacity(rows * range.count * hidden)
@@ -118,6 +118,8 @@ struct Pass {
         /// Max pool's arg-max step per (b, f) [B, F].
         case argmax([Int])
         case recurrent(RecurrentCache, stateIndex: Int)
+        /// A final_state pool: the recurrent layer (by state index) whose final h it took.
+        case finalState(owner: Int)
     }
 
     /// What a recurrent layer's backward needs, per stacked layer k and direction d.
@@ -214,7 +216,7 @@ struct Pass {
             case .pool(let mode):
                 let (y, argmax, newWidth) = poolForward(mode, x, width: width, finalFeatures: finalFeatures)
                 if mode == .max { cache = .argmax(argmax) }
-                if mode == .finalState { cache = .recurrent(RecurrentCache(), stateIndex: finalFeaturesOwner) }
+                if mode == .finalState { cache = .finalState(owner: finalFeaturesOwner) }
                 x = y
                 width = newWidth
                 perStep = false
@@ -305,7 +307,7 @@ struct Pass {
                         break
                     }
                 }
-                if mode == .finalState, case .recurrent(_, let owner) = cache {
+                if case .finalState(let owner) = cache {
                     // y = h_n of the owner's top stacked layer: the gradient enters that layer's last state.
                     finalStateGradients[owner] = dy
                 }
