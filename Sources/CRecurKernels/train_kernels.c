@@ -30,9 +30,10 @@ typedef float rt_v16 __attribute__((vector_size(64), aligned(4), may_alias));
 /* The product in register tiles: 4 rows × 2 vectors of C stay in registers while k runs over a chunk,
    so each step of k costs two loads of B, four broadcasts of A and eight vector FMAs. K runs in chunks
    so the rows of B a chunk reads stay in cache across all of C. RT_GEMM_FAMILY(name, vector type,
-   vector width) defines rt_gemm_<name>; it is instantiated for AVX-512, AVX2+FMA and the baseline ISA
+   vector width, attributes, 8-row tiles
+   for few-row products) defines rt_gemm_<name>; it is instantiated for AVX-512, AVX2+FMA and the baseline ISA
    and chosen at run time. */
-#define RT_GEMM_FAMILY(NAME, VT, W, ATTR)                                                                       \
+#define RT_GEMM_FAMILY(NAME, VT, W, ATTR, ROWS8)                                                                       \
 static inline __attribute__((always_inline)) ATTR void rt_tile4_##NAME(size_t m, size_t n, size_t k0, size_t k1,  \
         const float *A, size_t a_row, size_t a_col, const float *B, size_t ldb, float *C, size_t ldc) {          \
     const float *a0 = A + m * a_row, *a1 = a0 + a_row, *a2 = a1 + a_row, *a3 = a2 + a_row;                      \
@@ -50,6 +51,22 @@ static inline __attribute__((always_inline)) ATTR void rt_tile4_##NAME(size_t m,
     }                                                                                                            \
     *(VT *)c0 = x0; *(VT *)(c0 + W) = y0; *(VT *)c1 = x1; *(VT *)(c1 + W) = y1;                                  \
     *(VT *)c2 = x2; *(VT *)(c2 + W) = y2; *(VT *)c3 = x3; *(VT *)(c3 + W) = y3;                                  \
+}                                                                                                                \
+static inline __attribute__((always_inline)) ATTR void rt_tile8_##NAME(size_t m, size_t n, size_t k0, size_t k1,  \
+        const float *A, size_t a_row, size_t a_col, const float *B, size_t ldb, float *C, size_t ldc) {          \
+    const float *a = A + m * a_row;                                                                              \
+    float *c = C + m * ldc + n;                                                                                  \
+    VT x[8], y[8];                                                                                               \
+    for (int r = 0; r < 8; r++) { x[r] = *(const VT *)(c + r * ldc); y[r] = *(const VT *)(c + r * ldc + W); }   \
+    for (size_t k = k0; k < k1; k++) {                                                                           \
+        const float *b = B + k * ldb + n;                                                                        \
+        VT b0 = *(const VT *)b, b1 = *(const VT *)(b + W);                                                       \
+        for (int r = 0; r < 8; r++) {                                                                            \
+            float s = a[r * a_row + k * a_col];                                                                  \
+            x[r] += s * b0; y[r] += s * b1;                                                                      \
+        }                                                                                                        \
+    }                                                                                                            \
+    for (int r = 0; r < 8; r++) { *(VT *)(c + r * ldc) = x[r]; *(VT *)(c + r * ldc + W) = y[r]; }               \
 }                                                                                                                \
 static inline __attribute__((always_inline)) ATTR void rt_tile1_##NAME(size_t m, size_t n, size_t k0, size_t k1,  \
         const float *A, size_t a_row, size_t a_col, const float *B, size_t ldb, float *C, size_t ldc) {          \
@@ -70,13 +87,18 @@ ATTR static void rt_gemm_##NAME(size_t M, size_t N, size_t K, const float *A, si
         size_t k1 = k0 + RT_K_CHUNK < K ? k0 + RT_K_CHUNK : K;                                                   \
         if (M <= 32) {                                                                                           \
             /* Few rows (a recurrent step): each panel of B is read once, reused from L1 by every row block. */  \
+            size_t M8 = ROWS8 ? M & ~(size_t)7 : 0;                                                              \
             for (size_t n = 0; n < NT; n += 2 * W) {                                                             \
-                for (size_t m = 0; m < M4; m += 4) rt_tile4_##NAME(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc); \
+                for (size_t m = 0; m < M8; m += 8) rt_tile8_##NAME(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc); \
+                for (size_t m = M8; m < M4; m += 4) rt_tile4_##NAME(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc); \
                 for (size_t m = M4; m < M; m++) rt_tile1_##NAME(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc);  \
             }                                                                                                    \
         } else {                                                                                                 \
             /* Many rows: a block of A rows stays in L1 while the chunk of B streams from L2. */                  \
-            for (size_t m = 0; m < M4; m += 4)                                                                   \
+            size_t M8 = ROWS8 ? M & ~(size_t)7 : 0;                                                              \
+            for (size_t m = 0; m < M8; m += 8)                                                                   \
+                for (size_t n = 0; n < NT; n += 2 * W) rt_tile8_##NAME(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc); \
+            for (size_t m = M8; m < M4; m += 4)                                                                  \
                 for (size_t n = 0; n < NT; n += 2 * W) rt_tile4_##NAME(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc); \
             for (size_t m = M4; m < M; m++)                                                                      \
                 for (size_t n = 0; n < NT; n += 2 * W) rt_tile1_##NAME(m, n, k0, k1, A, a_row, a_col, B, ldb, C, ldc); \
@@ -92,7 +114,7 @@ ATTR static void rt_gemm_##NAME(size_t M, size_t N, size_t K, const float *A, si
     }                                                                                                            \
 }
 
-RT_GEMM_FAMILY(baseline, rt_v8, 8, )
+RT_GEMM_FAMILY(baseline, rt_v8, 8, , 0)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 static int rt_has_avx2(void) {
@@ -107,8 +129,9 @@ static int rt_has_avx512(void) {
     return known;
 }
 
-RT_GEMM_FAMILY(avx2, rt_v8, 8, __attribute__((target("avx2,fma"))))
-RT_GEMM_FAMILY(avx512, rt_v16, 16, __attribute__((target("avx512f,fma"))))
+RT_GEMM_FAMILY(avx2, rt_v8, 8, __attribute__((target("avx2,fma"))), 0)
+/* 32 vector registers: an 8-row tile (16 accumulators) halves the loads of B per FMA. */
+RT_GEMM_FAMILY(avx512, rt_v16, 16, __attribute__((target("avx512f,fma"))), 1)
 #define RT_HAVE_AVX2_PATH 1
 #endif
 
