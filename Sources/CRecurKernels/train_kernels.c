@@ -3,6 +3,9 @@
 #include "recur_train_kernels.h"
 #include <math.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 /* exp for the cell non-linearities, branch-free so the cell loops vectorise (libm's expf is a call
    per element): Cody–Waite reduction x = n·ln2 + r, a degree-6 polynomial for e^r, 2^n by exponent
@@ -153,8 +156,13 @@ void rt_gemm(size_t M, size_t N, size_t K, const float *A, size_t a_row, size_t 
 }
 
 void rt_transpose(size_t M, size_t N, const float *in, size_t ldin, float *out) {
-    for (size_t m = 0; m < M; m++)
-        for (size_t n = 0; n < N; n++) out[n * M + m] = in[m * ldin + n];
+    /* In 32 × 32 blocks, so both the rows read and the rows written stay in cache. */
+    for (size_t m0 = 0; m0 < M; m0 += 32)
+        for (size_t n0 = 0; n0 < N; n0 += 32) {
+            size_t m1 = m0 + 32 < M ? m0 + 32 : M, n1 = n0 + 32 < N ? n0 + 32 : N;
+            for (size_t m = m0; m < m1; m++)
+                for (size_t n = n0; n < n1; n++) out[n * M + m] = in[m * ldin + n];
+        }
 }
 
 void rt_add_bias_rows(size_t M, size_t N, const float *bias, float *C, size_t ldc) {
@@ -396,4 +404,11 @@ RT_AVX2_VARIANT(rt_rnn_forward_body, RT_RNN_PARAMS, RT_RNN_ARGS)
 void rt_rnn_forward_step RT_RNN_PARAMS {
     RT_DISPATCH(rt_rnn_forward_body, RT_RNN_ARGS)
     rt_rnn_forward_body RT_RNN_ARGS;
+}
+
+void rt_retain_freed_memory(void) {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
 }

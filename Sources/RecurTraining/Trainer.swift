@@ -160,6 +160,7 @@ public final class Trainer {
     /// to `outputPath` after each epoch. `shouldStop` is polled after every step: when it returns
     /// true, training ends and the file holds the best model so far (the current one if none was written).
     public func run(outputPath: String, report: (TrainingEvent) -> Void, shouldStop: () -> Bool) throws(RecurError) -> TrainingSummary {
+        rt_retain_freed_memory()  // every step frees and reallocates the same buffers
         let optimizer = Optimizer(options: options, count: network.parameterCount)
         var random = SplitMix64(seed: options.seed ^ 0xD1B5_4A32_D192_ED03)
         var bestValidLoss = Double.infinity

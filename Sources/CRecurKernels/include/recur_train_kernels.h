@@ -74,6 +74,11 @@ void rt_adam(size_t n, float *w, const float *g, float *m, float *v, float lr, f
              float beta2, float eps, long t);
 void rt_sgd_momentum(size_t n, float *w, const float *g, float *velocity, float lr, float momentum);
 
+/* Training allocates and frees the same large buffers every step: keep freed memory in the
+   process (glibc: no mmap per buffer, no trimming) instead of mapping fresh zeroed pages each step.
+   A no-op elsewhere. */
+void rt_retain_freed_memory(void);
+
 #ifdef __cplusplus
 }
 #endif
