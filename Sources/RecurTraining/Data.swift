@@ -139,7 +139,7 @@ enum DataReader {
             var targetIDs: [Int32] = []
             for name in targets {
                 guard let id = labelIDs[name] else {
-                    throw RecurError(.invalidInput, "\(source): \(task == .classify ? "label" : "tag") '\(name)' does not occur in the training data (known: \(labels.prefix(20).joined(separator: ", ")))")
+                    throw RecurError(.invalidInput, "\(source): \(task == .classify ? "label" : "tag") '\(name)' is not one of the model's (known: \(labels.prefix(20).joined(separator: ", ")))")
                 }
                 targetIDs.append(id)
             }

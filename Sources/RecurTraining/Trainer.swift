@@ -91,7 +91,9 @@ public final class Trainer {
             let limit = input["vocab_size"]?.intValue
             if let limit, limit < 2 { throw RecurError(.format, "architecture: input.vocab_size must be at least 2 (padding and unknown) or \"auto\", found \(limit)") }
             let vocabulary = DataReader.vocabulary(corpus, limit: limit)
-            let labels = options.task == .lm ? [] : DataReader.labels(corpus)
+            // ARCH's own `labels` fix the class order; otherwise the data's labels, sorted.
+            let given = root["labels"]?.arrayValue?.compactMap(\.stringValue)
+            let labels = options.task == .lm ? [] : given ?? DataReader.labels(corpus)
             train = try DataReader.dataset(corpus, task: options.task, vocabulary: vocabulary, labels: labels, source: trainPath)
             if let validPath {
                 let validCorpus = try DataReader.corpus(validPath, task: options.task, tokenizer: tokenizer)

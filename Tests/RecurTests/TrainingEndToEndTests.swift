@@ -115,6 +115,35 @@ import Testing
         #expect(trainer.network.outputWidth == 6)
     }
 
+    /// Truncated BPTT with state carried across chunks learns a periodic character stream.
+    @Test func languageModelLearnsAPeriodicStream() throws {
+        let text = String(repeating: "abcdefg", count: 300)
+        let train = try temporary("periodic.txt", text), valid = try temporary("periodic-valid.txt", String(text.prefix(700)))
+        let arch = """
+        {"format": 1, "input": {"kind": "tokens", "vocab_size": "auto"}, "tokenizer": {"kind": "char"}, "layers": [
+          {"name": "e", "type": "embedding", "num_embeddings": "auto", "embedding_dim": 6},
+          {"name": "r", "type": "gru", "input_size": 6, "hidden_size": 12},
+          {"name": "o", "type": "linear", "in_features": 12, "out_features": "auto"}]}
+        """
+        var options = options(.lm, epochs: 6, seed: 2)
+        options.bptt = 5
+        options.batchSize = 4
+        let trainer = try Trainer(architecture: try JSONValue.parse(arch), trainPath: train, validPath: valid, options: options)
+        let summary = try trainer.run(outputPath: train + ".safetensors", report: { _ in }, shouldStop: { false })
+        #expect(try #require(summary.validAccuracy) >= 0.99)
+        #expect(try Model(path: train + ".safetensors").canGenerate)
+    }
+
+    @Test func givenLabelsKeepTheirOrder() throws {
+        let train = try temporary("labels.tsv", "pos\tgood\nneg\tbad\n")
+        guard case .object(var root) = try JSONValue.parse(Self.classifierArchitecture) else { return }
+        root["labels"] = .array([.string("pos"), .string("neg")])
+        let trainer = try Trainer(architecture: .object(root), trainPath: train, validPath: nil, options: options(.classify, epochs: 1, seed: 0))
+        #expect(trainer.architecture.labels == ["pos", "neg"])
+        let other = try temporary("labels-other.tsv", "meh\tgood\n")
+        #expect(throws: RecurError.self) { _ = try Trainer(architecture: .object(root), trainPath: other, validPath: nil, options: options(.classify, epochs: 1, seed: 0)) }
+    }
+
     @Test func lmChunksPredictTheNextTokenOfEachStream() {
         let ids: [Int32] = Array(10..<31)  // 21 tokens: 2 streams of 10 steps
         let batches = Batcher.streamChunks(ids, streams: 2, bptt: 4)
