@@ -19,8 +19,8 @@ final class Buffer {
 }
 
 /// A trainable parameter tensor: its place in the flat parameter vector and how PyTorch initialises it.
-public struct ParameterSlot: Sendable {
-    public enum Initializer: Sendable {
+struct ParameterSlot: Sendable {
+    enum Initializer: Sendable {
         /// uniform(−bound, bound): recurrent weights (1/√H), linear weights and biases (1/√in).
         case uniform(bound: Float)
         /// N(0, 1): nn.Embedding.
@@ -28,14 +28,14 @@ public struct ParameterSlot: Sendable {
     }
 
     /// Full name as in the model file ("encoder.weight_ih_l0").
-    public let name: String
-    public let shape: [Int]
-    public let offset: Int
+    let name: String
+    let shape: [Int]
+    let offset: Int
     let initializer: Initializer
     /// A product's weight [out, in], which passes read transposed.
     let transposedInProducts: Bool
 
-    public var count: Int { shape.reduce(1, *) }
+    var count: Int { shape.reduce(1, *) }
 }
 
 /// The differentiable form of an architecture: each layer's math over flat buffers, with the

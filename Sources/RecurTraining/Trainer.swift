@@ -61,8 +61,9 @@ public final class Trainer {
     /// Loads and checks the data, fills the architecture's "auto" sizes, initialises the weights.
     public init(architecture json: JSONValue, trainPath: String, validPath: String?, options: TrainingOptions) throws(RecurError) {
         self.options = options
-        guard options.epochs >= 1, options.batchSize >= 1, options.bptt >= 1 else {
-            throw RecurError(.invalidArgument, "epochs, batch size and bptt must be at least 1")
+        let limit = 1 << 24
+        guard (1...limit).contains(options.epochs), (1...limit).contains(options.batchSize), (1...limit).contains(options.bptt) else {
+            throw RecurError(.invalidArgument, "epochs, batch size and bptt must be in 1 … \(limit)")
         }
         guard options.effectiveLearningRate > 0, options.effectiveLearningRate.isFinite, options.clip >= 0 else {
             throw RecurError(.invalidArgument, "the learning rate must be positive and the clip norm non-negative")
@@ -152,11 +153,6 @@ public final class Trainer {
     public var parameterCount: Int { network.parameterCount }
     /// Tokens (steps) in the training data.
     public var trainingTokens: Int { train.tokenCount }
-
-    /// The model file image of the current parameters.
-    public func modelBytes() throws(RecurError) -> [UInt8] {
-        SafeTensorsWriter.encode(try network.namedTensors(parameters), metadata: ["recur": architecture.json.serialized()])
-    }
 
     /// Trains for the configured epochs, writing the best model (by validation loss, else the last)
     /// to `outputPath` after each epoch. `shouldStop` is polled after every step: when it returns
