@@ -54,6 +54,10 @@ struct TrainCommand: ParsableCommand {
         options.clip = clip
         options.bptt = bptt
         options.seed = seed
+        let directory = URL(fileURLWithPath: out).deletingLastPathComponent().path
+        guard FileManager.default.isWritableFile(atPath: directory) else {
+            throw RecurError(.io, "\(out): cannot write into \(directory)")  // before training, not after an epoch
+        }
         guard let text = FileManager.default.contents(atPath: arch) else { throw RecurError(.io, "\(arch): cannot read the architecture") }
         let json = try JSONValue.parse(Array(text))
         let trainer = try Trainer(architecture: json, trainPath: data, validPath: valid, options: options)
