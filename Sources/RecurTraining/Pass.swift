@@ -133,8 +133,8 @@ struct Pass {
         var kept: [[Buffer]] = []
     }
 
-    /// Runs the batch; with `gradient`, backpropagates the mean cross-entropy × (batch's target count
-    /// / `lossDenominator`) into it (accumulating).
+    /// Runs the batch; with `gradient`, adds to it the gradient of (Σ cross-entropy over this batch's
+    /// targets) / `lossDenominator` — the whole batch's mean when workers share one denominator.
     func run(gradient: UnsafeMutablePointer<Float>?, lossDenominator: Int) -> PassResult {
         var result = PassResult()
         var caches: [Cache] = []
