@@ -89,19 +89,25 @@ import Testing
     /// A batch split across two workers gives the one-worker loss and gradient (up to summation order).
     @Test func workerSplitAgreesWithOnePass() throws {
         let (network, parameters) = try trainingNetwork(Self.architectures[1].1)
-        let batch = randomBatch(network, batch: 6, steps: 12, seed: 3)
+        let batch = randomBatch(network, batch: 6, steps: 12, seed: 3, initialStates: true)
         let (whole, gradient) = Trainer.evaluate(network, parameters, batch, training: false, dropoutSeed: 0)
         var sum = 0.0
         var parts = [Float](repeating: 0, count: gradient.count)
+        var states: [RecurrentState] = []
         for range in [0..<2, 2..<3, 3..<6] {
             let slice = batch.rows(range)
             let (result, g) = Trainer.evaluate(network, parameters, slice, training: false, dropoutSeed: 0)
+            states.append(result.finalStates[0])
             sum += result.loss
             // Each slice's gradient is of its own mean; weight it back to the whole batch's mean.
             let weight = Float(slice.targetCount) / Float(batch.targetCount)
             for i in parts.indices { parts[i] += g[i] * weight }
         }
         #expect(abs(sum - whole.loss) <= 1e-4 * abs(whole.loss))
+        // Final states come back in batch order, joined along the batch axis.
+        let joined = try #require(RecurrentState.joined(states))
+        #expect(joined.batch == 6 && joined.h.count == whole.finalStates[0].h.count)
+        #expect(zip(joined.h, whole.finalStates[0].h).allSatisfy { abs($0 - $1) <= 1e-5 })
         let worst = zip(parts, gradient).map { abs($0 - $1) / max(1e-4, abs($1)) }.max() ?? 0
         #expect(worst <= 1e-3)
     }
