@@ -26,20 +26,23 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
         ),
         .systemLibrary(name: "CZMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CLinux"),
         .target(name: "Recur", dependencies: ["CRecurKernels"]),
+        // The Swift layer over libzmq (context, socket, poll, CURVE keys) for recurd and `recur keygen`.
+        .target(name: "RecurZMQ", dependencies: ["CZMQ"]),
         .target(name: "RecurC", dependencies: ["Recur"]),
         .target(name: "RecurTraining", dependencies: ["Recur", "CRecurKernels"]),
         .executableTarget(
             name: "RecurCLI",
             dependencies: [
-                "Recur", "RecurTraining",
+                "Recur", "RecurTraining", "RecurZMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "RecurDaemon",
             dependencies: [
-                "Recur", "CZMQ",
+                "Recur", "RecurZMQ", "CZMQ", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
