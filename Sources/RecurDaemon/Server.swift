@@ -21,6 +21,8 @@ struct DaemonConfig: Sendable {
     /// ZMQ_MAXMSGSIZE: larger messages drop the connection.
     var maxMessageBytes: Int64
     var curve: CurveConfig?
+    /// When false, `load` reads only files inside the models directory.
+    var loadAnyPath: Bool
 }
 
 /// The server's I/O thread: owns every ZeroMQ socket, decodes requests, forms batches, hands work
@@ -89,7 +91,8 @@ final class Server {
 
     /// Serves until SIGINT or SIGTERM, then answers what is in flight and returns.
     func run() throws {
-        let executor = Executor(models: models, sessions: sessions, logger: logger)
+        let executor = Executor(models: models, sessions: sessions,
+                                loadDirectory: config.loadAnyPath ? nil : config.modelsDirectory, logger: logger)
         for _ in 0..<config.workers {
             let (work, completions) = (self.work, self.completions)
             Thread.detachNewThread {

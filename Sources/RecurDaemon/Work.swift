@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Logging
 import Recur
 import Synchronization
@@ -99,6 +100,8 @@ final class CompletionQueue: Sendable {
 struct Executor: Sendable {
     let models: ModelRegistry
     let sessions: SessionStore
+    /// `load` reads only files inside this directory; nil allows any path.
+    let loadDirectory: String?
     let logger: Logger
 
     func run(_ job: Job) -> [Completion] {
@@ -149,7 +152,8 @@ struct Executor: Sendable {
             return ReplyEncoder.success(id: id, ["tokens": .array(tokens.map { .int($0) })])
         case .load(let name, let path):
             let model: Model
-            do { model = try Model(path: path) } catch { throw WireError(error) }
+            let file = try loadablePath(path)
+            do { model = try Model(path: file) } catch { throw WireError(error) }
             models.install(model, as: name)
             logger.info("model loaded", metadata: ["model": "\(name)", "path": "\(path)"])
             return ReplyEncoder.success(id: id, [:])
@@ -158,6 +162,19 @@ struct Executor: Sendable {
             logger.info("model unloaded", metadata: ["model": "\(name)"])
             return ReplyEncoder.success(id: id, [:])
         }
+    }
+
+    /// `path` resolved against the load directory (symbolic links and `..` included); a path
+    /// outside it is `unauthorized`, so clients cannot make the daemon read arbitrary files.
+    private func loadablePath(_ path: String) throws(WireError) -> String {
+        guard let loadDirectory else { return path }
+        let base = URL(fileURLWithPath: loadDirectory).standardizedFileURL.resolvingSymlinksInPath().path
+        let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: base).appendingPathComponent(path)
+        let resolved = url.standardizedFileURL.resolvingSymlinksInPath().path
+        guard resolved.hasPrefix(base.hasSuffix("/") ? base : base + "/") else {
+            throw WireError(.unauthorized, "path '\(path)' is outside the models directory; recurd loads only files inside it (see --load-any-path)")
+        }
+        return resolved
     }
 
     private func infer(_ model: Model, _ batch: [Incoming]) -> [Completion] {

@@ -25,6 +25,7 @@ struct RecurDaemon: ParsableCommand {
     @Option(help: "Seconds a session may stay idle before it is closed.") var sessionTimeout = 300.0
     @Option(help: "CURVE: file with the server's Z85 secret key (from `recur keygen`); turns CURVE on.") var curveSecretKey: String?
     @Option(help: "CURVE: a file of allowed client public keys, or a directory of *.public files.") var curveAllowed: String?
+    @Flag(help: "Let `load` read model files anywhere, not only inside the models directory.") var loadAnyPath = false
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -63,7 +64,7 @@ struct RecurDaemon: ParsableCommand {
                 limits: RequestLimits(maxTensorElements: maxTensorElements, maxRequestElements: maxRequestElements,
                                       maxSteps: maxSteps, maxGenerateTokens: maxGenerateTokens),
                 maxSessions: maxSessions, sessionTimeout: .milliseconds(Int64(sessionTimeout * 1000)),
-                maxMessageBytes: maxMessageBytes, curve: curve)
+                maxMessageBytes: maxMessageBytes, curve: curve, loadAnyPath: loadAnyPath)
             let registry = try loadDirectory(models, logger: logger)
             let server = try Server(config: config, models: registry, logger: logger)
             logger.notice("serving", metadata: [
