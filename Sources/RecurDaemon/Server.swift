@@ -59,6 +59,8 @@ final class Server {
     private var waiting: [String: [Incoming]] = [:]
     /// Requests accepted and not yet answered.
     private var outstanding = 0
+    /// Jobs handed to the pool and not yet finished.
+    private var runningJobs = 0
     private var stopping = false
     private var stats = Stats()
     private var nextSweep = ContinuousClock.now
@@ -111,7 +113,12 @@ final class Server {
                 stopping = true
                 logger.notice("stopping: answering requests in flight", metadata: ["signal": "\(signal)", "in_flight": "\(outstanding)"])
             }
-            if ready[1] { completions.take().forEach(finish) }
+            if ready[1] {
+                for job in completions.take() {
+                    runningJobs -= 1
+                    job.forEach(finish)
+                }
+            }
             if ready[0] { try receiveRequests() }
             if ready.count > 3 && ready[3], let authenticator { try authenticate(authenticator) }
             flushBatches(all: stopping)
@@ -122,14 +129,17 @@ final class Server {
                 nextSweep = now + .milliseconds(200)
             }
         }
-        for _ in 0..<config.workers { work.push(.stop) }
+        for _ in 0..<config.workers { work.push(.stop) }  // not counted: the pool is closing
         logger.notice("stopped")
     }
 
     private func pollTimeout() -> Int {
         let now = ContinuousClock.now
         var until = nextSweep
-        for batch in pending.values where batch.deadline < until { until = batch.deadline }
+        // A batch past its deadline waits for a free worker, whose completion wakes the poll.
+        if runningJobs < config.workers {
+            for batch in pending.values where batch.deadline < until { until = batch.deadline }
+        }
         guard until > now else { return 0 }
         let wait = until - now
         return Int(wait.components.seconds) * 1000 + Int((wait.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
@@ -204,7 +214,7 @@ final class Server {
             case .sessionStep(let id, _):
                 model = try sessions.session(id).model
             default:
-                work.push(.single(incoming))
+                push(.single(incoming))
                 return
             }
         } catch {
@@ -216,18 +226,41 @@ final class Server {
             pending[key] = PendingBatch(model: model, members: [], deadline: .now + config.maxDelay)
         }
         pending[key]?.members.append(bound)
-        if (pending[key]?.members.count ?? 0) >= config.maxBatch { flush(key) }
+        if (pending[key]?.members.count ?? 0) >= config.maxBatch { flush(key, parts: 1) }
     }
 
+    /// Sends batches on their way. A batch leaves when it is full; otherwise once its oldest
+    /// request has waited `maxDelay` and a worker is free (while every worker is busy it could only
+    /// wait in the queue, so it keeps growing instead), split evenly over the free workers so that
+    /// batching never leaves a core idle. When stopping, everything leaves at once.
     private func flushBatches(all: Bool) {
         let now = ContinuousClock.now
-        for (key, batch) in pending where all || batch.deadline <= now { flush(key) }
+        for (key, batch) in pending {
+            let idle = config.workers - runningJobs
+            if all || batch.members.count >= config.maxBatch {
+                flush(key, parts: max(idle, 1))
+            } else if batch.deadline <= now && idle > 0 {
+                flush(key, parts: idle)
+            }
+        }
     }
 
-    private func flush(_ key: BatchKey) {
+    /// Sends the pending batch of `key` as up to `parts` jobs of at most `maxBatch` requests each.
+    private func flush(_ key: BatchKey, parts: Int) {
         guard let batch = pending.removeValue(forKey: key) else { return }
-        stats.recordBatch(size: batch.members.count)
-        work.push(key.isStep ? .stepBatch(batch.members) : .inferBatch(batch.model, batch.members))
+        let count = batch.members.count
+        let jobs = max(min(parts, count), (count + config.maxBatch - 1) / config.maxBatch)
+        let size = (count + jobs - 1) / jobs
+        for start in stride(from: 0, to: count, by: size) {
+            let members = Array(batch.members[start..<min(start + size, count)])
+            stats.recordBatch(size: members.count)
+            push(key.isStep ? .stepBatch(members) : .inferBatch(batch.model, members))
+        }
+    }
+
+    private func push(_ job: Job) {
+        runningJobs += 1
+        work.push(job)
     }
 
     /// Sends an answer and lets the next request on its session go.

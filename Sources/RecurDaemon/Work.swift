@@ -71,23 +71,25 @@ final class WorkQueue: Sendable {
     }
 }
 
-/// Answers going back from the workers to the I/O thread, which polls `wakeUp`.
+/// Answers going back from the workers to the I/O thread, which polls `wakeUp`: one group per job,
+/// so the I/O thread also learns when a worker is free again.
 final class CompletionQueue: Sendable {
-    private let done = Mutex<[Completion]>([])
+    private let done = Mutex<[[Completion]]>([])
     let wakeUp: WakeUp
 
     init(wakeUp: WakeUp) {
         self.wakeUp = wakeUp
     }
 
+    /// Posts a finished job's answers.
     func post(_ completions: [Completion]) {
-        done.withLock { $0 += completions }
+        done.withLock { $0.append(completions) }
         wakeUp.signal()
     }
 
-    /// Everything posted so far. Clears the wake-up first, so a post racing with this call is
-    /// either taken now or wakes the I/O thread again.
-    func take() -> [Completion] {
+    /// Every job's answers posted so far. Clears the wake-up first, so a post racing with this
+    /// call is either taken now or wakes the I/O thread again.
+    func take() -> [[Completion]] {
         wakeUp.clear()
         return done.withLock { pending in
             defer { pending = [] }
