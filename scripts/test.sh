@@ -9,3 +9,11 @@ swift build -c release
 
 echo "== swift test"
 swift test
+
+echo "== daemon tests (pytest over pyzmq against the release recurd)"
+bin_dir="$(swift build -c release --show-bin-path)"
+daemon_log="$(mktemp)"
+RECURD="$bin_dir/recurd" RECUR_CLI="$bin_dir/recur-cli" python3 -m pytest -q -p no:cacheprovider tests/daemon 2>&1 | tee "$daemon_log"
+# pytest exits 5 when it collects nothing; also insist that tests passed and none were skipped.
+grep -Eq '^[0-9]+ passed' "$daemon_log" && ! grep -Eq '[0-9]+ (skipped|xfailed|deselected)' "$daemon_log"
+rm -f "$daemon_log"
