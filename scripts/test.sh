@@ -15,5 +15,8 @@ bin_dir="$(swift build -c release --show-bin-path)"
 daemon_log="$(mktemp)"
 RECURD="$bin_dir/recurd" RECUR_CLI="$bin_dir/recur-cli" python3 -m pytest -q -p no:cacheprovider tests/daemon 2>&1 | tee "$daemon_log"
 # pytest exits 5 when it collects nothing; also insist that tests passed and none were skipped.
-grep -Eq '^[0-9]+ passed' "$daemon_log" && ! grep -Eq '[0-9]+ (skipped|xfailed|deselected)' "$daemon_log"
+if ! grep -Eq '^[0-9]+ passed' "$daemon_log" || grep -Eq '[0-9]+ (skipped|xfailed|deselected)' "$daemon_log"; then
+    echo "daemon tests: none passed, or some were skipped" >&2
+    exit 1
+fi
 rm -f "$daemon_log"
