@@ -289,6 +289,9 @@ final class Server {
 
     private func record(op: String, outcome: String, received: ContinuousClock.Instant) {
         stats.record(op: op, outcome: outcome, received: received)
+        if outcome == WireError.Code.internal.rawValue {
+            logger.error("request failed inside recurd", metadata: ["op": "\(op)"])
+        }
         if logger.logLevel <= .debug {
             let elapsed = ContinuousClock.now - received
             logger.debug("request", metadata: ["op": "\(op)", "outcome": "\(outcome)", "latency": "\(elapsed)"])

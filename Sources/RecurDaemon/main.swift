@@ -16,7 +16,7 @@ struct RecurDaemon: ParsableCommand {
     @Option(help: "Most infer / session.step requests computed as one batch (1: no batching).") var maxBatch = 16
     @Option(help: "Milliseconds a request may wait for others to join its batch.") var maxDelayMs = 2.0
     @Option(help: "Most requests accepted and not yet answered; past it, requests get 'busy'.") var maxQueue = 1024
-    @Option(help: "Largest message in bytes (ZMQ_MAXMSGSIZE); a larger one drops the connection.") var maxMessageBytes: Int64 = 256 << 20
+    @Option(help: "Largest message frame in bytes (ZMQ_MAXMSGSIZE, which libzmq checks per frame); a larger one drops the connection.") var maxMessageBytes: Int64 = 256 << 20
     @Option(help: "Most elements of one tensor.") var maxTensorElements = 16 << 20
     @Option(help: "Most elements of all of a request's tensors.") var maxRequestElements = 32 << 20
     @Option(help: "Most steps T of an input (and prompt plus max_tokens of generate).") var maxSteps = 100_000
