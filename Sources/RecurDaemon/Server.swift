@@ -226,7 +226,7 @@ final class Server {
             pending[key] = PendingBatch(model: model, members: [], deadline: .now + config.maxDelay)
         }
         pending[key]?.members.append(bound)
-        if (pending[key]?.members.count ?? 0) >= config.maxBatch { flush(key, parts: 1) }
+        if (pending[key]?.members.count ?? 0) >= config.maxBatch { flush(key, parts: config.workers - runningJobs) }
     }
 
     /// Sends batches on their way. A batch leaves when it is full; otherwise once its oldest
@@ -238,18 +238,19 @@ final class Server {
         for (key, batch) in pending {
             let idle = config.workers - runningJobs
             if all || batch.members.count >= config.maxBatch {
-                flush(key, parts: max(idle, 1))
+                flush(key, parts: idle)
             } else if batch.deadline <= now && idle > 0 {
                 flush(key, parts: idle)
             }
         }
     }
 
-    /// Sends the pending batch of `key` as up to `parts` jobs of at most `maxBatch` requests each.
+    /// Sends the pending batch of `key` as `parts` jobs (at least one, at most one per request),
+    /// or more when that is needed to keep each within `maxBatch` requests.
     private func flush(_ key: BatchKey, parts: Int) {
         guard let batch = pending.removeValue(forKey: key) else { return }
         let count = batch.members.count
-        let jobs = max(min(parts, count), (count + config.maxBatch - 1) / config.maxBatch)
+        let jobs = max(min(parts, count), 1, (count + config.maxBatch - 1) / config.maxBatch)
         let size = (count + jobs - 1) / jobs
         for start in stride(from: 0, to: count, by: size) {
             let members = Array(batch.members[start..<min(start + size, count)])
