@@ -257,8 +257,9 @@ struct RequestDecoder {
         guard let count = Tensor.elementCount(shape), count <= limits.maxTensorElements else {
             throw WireError(.tooLarge, "\(field).shape \(shape) is over the limit of \(limits.maxTensorElements) elements per tensor")
         }
-        elements += count
-        guard elements <= limits.maxRequestElements else {
+        let (total, overflow) = elements.addingReportingOverflow(count)
+        elements = total
+        guard !overflow, elements <= limits.maxRequestElements else {
             throw WireError(.tooLarge, "\(field): the request's tensors are over the limit of \(limits.maxRequestElements) elements in all")
         }
         let storage: Tensor.Storage
@@ -281,7 +282,8 @@ struct RequestDecoder {
     }
 
     private func binary(_ bytes: [UInt8], dtype: DType, count: Int, field: String) throws(WireError) -> Tensor.Storage {
-        guard bytes.count == count * dtype.byteSize else {
+        let (size, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
+        guard !overflow, bytes.count == size else {
             throw WireError(.badRequest, "\(field) has \(bytes.count) bytes, the shape needs \(count) × \(dtype.byteSize)")
         }
         func load<T>(_: T.Type) -> [T] {

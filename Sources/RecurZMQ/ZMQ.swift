@@ -110,11 +110,10 @@ public final class Socket {
                 return nil
             }
             let size = zmq_msg_size(&message)
-            if size == 0 {
-                frames.append([])
-            } else {
-                let data = zmq_msg_data(&message)!
+            if size > 0, let data = zmq_msg_data(&message) {
                 frames.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+            } else {
+                frames.append([])
             }
             if zmq_msg_more(&message) == 0 { return frames }
         }

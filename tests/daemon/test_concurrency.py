@@ -250,7 +250,8 @@ def test_shutdown_answers_requests_in_flight(start_daemon):
     dealer.close()
 
 
-def test_curve_allows_listed_clients_only(start_daemon, tmp_path):
+@pytest.mark.parametrize("allowed_form", ["directory", "file"])
+def test_curve_allows_listed_clients_only(start_daemon, tmp_path, allowed_form):
     keys = tmp_path / "keys"
     keys.mkdir()
     subprocess.run([recur_cli_binary(), "keygen", str(keys / "server")], check=True, capture_output=True)
@@ -260,6 +261,10 @@ def test_curve_allows_listed_clients_only(start_daemon, tmp_path):
     good_public, good_secret = zmq.curve_keypair()
     other_public, other_secret = zmq.curve_keypair()
     (allowed / "good.public").write_bytes(good_public + b"\n")
+    (allowed / "ignored.txt").write_bytes(other_public + b"\n")  # a directory lends only *.public files
+    if allowed_form == "file":
+        allowed = tmp_path / "allowed.keys"
+        allowed.write_bytes(b"# clients\n\n" + good_public + b"\n")
     d = start_daemon("--curve-secret-key", str(keys / "server.secret"), "--curve-allowed", str(allowed), ready=False)
     d.wait_ready(curve=(server_public, good_public, good_secret))
 
