@@ -238,12 +238,14 @@ def test_idle_sessions_expire(start_daemon):
 def test_shutdown_answers_requests_in_flight(start_daemon):
     d = start_daemon("--workers", "1", "--max-batch", "1")
     dealer = Dealer(d.endpoint)
-    for i in range(6):
-        dealer.send({"op": "generate", "model": "char_lm", "prompt": [1], "max_tokens": 2000, "temperature": 0.5, "id": i})
-    time.sleep(0.2)  # let them arrive
+    count = 12
+    for i in range(count):
+        dealer.send({"op": "generate", "model": "char_lm", "prompt": [1], "max_tokens": 10000, "temperature": 0.5, "id": i})
+    first = dealer.receive(1, timeout=120)  # work has begun; the others are queued or computing
     d.process.send_signal(signal.SIGTERM)
-    replies = dealer.receive(6, timeout=120)
-    assert all(header["ok"] and len(header["tokens"]) == 2000 for header, _ in replies.values())
+    replies = {**first, **dealer.receive(count - 1, timeout=120)}
+    assert sorted(replies) == list(range(count))
+    assert all(header["ok"] and len(header["tokens"]) == 10000 for header, _ in replies.values())
     assert d.process.wait(60) == 0
     in_flight = re.search(r"in_flight=(\d+) .*stopping", d.log_text())
     assert in_flight and int(in_flight.group(1)) >= 2, d.log_text()  # the signal came mid-work
