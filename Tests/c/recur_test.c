@@ -532,6 +532,31 @@ static void test_long_error(void) {
     CHECK(!lone_lead, "message ends in the middle of a UTF-8 character");
 }
 
+/* A small input that would need a buffer larger than memory: an lstm with hidden 1024 over 2^22
+   steps needs a [B·T, 4·H] = 2^34-float (64 GiB) input projection. Refused before allocating on
+   any machine with less than 256 GiB of memory (the limit is a quarter of it). */
+static void test_errors_huge_run(void) {
+    const char *architecture =
+        "{\"format\":1,\"input\":{\"kind\":\"features\",\"size\":1},"
+        "\"layers\":[{\"name\":\"l\",\"type\":\"lstm\",\"input_size\":1,\"hidden_size\":1024,\"bias\":false}]}";
+    float *weights = calloc(4096 * 1024, sizeof(float));
+    st_spec specs[2] = {{"l.weight_ih_l0", 2, {4096, 1}, weights}, {"l.weight_hh_l0", 2, {4096, 1024}, weights}};
+    size_t size = 0;
+    unsigned char *bytes = st_build(architecture, specs, 2, &size);
+    free(weights);
+    recur_model *model = NULL;
+    EXPECT_STATUS(recur_model_load_memory(bytes, size, &model), RECUR_OK, "");
+    free(bytes);
+    const int64_t steps = (int64_t)1 << 22;
+    float *x = calloc((size_t)steps, sizeof(float));
+    const int64_t shape[3] = {1, steps, 1};
+    recur_tensor input = tensor("input", RECUR_F32, 3, shape, x);
+    recur_result *result = NULL;
+    EXPECT_STATUS(recur_model_run(model, &input, 1, &result), RECUR_ERR_OUT_OF_MEMORY, "would need buffers");
+    free(x);
+    recur_model_free(model);
+}
+
 /* ----------------------------------------------------------------------------------------------- */
 
 /* output[0, T-1, :] argmax of a whole-sequence run over `tokens` (lowest id on ties). */
@@ -763,7 +788,7 @@ static void test_sessions(void) {
         EXPECT_STATUS(recur_session_step(session, with_lengths, 2, &result), RECUR_ERR_INVALID_INPUT, "only 'input'");
         recur_tensor scalar = input;
         scalar.rank = 0;
-        EXPECT_STATUS(recur_session_step(session, &scalar, 1, &result), RECUR_ERR_INVALID_INPUT, "input");
+        EXPECT_STATUS(recur_session_step(session, &scalar, 1, &result), RECUR_ERR_INVALID_INPUT, "rank 0");
         recur_tensor nine = input;
         nine.rank = 9;
         EXPECT_STATUS(recur_session_step(session, &nine, 1, &result), RECUR_ERR_INVALID_ARGUMENT, "rank 9");
@@ -936,6 +961,7 @@ int main(void) {
     test_errors_corrupt_files();
     test_errors_run();
     test_long_error();
+    test_errors_huge_run();
     test_sessions();
     test_generation();
     test_encode();
