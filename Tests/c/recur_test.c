@@ -660,6 +660,11 @@ static void test_generation(void) {
     EXPECT_STATUS(recur_generate(model, prompt, SIZE_MAX, &greedy, NULL, 0, 4, out, &n), RECUR_ERR_INVALID_ARGUMENT,
                   "prompt_len");
     EXPECT_STATUS(recur_generate(model, prompt, 0, &greedy, NULL, 0, 4, out, &n), RECUR_ERR_INVALID_INPUT, "prompt is empty");
+    /* Counts beyond any buffer are refused before the library reads them. */
+    EXPECT_STATUS(recur_generate(model, prompt, (size_t)1 << 40, &greedy, NULL, 0, 4, out, &n), RECUR_ERR_OUT_OF_MEMORY,
+                  "prompt_len");
+    EXPECT_STATUS(recur_generate(model, prompt, 3, &greedy, prompt, (size_t)1 << 40, 4, out, &n), RECUR_ERR_OUT_OF_MEMORY,
+                  "n_stop");
     const int32_t outside[2] = {3, 12};
     EXPECT_STATUS(recur_generate(model, outside, 2, &greedy, NULL, 0, 4, out, &n), RECUR_ERR_INVALID_INPUT,
                   "prompt[1] is token id 12");
