@@ -9,3 +9,8 @@ swift build -c release
 
 echo "== swift test"
 swift test
+
+echo "== C API (Tests/c: recur.h as C11 and C++17, librecur.so tests, then under valgrind; bindings/c example)"
+make -s -C Tests/c check
+make -s -C bindings/c run >/dev/null
+make -s -C Tests/c valgrind
