@@ -1,7 +1,7 @@
 // The C API of Include/recur.h: @_cdecl functions over the engine. Every function checks what C
 // lets a caller get wrong (NULL, ranks, shapes, dtypes, counts that do not fit Int) before the
 // engine sees it, and turns every RecurError into a status plus this thread's last error.
-// recur_last_error, recur_version and recur_abi_version live in C (Sources/CRecurAPI).
+// recur_last_error and recur_abi_version live in C (Sources/CRecurAPI).
 import CRecurAPI
 import Recur
 
@@ -207,6 +207,13 @@ private func copied<T: BitwiseCopyable>(_ data: UnsafeRawPointer?, _ count: Int)
         UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: data, byteCount: count * MemoryLayout<T>.stride)
         initialized = count
     }
+}
+
+// MARK: - Library
+
+@_cdecl("recur_version")
+public func recurVersionString() -> UnsafePointer<CChar> {
+    UnsafeRawPointer(recurVersionLiteral.utf8Start).assumingMemoryBound(to: CChar.self)
 }
 
 // MARK: - Models
