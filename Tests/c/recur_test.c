@@ -3,6 +3,7 @@
    generation, tokenization and malformed model files. Prints "c-api: N passed, M failed" and
    exits non-zero on any failure. RECUR_GOLDEN_DIR names the golden directory (default
    ../shared/golden, relative to the repository root as the working directory). */
+#define _POSIX_C_SOURCE 200809L /* mkfifo, getpid, unlink */
 #include "recur.h"
 #include "safetensors.h"
 
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The header's constants are the spec's (c-api.md); a renumbering must break the build. */
 _Static_assert(RECUR_ABI_VERSION == 1, "ABI version");
@@ -280,6 +283,15 @@ static void test_errors_loading(void) {
     EXPECT_STATUS(recur_model_load("/nonexistent/model.safetensors", &model), RECUR_ERR_IO, "/nonexistent/model.safetensors");
     EXPECT_STATUS(recur_model_load(golden_dir, &model), RECUR_ERR_IO, "not a regular file");
     EXPECT_STATUS(recur_model_load("/dev/null", &model), RECUR_ERR_IO, "/dev/null");
+    /* A FIFO without a writer: refused at once rather than waiting for data. */
+    char fifo[64];
+    snprintf(fifo, sizeof fifo, "/tmp/recur-test-fifo-%ld", (long)getpid());
+    if (mkfifo(fifo, 0600) == 0) {
+        EXPECT_STATUS(recur_model_load(fifo, &model), RECUR_ERR_IO, "not a regular file");
+        unlink(fifo);
+    } else {
+        CHECK(0, "mkfifo %s failed", fifo);
+    }
     EXPECT_STATUS(recur_model_load("\xff\xfe", &model), RECUR_ERR_INVALID_ARGUMENT, "UTF-8");
     EXPECT_STATUS(recur_model_load_memory(NULL, 10, &model), RECUR_ERR_INVALID_ARGUMENT, "data is NULL");
     EXPECT_STATUS(recur_model_load_memory("12345678", 8, NULL), RECUR_ERR_INVALID_ARGUMENT, "out is NULL");
