@@ -30,7 +30,9 @@ let package = Package(
         .target(name: "Recur", dependencies: ["CRecurKernels"]),
         // The Swift layer over libzmq (context, socket, poll, CURVE keys) for recurd and `recur keygen`.
         .target(name: "RecurZMQ", dependencies: ["CZMQ"]),
-        .target(name: "RecurC", dependencies: ["Recur"]),
+        // The C side of librecur.so: recur.h's types for Swift and the thread-local last error.
+        .target(name: "CRecurAPI"),
+        .target(name: "RecurC", dependencies: ["Recur", "CRecurAPI"]),
         .target(name: "RecurTraining", dependencies: ["Recur", "CRecurKernels"]),
         .executableTarget(
             name: "RecurCLI",
