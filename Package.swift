@@ -50,6 +50,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RecurTests", dependencies: ["Recur", "RecurTraining"]),
+        .testTarget(name: "RecurZMQTests", dependencies: ["RecurZMQ"]),
     ],
     swiftLanguageModes: [.v6]
 )
