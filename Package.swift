@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "RecurDaemon",
             dependencies: [
-                "Recur", "RecurZMQ", "CZMQ", "CLinux",
+                "Recur", "RecurZMQ", "CZMQ", "CLinux", "CRecurAPI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -1,3 +1,4 @@
+import CRecurAPI
 import CZMQ
 import Foundation
 import Logging
@@ -120,7 +121,11 @@ final class Server {
                 }
             }
             if ready[0] { try receiveRequests() }
-            if ready.count > 3 && ready[3], let authenticator { try authenticate(authenticator) }
+            if ready.count > 3 && ready[3], let authenticator {
+                do { try authenticate(authenticator) } catch {
+                    logger.error("ZAP handler failed; the client is not let in", metadata: ["error": "\(error)"])
+                }
+            }
             flushBatches(all: stopping)
             let now = ContinuousClock.now
             if now >= nextSweep {
@@ -180,7 +185,10 @@ final class Server {
         }
         switch request.operation {
         case .ping:
-            return answerNow(.success(ReplyEncoder.success(id: request.id, ["version": .int(1), "abi": .int(1), "recur": .string(recurVersion)])))
+            let fields: [String: JSONValue] = [
+                "version": .int(Request.protocolVersion), "abi": .int(Int(RECUR_ABI_VERSION)), "recur": .string(recurVersion),
+            ]
+            return answerNow(.success(ReplyEncoder.success(id: request.id, fields)))
         case .stats:
             let fields = stats.json(queueDepth: outstanding, maxQueue: config.maxQueue, sessions: sessions.count, models: models.all.count)
             return answerNow(.success(ReplyEncoder.success(id: request.id, fields)))

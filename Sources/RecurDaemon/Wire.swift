@@ -54,6 +54,9 @@ struct Request: Sendable {
         case unload(model: String)
     }
 
+    /// The wire protocol's version (protocol.md), answered by `ping`.
+    static let protocolVersion = 1
+
     /// The op names of protocol.md, as `stats` counts them.
     static let operationNames = ["ping", "models", "stats", "describe", "infer", "session.open", "session.step",
                                  "session.reset", "session.close", "generate", "load", "unload"]
