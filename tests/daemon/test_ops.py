@@ -165,3 +165,13 @@ def test_stats_counts_ops_and_outcomes(daemon):
         assert key in stats
     assert stats["latency_ms"]["all"]["p50"] <= stats["latency_ms"]["all"]["p99"]
     assert stats["models_loaded"] >= len(GOLDEN_CASES)
+
+
+def test_inline_floats_read_back_bit_for_bit(client):
+    for case in ["lstm_lengths_states", "bilstm_classifier"]:
+        inputs, _ = golden_case(case)
+        binary = client.infer(case, inputs, binary=True)
+        inline = client.infer(case, inputs, binary=False)
+        for name in binary:
+            assert inline[name].dtype == np.float32
+            assert np.array_equal(inline[name], binary[name]), f"{case}.{name}"
