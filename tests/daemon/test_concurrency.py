@@ -243,6 +243,10 @@ def test_shutdown_answers_requests_in_flight(start_daemon):
         dealer.send({"op": "generate", "model": "char_lm", "prompt": [1], "max_tokens": 10000, "temperature": 0.5, "id": i})
     first = dealer.receive(1, timeout=120)  # work has begun; the others are queued or computing
     d.process.send_signal(signal.SIGTERM)
+    late = d.client()
+    code, message = late.error({"op": "describe", "model": "char_lm"})  # sent after the signal
+    assert code == "busy" and "shutting down" in message
+    late.close()
     replies = {**first, **dealer.receive(count - 1, timeout=120)}
     assert sorted(replies) == list(range(count))
     assert all(header["ok"] and len(header["tokens"]) == 10000 for header, _ in replies.values())
