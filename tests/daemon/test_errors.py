@@ -188,3 +188,70 @@ def test_busy_when_the_queue_is_full(start_daemon):
     assert codes.count("busy") >= 1 and codes.count("ok") >= 2
     assert set(codes) <= {"busy", "ok"}
     dealer.close()
+
+
+def mutations(rng):
+    """Requests derived from valid ones by random damage: dropped, retyped or resized fields,
+    truncated or flipped bytes, and stray or missing frames."""
+    x = np.arange(10, dtype=np.float32).reshape(1, 2, 5)
+    valid = [
+        ({"op": "infer", "model": "lstm_basic", "inputs": {"input": {"dtype": "float32", "shape": [1, 2, 5], "frame": 1}}}, [x.tobytes()]),
+        ({"op": "infer", "model": "char_lm", "inputs": {"input": {"dtype": "int64", "shape": [1, 3], "data": [[1, 2, 3]]}}}, []),
+        ({"op": "generate", "model": "char_lm", "prompt": [1, 2], "max_tokens": 3, "top_k": 2}, []),
+        ({"op": "session.open", "model": "char_lm"}, []),
+        ({"op": "describe", "model": "bigru_tagger"}, []),
+    ]
+    odd_values = [None, True, -1, 0, 2 ** 63, 1e308, "", "x" * 300, [], {}, [[[]]], [-5, 2], {"frame": 1}]
+    while True:
+        header, frames = valid[rng.integers(len(valid))]
+        header, frames = json.loads(json.dumps(header)), list(frames)
+        kind = rng.integers(6)
+        if kind == 0:  # replace a field, possibly a nested one
+            target = header
+            while True:
+                key = list(target)[rng.integers(len(target))]
+                if isinstance(target[key], dict) and target[key] and rng.integers(2):
+                    target = target[key]
+                    continue
+                target[key] = odd_values[rng.integers(len(odd_values))]
+                break
+            yield json.dumps(header).encode(), frames
+        elif kind == 1:  # drop a field
+            header.pop(list(header)[rng.integers(len(header))])
+            yield json.dumps(header).encode(), frames
+        elif kind == 2:  # truncate the JSON
+            text = json.dumps(header).encode()
+            yield text[:rng.integers(len(text))], frames
+        elif kind == 3:  # flip a byte of the JSON
+            text = bytearray(json.dumps(header).encode())
+            text[rng.integers(len(text))] = int(rng.integers(256))
+            yield bytes(text), frames
+        elif kind == 4:  # resize, add or drop frames
+            choice = rng.integers(3)
+            if choice == 0 and frames:
+                frames[0] = frames[0][:rng.integers(len(frames[0]) + 1)]
+            elif choice == 1:
+                frames.append(bytes(rng.integers(0, 256, rng.integers(0, 64), dtype=np.uint8)))
+            else:
+                frames = []
+            yield json.dumps(header).encode(), frames
+        else:  # random bytes
+            yield bytes(rng.integers(0, 256, rng.integers(0, 200), dtype=np.uint8)), []
+
+
+def test_damaged_requests_each_get_one_reply_and_never_crash(daemon):
+    rng = np.random.default_rng(1234)
+    client = daemon.client(timeout=30)
+    codes = {}
+    for _, (first, frames) in zip(range(600), mutations(rng)):
+        reply, _ = client.raw([first] + frames)
+        assert isinstance(reply["ok"], bool)
+        if not reply["ok"]:
+            code = reply["error"]["code"]
+            assert code != "internal", (first, reply)
+            assert reply["error"]["message"]
+            codes[code] = codes.get(code, 0) + 1
+    assert daemon.process.poll() is None
+    assert client.ok({"op": "ping"})[0]["version"] == 1
+    assert codes.get("bad_request", 0) > 100, codes
+    client.close()
