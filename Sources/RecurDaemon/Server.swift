@@ -117,7 +117,12 @@ final class Server {
             if ready[1] {
                 for job in completions.take() {
                     runningJobs -= 1
-                    job.forEach(finish)
+                    switch job {
+                    case .answered(let replies): replies.forEach(finish)
+                    case .decoded(let route, let info, let request):
+                        outstanding -= 1  // counted while it waited to be decoded; admit counts it anew
+                        admit(request, info, route)
+                    }
                 }
             }
             if ready[0] { try receiveRequests() }
@@ -163,42 +168,64 @@ final class Server {
         }
     }
 
+    /// Requests whose header frame is larger than this are decoded by a worker, so a large inline
+    /// tensor does not hold up the I/O thread.
+    static let workerDecodeBytes = 64 << 10
+
     private func accept(_ frames: [[UInt8]], _ route: Route) {
-        let (info, header, headerError) = RequestDecoder.header(of: frames)
-        func answerNow(_ result: Result<[[UInt8]], WireError>) {
-            let outcome: String
-            let reply: [[UInt8]]
-            switch result {
-            case .success(let frames): (outcome, reply) = ("ok", frames)
-            case .failure(let error): (outcome, reply) = (error.code.rawValue, ReplyEncoder.failure(id: info.id, error))
-            }
-            send(route, reply)
-            record(op: info.op, outcome: outcome, received: route.received)
+        guard (frames.first?.count ?? 0) > Server.workerDecodeBytes else {
+            let (info, request) = RequestDecoder.decode(frames, limits: config.limits)
+            return admit(request, info, route)
         }
-        if let headerError { return answerNow(.failure(headerError)) }
-        var decoder = RequestDecoder(limits: config.limits, header: header ?? [:], frames: frames)
+        if let refusal = refusal() {
+            // Not decoded yet: the reply cannot echo an id, and stats count it under "invalid".
+            return answer(.failure(refusal), RequestHeader(), route)
+        }
+        outstanding += 1
+        push(.decode(frames, route, config.limits))
+    }
+
+    /// Why a request that needs work cannot be taken now, if it cannot.
+    private func refusal() -> WireError? {
+        if stopping { return WireError(.busy, "recurd is shutting down") }
+        guard outstanding < config.maxQueue else {
+            return WireError(.busy, "\(outstanding) requests are queued, the configured limit; retry later")
+        }
+        return nil
+    }
+
+    /// Replies at once, from the I/O thread.
+    private func answer(_ result: Result<[[UInt8]], WireError>, _ info: RequestHeader, _ route: Route) {
+        switch result {
+        case .success(let frames):
+            send(route, frames)
+            record(op: info.op, outcome: "ok", received: route.received)
+        case .failure(let error):
+            send(route, ReplyEncoder.failure(id: info.id, error))
+            record(op: info.op, outcome: error.code.rawValue, received: route.received)
+        }
+    }
+
+    /// Takes a decoded request: answers `ping` and `stats` (and failures) at once, queues the rest.
+    private func admit(_ decoded: Result<Request, WireError>, _ info: RequestHeader, _ route: Route) {
         let request: Request
-        do {
-            request = try decoder.decode(info)
-        } catch {
-            return answerNow(.failure(error))
+        switch decoded {
+        case .success(let r): request = r
+        case .failure(let error): return answer(.failure(error), info, route)
         }
         switch request.operation {
         case .ping:
             let fields: [String: JSONValue] = [
                 "version": .int(Request.protocolVersion), "abi": .int(Int(RECUR_ABI_VERSION)), "recur": .string(recurVersion),
             ]
-            return answerNow(.success(ReplyEncoder.success(id: request.id, fields)))
+            return answer(.success(ReplyEncoder.success(id: request.id, fields)), info, route)
         case .stats:
             let fields = stats.json(queueDepth: outstanding, maxQueue: config.maxQueue, sessions: sessions.count, models: models.all.count)
-            return answerNow(.success(ReplyEncoder.success(id: request.id, fields)))
+            return answer(.success(ReplyEncoder.success(id: request.id, fields)), info, route)
         default:
             break
         }
-        if stopping { return answerNow(.failure(WireError(.busy, "recurd is shutting down"))) }
-        guard outstanding < config.maxQueue else {
-            return answerNow(.failure(WireError(.busy, "\(outstanding) requests are queued, the configured limit; retry later")))
-        }
+        if let refusal = refusal() { return answer(.failure(refusal), info, route) }
         outstanding += 1
         let incoming = Incoming(request: request, route: route, model: nil)
         if let session = request.session, !busySessions.insert(session).inserted {

@@ -109,8 +109,21 @@ struct RequestDecoder {
     private var used: Set<Int> = []
     private var elements = 0
 
+    /// Decodes a whole request message; what is known of the header comes back even on failure,
+    /// so the reply can echo the `id` and the failure can be counted under its op.
+    static func decode(_ frames: [[UInt8]], limits: RequestLimits) -> (RequestHeader, Result<Request, WireError>) {
+        let (info, header, headerError) = RequestDecoder.header(of: frames)
+        if let headerError { return (info, .failure(headerError)) }
+        var decoder = RequestDecoder(limits: limits, header: header ?? [:], frames: frames)
+        do {
+            return (info, .success(try decoder.decode(info)))
+        } catch {
+            return (info, .failure(error))
+        }
+    }
+
     /// Parses the header far enough to answer even a bad request with its `id` and `binary`.
-    static func header(of frames: [[UInt8]]) -> (RequestHeader, [String: JSONValue]?, WireError?) {
+    private static func header(of frames: [[UInt8]]) -> (RequestHeader, [String: JSONValue]?, WireError?) {
         var info = RequestHeader()
         guard let first = frames.first else { return (info, nil, WireError(.badRequest, "empty message: frame 0 must be the JSON header")) }
         let json: JSONValue
@@ -131,13 +144,13 @@ struct RequestDecoder {
         return (info, object, nil)
     }
 
-    init(limits: RequestLimits, header: [String: JSONValue], frames: [[UInt8]]) {
+    private init(limits: RequestLimits, header: [String: JSONValue], frames: [[UInt8]]) {
         self.limits = limits
         self.header = header
         self.frames = frames
     }
 
-    mutating func decode(_ info: RequestHeader) throws(WireError) -> Request {
+    private mutating func decode(_ info: RequestHeader) throws(WireError) -> Request {
         guard let opValue = header["op"] else { throw WireError(.badRequest, "missing field 'op'") }
         guard let op = opValue.stringValue else { throw WireError(.badRequest, "op must be a string, found \(opValue.serialized().prefix(40))") }
         let operation: Request.Operation

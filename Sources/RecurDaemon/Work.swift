@@ -21,6 +21,8 @@ struct Incoming: Sendable {
 
 /// A unit of work for the pool.
 enum Job: Sendable {
+    /// A request too large to decode on the I/O thread without holding up everyone else.
+    case decode([[UInt8]], Route, RequestLimits)
     case single(Incoming)
     /// `infer` requests on one model, computed as one batch.
     case inferBatch(Model, [Incoming])
@@ -71,25 +73,32 @@ final class WorkQueue: Sendable {
     }
 }
 
-/// Answers going back from the workers to the I/O thread, which polls `wakeUp`: one group per job,
-/// so the I/O thread also learns when a worker is free again.
+/// What a worker hands back for a job.
+enum Finished: Sendable {
+    /// A computed job's answers.
+    case answered([Completion])
+    /// A `decode` job's request (or why it cannot be decoded), for the I/O thread to admit.
+    case decoded(Route, RequestHeader, Result<Request, WireError>)
+}
+
+/// Finished jobs going back from the workers to the I/O thread, which polls `wakeUp`; one entry
+/// per job, so the I/O thread also learns when a worker is free again.
 final class CompletionQueue: Sendable {
-    private let done = Mutex<[[Completion]]>([])
+    private let done = Mutex<[Finished]>([])
     let wakeUp: WakeUp
 
     init(wakeUp: WakeUp) {
         self.wakeUp = wakeUp
     }
 
-    /// Posts a finished job's answers.
-    func post(_ completions: [Completion]) {
-        done.withLock { $0.append(completions) }
+    func post(_ finished: Finished) {
+        done.withLock { $0.append(finished) }
         wakeUp.signal()
     }
 
-    /// Every job's answers posted so far. Clears the wake-up first, so a post racing with this
-    /// call is either taken now or wakes the I/O thread again.
-    func take() -> [[Completion]] {
+    /// Every job finished so far. Clears the wake-up first, so a post racing with this call is
+    /// either taken now or wakes the I/O thread again.
+    func take() -> [Finished] {
         wakeUp.clear()
         return done.withLock { pending in
             defer { pending = [] }
@@ -106,12 +115,15 @@ struct Executor: Sendable {
     let loadDirectory: String?
     let logger: Logger
 
-    func run(_ job: Job) -> [Completion] {
+    func run(_ job: Job) -> Finished {
         switch job {
-        case .single(let incoming): [Completion(incoming, Result { () throws(WireError) in try single(incoming.request) })]
-        case .inferBatch(let model, let batch): infer(model, batch)
-        case .stepBatch(let batch): step(batch)
-        case .stop: []
+        case .decode(let frames, let route, let limits):
+            let (header, request) = RequestDecoder.decode(frames, limits: limits)
+            return .decoded(route, header, request)
+        case .single(let incoming): return .answered([Completion(incoming, Result { () throws(WireError) in try single(incoming.request) })])
+        case .inferBatch(let model, let batch): return .answered(infer(model, batch))
+        case .stepBatch(let batch): return .answered(step(batch))
+        case .stop: return .answered([])
         }
     }
 

@@ -175,3 +175,18 @@ def test_inline_floats_read_back_bit_for_bit(client):
         for name in binary:
             assert inline[name].dtype == np.float32
             assert np.array_equal(inline[name], binary[name]), f"{case}.{name}"
+
+
+def test_large_inline_requests_are_decoded_and_answered(client):
+    # A header of several hundred kB is decoded by a worker instead of the I/O thread.
+    x = np.random.default_rng(5).standard_normal((2, 3000, 5)).astype(np.float32)
+    inline = client.infer("lstm_basic", {"input": x}, binary=False, id="big")
+    binary = client.infer("lstm_basic", {"input": x}, binary=True)
+    for name in binary:
+        assert np.array_equal(inline[name], binary[name]), name
+    header = {"op": "infer", "model": "lstm_basic", "id": 9, "inputs": {"input": {"dtype": "float32", "shape": [2, 3000, 4],
+                                                                                   "data": x[:, :, :4].tolist()}}}
+    reply, _ = client.call(header)
+    assert reply["id"] == 9 and reply["error"]["code"] == "invalid_input"
+    reply, _ = client.raw([b"[" + b"1," * 100000 + b"x]"])
+    assert reply["error"]["code"] == "bad_request" and "frame 0" in reply["error"]["message"]
