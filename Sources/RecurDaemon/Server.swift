@@ -42,10 +42,25 @@ final class Server {
     private let authenticator: Socket?
 
     /// Which requests may be computed together: `infer` on one model, or `session.step` on
-    /// sessions of one model.
+    /// sessions of one model, whose inputs' T lies in the same power-of-two range, so padding at
+    /// most doubles a batch's steps and a short request never waits on a much longer one.
     private struct BatchKey: Hashable {
         let model: ObjectIdentifier
         let isStep: Bool
+        /// ⌊log₂ T⌋ + 1 of the request's input (0 when it has no [B, T, …] input).
+        let stepsRange: Int
+
+        init(model: Model, request: Request) {
+            self.model = ObjectIdentifier(model)
+            var inputs: [String: Tensor] = [:]
+            switch request.operation {
+            case .infer(_, let given, _): (isStep, inputs) = (false, given)
+            case .sessionStep(_, let given): (isStep, inputs) = (true, given)
+            default: isStep = false
+            }
+            let steps = inputs["input"].flatMap { $0.shape.count >= 2 ? $0.shape[1] : nil } ?? 0
+            stepsRange = Int.bitWidth - max(steps, 0).leadingZeroBitCount
+        }
     }
 
     private struct PendingBatch {
@@ -256,7 +271,7 @@ final class Server {
             return finish(Completion(incoming, .failure(error)))
         }
         let bound = Incoming(request: request, route: incoming.route, model: model)
-        let key = BatchKey(model: ObjectIdentifier(model), isStep: request.session != nil)
+        let key = BatchKey(model: model, request: request)
         if pending[key] == nil {
             pending[key] = PendingBatch(model: model, members: [], deadline: .now + config.maxDelay)
         }

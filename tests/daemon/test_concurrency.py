@@ -284,3 +284,25 @@ def test_curve_allows_listed_clients_only(start_daemon, tmp_path, allowed_form):
     assert good.ok({"op": "models"})[0]["models"]
     good.close()
     assert "client refused" in d.log_text()
+
+
+def test_batches_group_inputs_of_similar_length(start_daemon):
+    d = start_daemon("--workers", "1", "--max-batch", "16", "--max-delay-ms", "300")
+    rng = np.random.default_rng(3)
+    requests = [rng.standard_normal((1, steps, 5)).astype(np.float32) for steps in [2, 3, 2, 3, 900, 1000, 700, 1000]]
+    dealer = Dealer(d.endpoint)
+    for i, x in enumerate(requests):
+        header, frames = binary_request("infer", {"input": x}, model="lstm_basic", id=i)
+        dealer.send(header, frames)
+    together = dealer.receive(len(requests))
+    client = d.client()
+    for i, x in enumerate(requests):
+        alone = client.infer("lstm_basic", {"input": x})
+        for name, array in outputs_of(together[i]).items():
+            assert np.array_equal(array, alone[name]), f"request {i} {name}"
+    sizes = client.ok({"op": "stats"})[0]["batches"]["sizes"]
+    # T of 2–3 and of 700–1000 fall in two power-of-two ranges (2–3, 512–1023): two batches of 4,
+    # then the one-by-one runs.
+    assert sizes.get("4") == 2, sizes
+    dealer.close()
+    client.close()
