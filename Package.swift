@@ -27,7 +27,9 @@ let package = Package(
         ),
         .systemLibrary(name: "CZMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .target(name: "Recur", dependencies: ["CRecurKernels"]),
-        .target(name: "RecurC", dependencies: ["Recur"]),
+        // The C side of librecur.so: recur.h's types for Swift and the thread-local last error.
+        .target(name: "CRecurAPI"),
+        .target(name: "RecurC", dependencies: ["Recur", "CRecurAPI"]),
         .target(name: "RecurTraining", dependencies: ["Recur", "CRecurKernels"]),
         .executableTarget(
             name: "RecurCLI",
