@@ -136,7 +136,7 @@ def _little_endian(name, value) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype.newbyteorder("=") not in _NAMES:
         raise RecurError("invalid_argument", f"tensor {name!r}: dtype {array.dtype} cannot be stored in safetensors")
-    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C")
 
 
 def _write_atomically(path, chunks) -> None:
