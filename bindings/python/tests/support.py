@@ -1,8 +1,12 @@
 """Helpers shared by the tests: the golden cases, tolerance, and both transports behind one shape."""
 
+import contextlib
 import json
 import os
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +54,37 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def start_daemon(binary: Path, models: Path, *options: str, **client_keys):
+    """recurd on a free loopback port until the block ends (ready once it answers a ping made with
+    ``client_keys``); then SIGTERM, on which it must exit 0. Yields the endpoint."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    log = models.parent / f"recurd-{models.name}.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen([str(binary), "--bind", endpoint, "--models", str(models), *options],
+                                   stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, f"recurd exited with {process.returncode}: {log.read_text()}"
+            try:
+                with recur.Client(endpoint, timeout=0.5, **client_keys) as client:
+                    client.ping()
+                break
+            except recur.RecurError as error:
+                assert error.code == "timeout", error
+                assert time.monotonic() < deadline, f"recurd did not answer ping within 30 s: {log.read_text()}"
+        yield endpoint
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        assert code == 0, f"recurd exited with {code} on SIGTERM: {log.read_text()}"
 
 
 class Local:
