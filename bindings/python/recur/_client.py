@@ -111,7 +111,7 @@ class Client:
         self._socket = self._connect()
 
     def ping(self) -> dict:
-        """{"version": the daemon's library version, "abi": its C ABI version, ...}."""
+        """The daemon's versions: {"version": ..., "abi": its C ABI version, ...}."""
         reply, _ = self._request({"op": "ping"})
         return _fields(reply)
 
@@ -224,7 +224,8 @@ def _decode_outputs(op: str, outputs, frames) -> dict:
     if not isinstance(outputs, dict):
         raise RecurError("internal", f"{op}: reply has no outputs")
     decoded = {}
-    for name, tensor in outputs.items():
+    # "output" first, as in-process (JSON objects carry no order the daemon must keep).
+    for name, tensor in sorted(outputs.items(), key=lambda item: item[0] != "output"):
         def fail(what):
             return RecurError("internal", f"{op}: reply tensor {name!r}: {what}")
         if not isinstance(tensor, dict):

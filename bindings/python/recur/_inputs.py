@@ -69,7 +69,7 @@ def generation_arguments(prompt, max_tokens, temperature, top_k, top_p, seed, st
         "temperature": _number("temperature", temperature),
         "top_k": _integer("top_k", top_k, _INT32_RANGE),
         "top_p": _number("top_p", top_p),
-        "seed": secrets.randbits(64) if seed is None else _integer("seed", seed, _UINT64_RANGE),
+        "seed": secrets.randbits(63) if seed is None else _integer("seed", seed, _UINT64_RANGE),
         "stop": _token_ids("stop", stop),
     }
 

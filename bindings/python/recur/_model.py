@@ -185,7 +185,7 @@ class Model:
         stop_ids = np.array(arguments["stop"], dtype=np.int32)
         try:
             tokens = np.empty(arguments["max_tokens"], dtype=np.int32)
-        except MemoryError:
+        except (MemoryError, ValueError):
             raise RecurError("out_of_memory", f"max_tokens {arguments['max_tokens']} is too large to hold") from None
         sampling = _library.Sampling(arguments["temperature"], arguments["top_k"], arguments["top_p"],
                                      arguments["seed"])

@@ -55,6 +55,13 @@ def test_sampling_follows_the_softmax_of_the_logits():
         local.close()
 
 
+def test_huge_max_tokens_is_an_error_not_a_crash(transport):
+    with pytest.raises(recur.RecurError) as error:
+        transport.generate("char_lm", PROMPT, 2**62)
+    assert error.value.code in ("out_of_memory", "too_large", "bad_request")
+    assert "max_tokens" in error.value.message
+
+
 def test_generation_needs_a_language_model(transport):
     with pytest.raises(recur.RecurError) as error:
         transport.generate("bilstm_classifier", PROMPT, 5)
@@ -66,7 +73,7 @@ ARGUMENT = {"invalid_argument", "bad_request"}
 
 
 @pytest.mark.parametrize("arguments, codes", [
-    ({"prompt": [], "max_tokens": 3}, {"invalid_input"}),
+    ({"prompt": [], "max_tokens": 3}, {"invalid_input", "bad_request"}),
     ({"prompt": [1, 12], "max_tokens": 3}, {"invalid_input"}),
     ({"prompt": [1, 2**40], "max_tokens": 3}, {"invalid_input"}),
     ({"prompt": [1], "max_tokens": -1}, ARGUMENT),
