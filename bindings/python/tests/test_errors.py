@@ -23,9 +23,10 @@ from support import load_case, model_path
     ("lstm_basic", {"x": np.zeros((1,) * 9, np.float32)}, ["input"]),
 ])
 def test_invalid_input(transport, case, inputs, words):
-    x = inputs.pop("x")
+    options = dict(inputs)
+    x = options.pop("x")
     with pytest.raises(recur.RecurError) as error:
-        transport.run(case, x, **inputs)
+        transport.run(case, x, **options)
     assert error.value.code == "invalid_input"
     for word in words:
         assert word in error.value.message
