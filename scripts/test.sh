@@ -10,6 +10,11 @@ swift build -c release
 echo "== swift test"
 swift test
 
+echo "== C API (Tests/c: recur.h as C11 and C++17, librecur.so tests, then under valgrind; bindings/c example)"
+make -s -C Tests/c check
+make -s -C bindings/c run >/dev/null
+make -s -C Tests/c valgrind
+
 echo "== python binding (pip install ./bindings/python, pytest through librecur.so and recurd)"
 # Installed into a scratch folder, so the tests exercise the package as pip lays it out.
 python_site=.build/python-site

@@ -23,8 +23,9 @@ public struct Session: Sendable {
         if let other = inputs.keys.sorted().first(where: { $0 != "input" }) {
             throw RecurError.invalidInput("a session step takes only 'input', found '\(other)'")
         }
-        guard let input = inputs["input"], let chunkBatch = input.shape.first else {
-            throw RecurError.invalidInput("missing tensor 'input'")
+        guard let input = inputs["input"] else { throw RecurError.invalidInput("missing tensor 'input'") }
+        guard let chunkBatch = input.shape.first else {
+            throw RecurError.invalidInput("input must be [B, T, …], found a scalar (rank 0)")
         }
         if let batch, batch != chunkBatch {
             throw RecurError.invalidInput("input has batch \(chunkBatch), but the session holds state for batch \(batch); reset it first")

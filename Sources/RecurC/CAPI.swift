@@ -157,10 +157,6 @@ private func deliver(_ outputs: [NamedTensor], to out: UnsafeMutablePointer<Opaq
 
 // MARK: - Input tensors
 
-/// The most elements one input tensor may have: the engine's own bound on any one buffer of a run
-/// (2³⁴ floats = 64 GiB). Checked before copying, so a huge shape is an error, not an allocation.
-private let maxInputElements = 1 << 34
-
 /// The caller's `inputs` as engine tensors (copied), each checked against the recur_tensor rules.
 private func engineTensors(_ inputs: UnsafePointer<recur_tensor>?, _ n: UInt) throws(RecurError) -> [String: Tensor] {
     let n = try count(n, "n_inputs")
@@ -184,8 +180,9 @@ private func engineTensor(_ tensor: recur_tensor, _ what: String) throws(RecurEr
     guard let elements = Tensor.elementCount(shape) else {
         throw invalidArgument("\(what): shape \(shape) has a negative dimension or more elements than fit in memory")
     }
-    guard elements <= maxInputElements else {
-        throw RecurError(.outOfMemory, "\(what): shape \(shape) has \(elements) elements, above the limit of \(maxInputElements)")
+    // Checked before copying, so a huge shape is an error rather than an allocation that traps.
+    guard elements <= Model.maxElementsPerBuffer else {
+        throw RecurError(.outOfMemory, "\(what): shape \(shape) has \(elements) elements, above the limit of \(Model.maxElementsPerBuffer)")
     }
     guard elements == 0 || tensor.data != nil else { throw invalidArgument("\(what): data is NULL for \(elements) elements") }
     let data = UnsafeRawPointer(tensor.data)

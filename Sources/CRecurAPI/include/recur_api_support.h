@@ -7,6 +7,6 @@
 
 /** Copies `message` (NUL-terminated UTF-8) into this thread's last-error buffer, cut at a UTF-8
     character boundary when longer than the buffer. */
-void recur_api_set_last_error(const char *message);
+__attribute__((visibility("hidden"))) void recur_api_set_last_error(const char *message);
 
 #endif
