@@ -97,7 +97,7 @@ class Client:
                                             f"{self._timeout_ms / 1000:g} s")
         try:
             reply_header = json.loads(reply[0].bytes.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
             raise RecurError("internal", f"{header['op']}: reply header is not JSON ({error})") from None
         if not isinstance(reply_header, dict) or not isinstance(reply_header.get("ok"), bool):
             raise RecurError("internal", f"{header['op']}: reply header has no \"ok\" field")

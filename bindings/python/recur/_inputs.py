@@ -61,8 +61,8 @@ _UINT64_RANGE = range(0, 2**64)
 
 def generation_arguments(prompt, max_tokens, temperature, top_k, top_p, seed, stop) -> dict:
     """The arguments of ``generate`` as plain Python values, in the ranges the C API and the wire
-    protocol can carry: prompt and stop as lists of int32 token ids, a 64-bit seed (a fresh
-    random one when ``seed`` is None)."""
+    protocol can carry: prompt and stop as lists of int32 token ids, a 64-bit seed (when ``seed``
+    is None, a fresh random one below 2**63, which every JSON integer parser takes)."""
     return {
         "prompt": _token_ids("prompt", prompt),
         "max_tokens": _integer("max_tokens", max_tokens, range(0, 2**63)),

@@ -1,5 +1,6 @@
 """A small safetensors reader and writer in pure Python, and ``save`` for model files."""
 
+import contextlib
 import json
 import os
 import secrets
@@ -46,7 +47,7 @@ def load_tensors(path) -> dict:
                 raise fail(f"header length {header_length} runs past the end of the {size}-byte file")
             try:
                 header = json.loads(file.read(header_length).decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as error:
+            except (UnicodeDecodeError, ValueError, RecursionError) as error:
                 raise fail(f"header is not valid JSON ({error})") from None
             if not isinstance(header, dict):
                 raise fail("header is not a JSON object")
@@ -59,7 +60,10 @@ def load_tensors(path) -> dict:
             tensors = {}
             for (begin, end, dtype, shape), name in entries:
                 file.seek(body_start + begin)
-                stored = np.empty(shape, _BF16_STORAGE if dtype == "BF16" else _DTYPES[dtype])
+                try:
+                    stored = np.empty(shape, _BF16_STORAGE if dtype == "BF16" else _DTYPES[dtype])
+                except ValueError as error:  # numpy's own limits on rank and extents
+                    raise fail(f"tensor {name!r}: shape {list(shape)} cannot be held ({error})") from None
                 if file.readinto(stored.reshape(-1).view(np.uint8)) != end - begin:
                     raise fail(f"tensor {name!r}: file ended while reading its data")
                 tensors[name] = _to_native(stored, dtype)
@@ -133,7 +137,10 @@ def _little_endian(name, value) -> np.ndarray:
             value = value.cpu()
         if hasattr(value, "numpy"):
             value = value.numpy()
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise RecurError("invalid_argument", f"tensor {name!r}: not an array ({error})") from None
     if array.dtype.newbyteorder("=") not in _NAMES:
         raise RecurError("invalid_argument", f"tensor {name!r}: dtype {array.dtype} cannot be stored in safetensors")
     return np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C")
@@ -153,7 +160,8 @@ def _write_atomically(path, chunks) -> None:
                 file.write(chunk)
         os.replace(temporary, path)
     except BaseException as error:
-        os.unlink(temporary)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
         if isinstance(error, OSError):
             raise RecurError("io", f"{path}: {error.strerror or error}") from None
         raise

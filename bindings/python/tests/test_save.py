@@ -75,8 +75,9 @@ def test_reads_files_written_by_the_safetensors_library():
     assert all(t.dtype == np.float32 for t in tensors.values())
 
 
-def write_raw(path, header: dict, data: bytes):
-    encoded = json.dumps(header).encode()
+def write_raw(path, header, data: bytes):
+    """A safetensors file with ``header`` (JSON, or text as it is) and ``data``."""
+    encoded = (header if isinstance(header, str) else json.dumps(header)).encode()
     path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + data)
 
 
@@ -98,6 +99,8 @@ def test_bf16_is_read_as_float32(tmp_path):
     ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
       "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, b"12345678", ["overlap"]),
     ([1, 2], b"", ["not a JSON object"]),
+    ("[" * 100_000, b"", ["JSON"]),
+    ({"w": {"dtype": "F32", "shape": [0, 2**62, 2**62], "data_offsets": [0, 0]}}, b"", ["'w'", "shape"]),
 ])
 def test_malformed_headers(tmp_path, header, data, words):
     path = tmp_path / "bad.safetensors"
