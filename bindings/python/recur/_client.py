@@ -87,9 +87,12 @@ class Client:
                 self._socket.send_multipart(message, copy=False)
                 ready = self._socket.poll(self._timeout_ms, zmq.POLLIN)
                 reply = self._socket.recv_multipart(copy=False) if ready else None
-            except zmq.ZMQError as error:
+            except BaseException as error:
+                # Interrupted or failed between send and receive: a REQ socket cannot go on from there.
                 self._replace_socket()
-                raise RecurError("internal", f"{header['op']}: ZeroMQ error: {error}") from None
+                if isinstance(error, zmq.ZMQError):
+                    raise RecurError("internal", f"{header['op']}: ZeroMQ error: {error}") from None
+                raise
             if reply is None:
                 # A REQ socket that sent without receiving cannot send again: start afresh.
                 self._replace_socket()
@@ -118,12 +121,12 @@ class Client:
     def models(self) -> list:
         """The loaded models: [{"name", "input", "outputs", "layers"}, ...]."""
         reply, _ = self._request({"op": "models"})
-        return reply.get("models", [])
+        return _field(reply, "models", "models", list)
 
     def describe(self, name: str) -> dict:
         """The model's architecture JSON plus shapes, as ``Model.describe``."""
         reply, _ = self._request({"op": "describe", "model": name})
-        return reply.get("model", {})
+        return _field(reply, "describe", "model", dict)
 
     def infer(self, name: str, x, lengths=None, states=None, outputs=None) -> dict:
         """Whole-sequence inference on the daemon's model ``name``, as ``Model.run``; ``outputs``
@@ -144,19 +147,16 @@ class Client:
     def session(self, name: str) -> "RemoteSession":
         """A streaming session on the daemon's model ``name``; a context manager."""
         reply, _ = self._request({"op": "session.open", "model": name})
-        session = reply.get("session")
-        if not isinstance(session, str):
-            raise RecurError("internal", "session.open: reply has no session id")
-        return RemoteSession(self, session)
+        return RemoteSession(self, _field(reply, "session.open", "session", str))
 
     def generate(self, name: str, prompt, max_tokens, temperature=1.0, top_k=0, top_p=1.0, seed=None,
                  stop=()) -> list:
         """As ``Model.generate``, on the daemon's model ``name``."""
         arguments = generation_arguments(prompt, max_tokens, temperature, top_k, top_p, seed, stop)
         reply, _ = self._request({"op": "generate", "model": name, **arguments})
-        tokens = reply.get("tokens")
-        if not isinstance(tokens, list) or not all(type(t) is int for t in tokens):
-            raise RecurError("internal", "generate: reply has no list of token ids")
+        tokens = _field(reply, "generate", "tokens", list)
+        if not all(type(t) is int for t in tokens):
+            raise RecurError("internal", "generate: reply tokens are not all integers")
         return tokens
 
     def load(self, name: str, path: str) -> None:
@@ -206,6 +206,13 @@ class RemoteSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _field(reply: dict, op: str, key: str, kind: type):
+    value = reply.get(key)
+    if not isinstance(value, kind):
+        raise RecurError("internal", f"{op}: reply has no {key!r} of type {kind.__name__}")
+    return value
 
 
 def _fields(reply: dict) -> dict:
