@@ -60,22 +60,17 @@ def free_port() -> int:
 def start_daemon(binary: Path, models: Path, *options: str, **client_keys):
     """recurd on a free loopback port until the block ends (ready once it answers a ping made with
     ``client_keys``); then SIGTERM, on which it must exit 0. Yields the endpoint."""
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
     log = models.parent / f"recurd-{models.name}.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen([str(binary), "--bind", endpoint, "--models", str(models), *options],
-                                   stdout=output, stderr=subprocess.STDOUT)
+    for _ in range(3):  # another process may take the probed port before recurd binds it
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        with open(log, "wb") as output:
+            process = subprocess.Popen([str(binary), "--bind", endpoint, "--models", str(models), *options],
+                                       stdout=output, stderr=subprocess.STDOUT)
+        if _answers_ping(process, endpoint, client_keys, log):
+            break
+    else:
+        raise AssertionError(f"recurd exited with {process.returncode} at start: {log.read_text()}")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, f"recurd exited with {process.returncode}: {log.read_text()}"
-            try:
-                with recur.Client(endpoint, timeout=0.5, **client_keys) as client:
-                    client.ping()
-                break
-            except recur.RecurError as error:
-                assert error.code == "timeout", error
-                assert time.monotonic() < deadline, f"recurd did not answer ping within 30 s: {log.read_text()}"
         yield endpoint
     finally:
         process.send_signal(signal.SIGTERM)
@@ -84,7 +79,24 @@ def start_daemon(binary: Path, models: Path, *options: str, **client_keys):
         except subprocess.TimeoutExpired:
             process.kill()
             code = process.wait()
-        assert code == 0, f"recurd exited with {code} on SIGTERM: {log.read_text()}"
+    assert code == 0, f"recurd exited with {code} on SIGTERM: {log.read_text()}"
+
+
+def _answers_ping(process: subprocess.Popen, endpoint: str, client_keys: dict, log: Path) -> bool:
+    """True once recurd answers, False if it exits first; fails after 30 s."""
+    deadline = time.monotonic() + 30
+    while process.poll() is None:
+        try:
+            with recur.Client(endpoint, timeout=0.5, **client_keys) as client:
+                client.ping()
+            return True
+        except recur.RecurError as error:
+            assert error.code == "timeout", error
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"recurd did not answer ping within 30 s: {log.read_text()}")
+    return False
 
 
 class Local:

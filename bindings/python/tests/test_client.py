@@ -3,6 +3,7 @@
 import json
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -81,6 +82,21 @@ def test_stats_counts_requests(client):
     client.ping()
     assert isinstance(before, dict) and before
     assert client.stats() != before
+
+
+def test_threads_share_one_client(client):
+    cases = {case: load_case(case) for case in ("bilstm_classifier", "gru_stacked")}
+
+    def work(index):
+        case = list(cases)[index % 2]
+        data = cases[case]
+        for _ in range(10):
+            outputs = client.infer(case, data["input"], lengths=data["lengths"])
+            assert_close(outputs["output"], data["expected"]["output"], f"thread {index} {case}")
+        return index
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sorted(pool.map(work, range(4))) == [0, 1, 2, 3]
 
 
 def test_closed_client(daemon):
