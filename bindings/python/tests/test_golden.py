@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from support import GOLDEN_CASES, assert_close, load_case
+import recur
+from support import GOLDEN_CASES, assert_close, load_case, model_path
 
 
 @pytest.mark.parametrize("case", GOLDEN_CASES)
@@ -31,3 +32,13 @@ def test_inputs_in_other_layouts_are_converted(transport):
     expected = data["expected"]["output"]
     for x in (np.asfortranarray(data["input"]), data["input"].astype(np.float64), data["input"].tolist()):
         assert_close(transport.run("lstm_basic", x)["output"], expected, type(x).__name__)
+
+
+def test_model_from_bytes_keeps_its_own_copy():
+    data = load_case("bigru_tagger")
+    image = bytearray(model_path("bigru_tagger").read_bytes())
+    with recur.Model.from_bytes(image) as model:
+        image[:] = bytes(len(image))  # the library copied the image: overwriting it changes nothing
+        outputs = model.run(data["input"], lengths=data["lengths"])
+    for name, expected in data["expected"].items():
+        assert_close(outputs[name], expected, name)
