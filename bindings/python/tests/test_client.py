@@ -77,11 +77,10 @@ def test_unknown_model_and_session(client):
     session.close()  # already gone on the daemon: closing is quiet
 
 
-def test_stats_counts_requests(client):
-    before = client.stats()
-    client.ping()
-    assert isinstance(before, dict) and before
-    assert client.stats() != before
+def test_stats_is_the_daemons_reply(client):
+    stats = client.stats()
+    assert isinstance(stats, dict) and stats and "ok" not in stats
+    json.dumps(stats)  # plain JSON values
 
 
 def test_threads_share_one_client(client):
@@ -150,6 +149,19 @@ def test_timeout_replaces_the_socket_and_the_client_stays_usable():
                 client.ping()
             assert error.value.code == "timeout" and fake.endpoint in error.value.message
             assert client.ping() == {"version": "9.9.9", "abi": 1}
+    finally:
+        fake.close()
+
+
+def test_ping_and_stats_return_the_reply_fields():
+    fake = FakeDaemon(lambda header, frames: ({"ok": True, "id": 3, "op_seen": header["op"], "n": [1, 2]}, []))
+    try:
+        with recur.Client(fake.endpoint, timeout=5) as client:
+            assert client.stats() == {"op_seen": "stats", "n": [1, 2]}
+            assert client.ping() == {"op_seen": "ping", "n": [1, 2]}
+            with pytest.raises(recur.RecurError) as error:
+                client.models()  # the reply has no "models" list
+            assert error.value.code == "internal" and "models" in error.value.message
     finally:
         fake.close()
 
