@@ -176,9 +176,11 @@ recur_status recur_model_encode(const recur_model *model, const char *text, int6
  *   "L.h0"     optional, float32 [num_layers*D, B, H] per recurrent layer L (and "L.c0" for lstm)
  * On RECUR_OK, *out is a new result (recur_result_free) holding "output" ([B, T, F] per step or
  * [B, F] pooled), then "L.h_n" (and "L.c_n") per recurrent layer, in that order.
- * Errors: INVALID_ARGUMENT (model, out or inputs NULL, a tensor that breaks the recur_tensor
- * rules, duplicate names), INVALID_INPUT (names, shapes, dtypes or values that do not fit the
- * model), OUT_OF_MEMORY. Any number of threads may run the same model at once.
+ * Errors: INVALID_ARGUMENT (model or out NULL, inputs NULL with n_inputs > 0, a tensor that
+ * breaks the recur_tensor rules, a name given twice), INVALID_INPUT (a missing "input", or names,
+ * shapes, dtypes or values that do not fit the model), OUT_OF_MEMORY (shapes whose buffers could
+ * not fit in memory; refused before allocating). Any number of threads may run the same model at
+ * once.
  */
 recur_status recur_model_run(const recur_model *model, const recur_tensor *inputs, size_t n_inputs,
                              recur_result **out);

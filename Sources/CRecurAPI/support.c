@@ -21,5 +21,3 @@ void recur_api_set_last_error(const char *message) {
 const char *recur_last_error(void) { return last_error; }
 
 int32_t recur_abi_version(void) { return RECUR_ABI_VERSION; }
-
-const char *recur_version(void) { return "0.1.0"; }

@@ -102,6 +102,11 @@ public final class Model: Sendable {
         if case .features(let size) = architecture.input { widest = max(widest, size) }
         self.widestStep = widest.multipliedReportingOverflow(by: 4).overflow ? Int.max : widest * 4
         if let configuration = architecture.tokenizer, let vocabulary = architecture.vocabulary {
+            if case .tokens(let size) = architecture.input {
+                guard vocabulary.count <= size, configuration.unknownID < size else {
+                    throw RecurError.format("architecture: vocab has \(vocabulary.count) entries and tokenizer.unk_id is \(configuration.unknownID); both must fit input.vocab_size \(size)")
+                }
+            }
             tokenizer = Tokenizer(configuration, vocabulary: vocabulary)
         } else {
             tokenizer = nil

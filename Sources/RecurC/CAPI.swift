@@ -1,7 +1,7 @@
 // The C API of Include/recur.h: @_cdecl functions over the engine. Every function checks what C
 // lets a caller get wrong (NULL, ranks, shapes, dtypes, counts that do not fit Int) before the
 // engine sees it, and turns every RecurError into a status plus this thread's last error.
-// recur_last_error, recur_version and recur_abi_version live in C (Sources/CRecurAPI).
+// recur_last_error and recur_abi_version live in C (Sources/CRecurAPI).
 import CRecurAPI
 import Recur
 
@@ -112,16 +112,21 @@ private final class ResultHandle {
         let dtype: recur_dtype
         switch tensor.storage {
         case .float32(let values):
-            values.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            values.withUnsafeBytes { copyBytes($0, to: data) }
             dtype = RECUR_F32
         case .int32(let values):
-            values.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            values.withUnsafeBytes { copyBytes($0, to: data) }
             dtype = RECUR_I32
         case .int64(let values):
-            values.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            values.withUnsafeBytes { copyBytes($0, to: data) }
             dtype = RECUR_I64
         }
         return Entry(name: name, dtype: dtype, shape: tensor.shape.map(Int64.init), data: data)
+    }
+
+    private static func copyBytes(_ bytes: UnsafeRawBufferPointer, to data: UnsafeMutableRawPointer) {
+        guard let base = bytes.baseAddress else { return }
+        data.copyMemory(from: base, byteCount: bytes.count)
     }
 
     deinit {
@@ -202,6 +207,13 @@ private func copied<T: BitwiseCopyable>(_ data: UnsafeRawPointer?, _ count: Int)
         UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: data, byteCount: count * MemoryLayout<T>.stride)
         initialized = count
     }
+}
+
+// MARK: - Library
+
+@_cdecl("recur_version")
+public func recurVersionString() -> UnsafePointer<CChar> {
+    UnsafeRawPointer(recurVersionLiteral.utf8Start).assumingMemoryBound(to: CChar.self)
 }
 
 // MARK: - Models
@@ -365,6 +377,10 @@ public func recurGenerate(_ handle: OpaquePointer?, _ prompt: UnsafePointer<Int3
         let outLen = try nonNull(outLen, "out_len")
         guard promptLength == 0 || prompt != nil else { throw invalidArgument("prompt is NULL with prompt_len \(promptLength)") }
         guard stopCount == 0 || stop != nil else { throw invalidArgument("stop is NULL with n_stop \(stopCount)") }
+        // Copied before the engine checks anything: refuse what could not be allocated.
+        guard max(promptLength, stopCount) <= Model.maxElementsPerBuffer else {
+            throw RecurError(.outOfMemory, "prompt_len \(promptLength) or n_stop \(stopCount) is above the limit of \(Model.maxElementsPerBuffer)")
+        }
         guard maxTokens == 0 || outTokens != nil else { throw invalidArgument("out_tokens is NULL with max_tokens \(maxTokens)") }
         let options = sampling.map {
             SamplingOptions(temperature: $0.pointee.temperature, topK: Int($0.pointee.top_k),
