@@ -8,6 +8,7 @@ import sys
 
 import recur
 from recur import _library
+from support import REPO
 
 
 def test_version_is_the_libraries():
@@ -15,6 +16,12 @@ def test_version_is_the_libraries():
     lib.recur_version.restype = ctypes.c_char_p
     assert recur.__version__ == lib.recur_version().decode()
     assert re.fullmatch(r"\d+\.\d+\.\d+", recur.__version__)
+
+
+def test_package_version_is_the_libraries():
+    # pyproject.toml states the version statically; it must follow the engine's (Version.swift).
+    pyproject = (REPO / "bindings" / "python" / "pyproject.toml").read_text()
+    assert re.search(r'^version = "([^"]+)"$', pyproject, re.MULTILINE).group(1) == recur.__version__
 
 
 def test_search_order(monkeypatch):
