@@ -1,6 +1,7 @@
 """The remote path: a client of the recurd daemon over ZeroMQ (protocol.md), binary frames."""
 
 import json
+import math
 import threading
 
 import numpy as np
@@ -31,7 +32,11 @@ class Client:
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", timeout: float = 10.0, *,
                  server_key=None, public_key=None, secret_key=None):
-        if not timeout > 0:
+        try:
+            seconds = float(timeout)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not 0 < seconds < math.inf:
             raise RecurError("invalid_argument", f"timeout must be a positive number of seconds, found {timeout!r}")
         if server_key is None and (public_key is not None or secret_key is not None):
             raise RecurError("invalid_argument", "CURVE keys need the server's public key (server_key) too")
@@ -40,27 +45,29 @@ class Client:
         if server_key is not None and public_key is None:
             public_key, secret_key = zmq.curve_keypair()
         self._endpoint = endpoint
-        self._timeout_ms = max(1, round(timeout * 1000))
+        self._timeout_ms = max(1, round(seconds * 1000))
         self._keys = None if server_key is None else tuple(
             _z85_key(name, key) for name, key in
             (("server_key", server_key), ("public_key", public_key), ("secret_key", secret_key)))
         self._context = zmq.Context()
         self._lock = threading.Lock()
-        self._socket = None
-        with self._lock:
+        try:
             self._socket = self._connect()
+        except BaseException:
+            self._context.term()
+            raise
 
     def _connect(self) -> "zmq.Socket":
         socket = self._context.socket(zmq.REQ)
         socket.setsockopt(zmq.LINGER, 0)
-        if self._keys is not None:
-            server, public, secret = self._keys
-            socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = server, public, secret
         try:
+            if self._keys is not None:
+                server, public, secret = self._keys
+                socket.curve_serverkey, socket.curve_publickey, socket.curve_secretkey = server, public, secret
             socket.connect(self._endpoint)
         except zmq.ZMQError as error:
             socket.close()
-            raise RecurError("invalid_argument", f"cannot connect to {self._endpoint!r}: {error}") from None
+            raise RecurError("invalid_argument", f"cannot use {self._endpoint!r}: {error}") from None
         return socket
 
     def close(self) -> None:

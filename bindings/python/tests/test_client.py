@@ -236,8 +236,13 @@ def test_curve_needs_an_allowed_key(recurd, tmp_path):
 
 
 def test_client_argument_checks():
-    for options in ({"timeout": 0}, {"public_key": "x" * 40, "secret_key": "y" * 40},
-                    {"server_key": "z" * 40, "public_key": "x" * 40}, {"server_key": "short"}):
+    for endpoint, options in [("tcp://127.0.0.1:9", {"timeout": 0}), ("tcp://127.0.0.1:9", {"timeout": "soon"}),
+                              ("tcp://127.0.0.1:9", {"timeout": float("inf")}),
+                              ("tcp://127.0.0.1:9", {"public_key": "x" * 40, "secret_key": "y" * 40}),
+                              ("tcp://127.0.0.1:9", {"server_key": "z" * 40, "public_key": "x" * 40}),
+                              ("tcp://127.0.0.1:9", {"server_key": "short"}),
+                              ("tcp://127.0.0.1:9", {"server_key": "~" * 40}),  # not Z85
+                              ("no-such-transport://x", {})]:
         with pytest.raises(recur.RecurError) as error:
-            recur.Client("tcp://127.0.0.1:9", **options)
+            recur.Client(endpoint, **options)
         assert error.value.code == "invalid_argument"
