@@ -15,6 +15,17 @@ make -s -C Tests/c check
 make -s -C bindings/c run >/dev/null
 make -s -C Tests/c valgrind
 
+echo "== daemon tests (pytest over pyzmq against the release recurd)"
+bin_dir="$(swift build -c release --show-bin-path)"
+daemon_log="$(mktemp)"
+RECURD="$bin_dir/recurd" RECUR_CLI="$bin_dir/recur-cli" python3 -m pytest -q -p no:cacheprovider tests/daemon 2>&1 | tee "$daemon_log"
+# pytest exits 5 when it collects nothing; also insist that tests passed and none were skipped.
+if ! grep -Eq '^[0-9]+ passed' "$daemon_log" || grep -Eq '[0-9]+ (skipped|xfailed|deselected)' "$daemon_log"; then
+    echo "daemon tests: none passed, or some were skipped" >&2
+    exit 1
+fi
+rm -f "$daemon_log"
+
 echo "== python binding (pip install ./bindings/python, pytest through librecur.so and recurd)"
 # Installed into a scratch folder, so the tests exercise the package as pip lays it out.
 python_site=.build/python-site
