@@ -33,7 +33,7 @@ rm -rf "$python_site"
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --no-build-isolation \
     --target "$python_site" ./bindings/python
 status=0
-PYTHONPATH="$PWD/$python_site" RECUR_LIBRARY="$PWD/.build/release/librecur.so" RECURD="$PWD/.build/release/recurd" \
+PYTHONPATH="$PWD/$python_site" RECUR_LIBRARY="$bin_dir/librecur.so" RECURD="$bin_dir/recurd" \
     python3 -m pytest -q -p no:cacheprovider bindings/python/tests || status=$?
 if ((status == 5)); then
     echo "pytest collected no tests in bindings/python/tests" >&2
