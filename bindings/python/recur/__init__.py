@@ -21,3 +21,7 @@ def __getattr__(name):
         from . import _client
         return getattr(_client, name)
     raise AttributeError(f"module 'recur' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), "__version__", "Client", "RemoteSession"])
