@@ -12,4 +12,4 @@ if ((${#need_apt[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-python3 -m pip install -q --disable-pip-version-check numpy pyzmq pytest
+python3 -m pip install -q --disable-pip-version-check numpy pyzmq pytest setuptools

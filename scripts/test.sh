@@ -25,3 +25,18 @@ if ! grep -Eq '^[0-9]+ passed' "$daemon_log" || grep -Eq '[0-9]+ (skipped|xfaile
     exit 1
 fi
 rm -f "$daemon_log"
+
+echo "== python binding (pip install ./bindings/python, pytest through librecur.so and recurd)"
+# Installed into a scratch folder, so the tests exercise the package as pip lays it out.
+python_site=.build/python-site
+rm -rf "$python_site"
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --no-build-isolation \
+    --target "$python_site" ./bindings/python
+status=0
+PYTHONPATH="$PWD/$python_site" RECUR_LIBRARY="$bin_dir/librecur.so" RECURD="$bin_dir/recurd" \
+    python3 -m pytest -q -p no:cacheprovider bindings/python/tests || status=$?
+if ((status == 5)); then
+    echo "pytest collected no tests in bindings/python/tests" >&2
+    exit 1
+fi
+((status == 0)) || exit "$status"
