@@ -49,7 +49,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "RecurTests", dependencies: ["Recur", "RecurTraining"]),
+        .testTarget(name: "RecurTests", dependencies: ["Recur", "RecurTraining"], exclude: ["Fixtures"]),
         .testTarget(name: "RecurZMQTests", dependencies: ["RecurZMQ"]),
     ],
     swiftLanguageModes: [.v6]

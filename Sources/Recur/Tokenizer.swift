@@ -16,7 +16,8 @@ public struct Tokenizer: Sendable {
             self.unknownID = unknownID
         }
 
-        init(json: JSONValue) throws(RecurError) {
+        /// Parses the architecture's `tokenizer` object.
+        public init(json: JSONValue) throws(RecurError) {
             guard let kind = json["kind"]?.stringValue.flatMap(Kind.init(rawValue:)) else {
                 throw RecurError.format("architecture: tokenizer.kind must be \"char\" or \"word\", found \(json["kind"]?.serialized() ?? "nothing")")
             }

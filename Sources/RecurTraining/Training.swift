@@ -1,2 +1,0 @@
-// Backpropagation through time lands here (issue 7).
-import Recur
