@@ -28,7 +28,7 @@ def classify(client):
 
 
 def tag(client):
-    texts = ["the cat sat on the mat", "dogs run fast"]
+    texts = ["we often watch the light", "the book slept near my fish", "they want to ring the bell ."]
     with local("tagger") as model:
         ids, lengths = model.encode(texts)
         scores = client.infer("tagger", ids, lengths=lengths)["output"]
@@ -41,7 +41,7 @@ def tag(client):
 
 
 def generate(client):
-    prompt = "the "
+    prompt = "The "
     with local("chars") as model:
         ids, _ = model.encode([prompt])
         vocab = model.describe()["vocab"]
