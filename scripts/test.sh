@@ -40,3 +40,7 @@ if ((status == 5)); then
     exit 1
 fi
 ((status == 0)) || exit "$status"
+
+echo "== demo (the README's main command, stopping after its client call)"
+demo_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+RECUR_ENDPOINT="tcp://127.0.0.1:$demo_port" bash scripts/demo.sh --once
