@@ -26,25 +26,31 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
         ),
         .systemLibrary(name: "CZMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CLinux"),
         .target(name: "Recur", dependencies: ["CRecurKernels"]),
-        .target(name: "RecurC", dependencies: ["Recur"]),
+        // The Swift layer over libzmq (context, socket, poll, CURVE keys) for recurd and `recur keygen`.
+        .target(name: "RecurZMQ", dependencies: ["CZMQ"]),
+        // The C side of librecur.so: recur.h's types for Swift and the thread-local last error.
+        .target(name: "CRecurAPI"),
+        .target(name: "RecurC", dependencies: ["Recur", "CRecurAPI"]),
         .target(name: "RecurTraining", dependencies: ["Recur", "CRecurKernels"]),
         .executableTarget(
             name: "RecurCLI",
             dependencies: [
-                "Recur", "RecurTraining",
+                "Recur", "RecurTraining", "RecurZMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "RecurDaemon",
             dependencies: [
-                "Recur", "CZMQ",
+                "Recur", "RecurZMQ", "CZMQ", "CLinux", "CRecurAPI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "RecurTests", dependencies: ["Recur", "RecurTraining"], exclude: ["Fixtures"]),
+        .testTarget(name: "RecurZMQTests", dependencies: ["RecurZMQ"]),
     ],
     swiftLanguageModes: [.v6]
 )

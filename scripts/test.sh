@@ -9,3 +9,38 @@ swift build -c release
 
 echo "== swift test"
 swift test
+
+echo "== C API (Tests/c: recur.h as C11 and C++17, librecur.so tests, then under valgrind; bindings/c example)"
+make -s -C Tests/c check
+make -s -C bindings/c run >/dev/null
+make -s -C Tests/c valgrind
+
+echo "== daemon tests (pytest over pyzmq against the release recurd)"
+bin_dir="$(swift build -c release --show-bin-path)"
+daemon_log="$(mktemp)"
+RECURD="$bin_dir/recurd" RECUR_CLI="$bin_dir/recur-cli" python3 -m pytest -q -p no:cacheprovider tests/daemon 2>&1 | tee "$daemon_log"
+# pytest exits 5 when it collects nothing; also insist that tests passed and none were skipped.
+if ! grep -Eq '^[0-9]+ passed' "$daemon_log" || grep -Eq '[0-9]+ (skipped|xfailed|deselected)' "$daemon_log"; then
+    echo "daemon tests: none passed, or some were skipped" >&2
+    exit 1
+fi
+rm -f "$daemon_log"
+
+echo "== python binding (pip install ./bindings/python, pytest through librecur.so and recurd)"
+# Installed into a scratch folder, so the tests exercise the package as pip lays it out.
+python_site=.build/python-site
+rm -rf "$python_site"
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --no-build-isolation \
+    --target "$python_site" ./bindings/python
+status=0
+PYTHONPATH="$PWD/$python_site" RECUR_LIBRARY="$bin_dir/librecur.so" RECURD="$bin_dir/recurd" \
+    python3 -m pytest -q -p no:cacheprovider bindings/python/tests || status=$?
+if ((status == 5)); then
+    echo "pytest collected no tests in bindings/python/tests" >&2
+    exit 1
+fi
+((status == 0)) || exit "$status"
+
+echo "== demo (the README's main command, stopping after its client call)"
+demo_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+RECUR_ENDPOINT="tcp://127.0.0.1:$demo_port" bash scripts/demo.sh --once

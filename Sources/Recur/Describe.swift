@@ -1,29 +1,30 @@
 extension Model {
-    /// The architecture document plus what it implies: `inputs` and `outputs` as
-    /// {name: {"dtype", "shape"}} with "B" and "T" for the batch and step dimensions, `parameters`
-    /// (float count), `can_stream` and `can_generate`. The C API, the daemon and the CLI serve this.
+    /// The model for callers that only see JSON (C API, daemon): the architecture document as
+    /// written, plus "inputs" and "outputs" ({name: {"dtype", "shape"}}, with "B" and "T" for the
+    /// batch and step dimensions), "parameters", "can_stream" and "can_generate".
     public func describe() -> JSONValue {
-        var document = architecture.json.objectValue ?? [:]
-        func spec(_ dtype: String, _ shape: [JSONValue]) -> JSONValue {
+        func entry(_ dtype: String, _ shape: [JSONValue]) -> JSONValue {
             .object(["dtype": .string(dtype), "shape": .array(shape)])
         }
-        let (B, T): (JSONValue, JSONValue) = (.string("B"), .string("T"))
+        let batch = JSONValue.string("B"), steps = JSONValue.string("T")
         var inputs: [String: JSONValue] = [:]
         switch architecture.input {
-        case .tokens: inputs["input"] = spec("int64", [B, T])
-        case .features(let size): inputs["input"] = spec("float32", [B, T, .int(size)])
+        case .tokens: inputs["input"] = entry("int64", [batch, steps])
+        case .features(let size): inputs["input"] = entry(DType.float32.rawValue, [batch, steps, .int(size)])
         }
-        inputs["lengths"] = spec("int64", [B])
+        inputs["lengths"] = entry("int64", [batch])
         var outputs: [String: JSONValue] = [:]
         switch outputShape {
-        case .sequence(let f): outputs["output"] = spec("float32", [B, T, .int(f)])
-        case .pooled(let f): outputs["output"] = spec("float32", [B, .int(f)])
-        case .tokens: outputs["output"] = spec("int32", [B, T])
+        case .tokens: outputs["output"] = entry(DType.int32.rawValue, [batch, steps])
+        case .sequence(let f): outputs["output"] = entry(DType.float32.rawValue, [batch, steps, .int(f)])
+        case .pooled(let f): outputs["output"] = entry(DType.float32.rawValue, [batch, .int(f)])
         }
         for (name, rows, width) in stateInputs {
-            inputs[name] = spec("float32", [.int(rows), B, .int(width)])
-            outputs[String(name.dropLast()) + "_n"] = spec("float32", [.int(rows), B, .int(width)])
+            let shape = entry(DType.float32.rawValue, [.int(rows), batch, .int(width)])
+            inputs[name] = shape
+            outputs[String(name.dropLast()) + "_n"] = shape
         }
+        var document = architecture.json.objectValue ?? [:]
         document["inputs"] = .object(inputs)
         document["outputs"] = .object(outputs)
         document["parameters"] = .int(parameterCount)

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A loaded model: immutable after loading, so any number of threads may run it at once.
 public final class Model: Sendable {
     public let architecture: Architecture
@@ -96,11 +102,20 @@ public final class Model: Sendable {
         if case .features(let size) = architecture.input { widest = max(widest, size) }
         self.widestStep = widest.multipliedReportingOverflow(by: 4).overflow ? Int.max : widest * 4
         if let configuration = architecture.tokenizer, let vocabulary = architecture.vocabulary {
+            if case .tokens(let size) = architecture.input {
+                guard vocabulary.count <= size, configuration.unknownID < size else {
+                    throw RecurError.format("architecture: vocab has \(vocabulary.count) entries and tokenizer.unk_id is \(configuration.unknownID); both must fit input.vocab_size \(size)")
+                }
+            }
             tokenizer = Tokenizer(configuration, vocabulary: vocabulary)
         } else {
             tokenizer = nil
         }
     }
+
+    /// The most elements one tensor or buffer of a run may have; larger requests are refused with
+    /// `outOfMemory` before anything is allocated. Callers that copy inputs check against it first.
+    public static var maxElementsPerBuffer: Int { RunRequest.maxElements }
 
     /// False when a layer needs whole sequences (a bidirectional layer): such a model cannot stream.
     public var canStream: Bool { layers.allSatisfy(\.canStream) }
@@ -147,6 +162,14 @@ public final class Model: Sendable {
     }
 }
 
+/// Installed memory in bytes (Int.max when the system does not say).
+private let physicalMemoryBytes: Int = {
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+    guard pages > 0, pageSize > 0 else { return Int.max }
+    let (bytes, overflow) = pages.multipliedReportingOverflow(by: pageSize)
+    return overflow ? Int.max : bytes
+}()
+
 /// Sets every per-step vector at or past its sequence's length to zero. values: [B, T, F].
 func zeroPadding(_ values: inout [Float], lengths: [Int], steps: Int, features: Int) {
     values.withUnsafeMutableBufferPointer { v in
@@ -165,8 +188,9 @@ struct RunRequest {
     let lengths: [Int]?
     let states: [String: [Float]]
 
-    /// Upper bound on the elements of any one buffer a run may allocate (2³⁴ floats = 64 GiB).
-    static let maxElements = 1 << 34
+    /// Upper bound on the elements of any one buffer a run may allocate: 2³⁴ floats (64 GiB), and
+    /// at most a quarter of physical memory, because a Swift allocation that fails traps.
+    static let maxElements = min(1 << 34, physicalMemoryBytes / (4 * MemoryLayout<Float>.size))
 
     init(model: Model, inputs: [String: Tensor]) throws(RecurError) {
         let accepted = Set(["input", "lengths"] + model.stateInputs.map(\.name))

@@ -204,7 +204,8 @@ final class MappedFile {
     let bytes: UnsafeRawBufferPointer
 
     init(path: String) throws(RecurError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below refuses it anyway.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw RecurError(.io, "\(path): open failed: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var info = stat()

@@ -20,24 +20,36 @@ public struct Session: Sendable {
     /// Runs the next chunk. `inputs` holds `input` only ([B, T, size] or token ids [B, T]); sessions
     /// take no lengths. Returns what `Model.run` returns for the chunk.
     public mutating func step(_ inputs: [String: Tensor]) throws(RecurError) -> [NamedTensor] {
+        let outputs = try model.run(try runInputs(forStep: inputs))
+        carry(outputs)
+        return outputs
+    }
+
+    /// The inputs of `Model.run` for a step: `input` plus the held states; refuses anything but
+    /// `input` and a batch other than the held state's. (Batching merges these across sessions.)
+    func runInputs(forStep inputs: [String: Tensor]) throws(RecurError) -> [String: Tensor] {
         if let other = inputs.keys.sorted().first(where: { $0 != "input" }) {
             throw RecurError.invalidInput("a session step takes only 'input', found '\(other)'")
         }
-        guard let input = inputs["input"], let chunkBatch = input.shape.first else {
-            throw RecurError.invalidInput("missing tensor 'input'")
+        guard let input = inputs["input"] else { throw RecurError.invalidInput("missing tensor 'input'") }
+        guard let chunkBatch = input.shape.first else {
+            throw RecurError.invalidInput("input must be [B, T, …], found a scalar (rank 0)")
         }
         if let batch, batch != chunkBatch {
             throw RecurError.invalidInput("input has batch \(chunkBatch), but the session holds state for batch \(batch); reset it first")
         }
         var all = states
         all["input"] = input
-        let outputs = try model.run(all)
+        return all
+    }
+
+    /// Keeps a step's final states ("L.h_n") as the next step's initial states ("L.h0").
+    mutating func carry(_ outputs: [NamedTensor]) {
         for (name, _, _) in model.stateInputs {
             let finalName = String(name.dropLast()) + "_n"
             if let final = outputs.first(where: { $0.name == finalName }) { states[name] = final.tensor }
         }
-        batch = chunkBatch
-        return outputs
+        batch = outputs.first?.tensor.shape.first
     }
 
     /// Forgets the carried state: the next step starts from zeros.

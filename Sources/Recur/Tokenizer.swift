@@ -21,11 +21,13 @@ public struct Tokenizer: Sendable {
             guard let kind = json["kind"]?.stringValue.flatMap(Kind.init(rawValue:)) else {
                 throw RecurError.format("architecture: tokenizer.kind must be \"char\" or \"word\", found \(json["kind"]?.serialized() ?? "nothing")")
             }
-            let lowercase = json["lowercase"]?.boolValue ?? false
-            guard let unk = json["unk_id"]?.intValue ?? 1 as Int?, unk >= 0 else {
-                throw RecurError.format("architecture: tokenizer.unk_id must be a non-negative integer")
+            if let value = json["lowercase"], value.boolValue == nil {
+                throw RecurError.format("architecture: tokenizer.lowercase must be true or false, found \(value.serialized())")
             }
-            self.init(kind: kind, lowercase: lowercase, unknownID: unk)
+            if let value = json["unk_id"], (value.intValue ?? -1) < 0 {
+                throw RecurError.format("architecture: tokenizer.unk_id must be a non-negative integer, found \(value.serialized())")
+            }
+            self.init(kind: kind, lowercase: json["lowercase"]?.boolValue ?? false, unknownID: json["unk_id"]?.intValue ?? 1)
         }
 
         public var json: JSONValue {

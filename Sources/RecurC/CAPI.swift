@@ -1,2 +1,400 @@
-// The C API (Include/recur.h) lands here.
+// The C API of Include/recur.h: @_cdecl functions over the engine. Every function checks what C
+// lets a caller get wrong (NULL, ranks, shapes, dtypes, counts that do not fit Int) before the
+// engine sees it, and turns every RecurError into a status plus this thread's last error.
+// recur_last_error and recur_abi_version live in C (Sources/CRecurAPI).
+import CRecurAPI
 import Recur
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Errors
+
+/// Records `error` as this thread's last error and returns its status.
+private func failure(_ error: RecurError) -> recur_status {
+    error.message.withCString { recur_api_set_last_error($0) }
+    return recur_status(rawValue: numericCast(error.kind.rawValue))
+}
+
+/// Runs `body` and reports its outcome as a status; a thrown error becomes the last error.
+private func reporting(_ body: () throws(RecurError) -> Void) -> recur_status {
+    do {
+        try body()
+        return RECUR_OK
+    } catch {
+        return failure(error)
+    }
+}
+
+private func invalidArgument(_ message: String) -> RecurError { RecurError(.invalidArgument, message) }
+
+/// `pointer` itself, or an invalid-argument error saying which parameter is NULL.
+private func nonNull<T>(_ pointer: T?, _ parameter: String) throws(RecurError) -> T {
+    guard let pointer else { throw invalidArgument("\(parameter) is NULL") }
+    return pointer
+}
+
+/// A size_t count as Int; counts above Int.max cannot describe real memory.
+private func count(_ value: UInt, _ parameter: String) throws(RecurError) -> Int {
+    guard let n = Int(exactly: value) else { throw invalidArgument("\(parameter) is \(value), above \(Int.max)") }
+    return n
+}
+
+/// A C string parameter as a Swift string; NULL and invalid UTF-8 are errors.
+private func string(_ pointer: UnsafePointer<CChar>?, _ parameter: String) throws(RecurError) -> String {
+    guard let text = String(validatingCString: try nonNull(pointer, parameter)) else {
+        throw invalidArgument("\(parameter) is not valid UTF-8")
+    }
+    return text
+}
+
+// MARK: - Handles
+
+/// recur_session: one stream's state. C callers use a session from one thread at a time.
+private final class SessionHandle {
+    var session: Session
+
+    init(_ session: Session) { self.session = session }
+}
+
+/// Hands one retained reference to C; `release` gives it back.
+private func retained(_ object: AnyObject) -> OpaquePointer {
+    OpaquePointer(Unmanaged.passRetained(object).toOpaque())
+}
+
+/// The object behind a handle, borrowed for the call (C holds the reference).
+private func object<T: AnyObject>(_ handle: OpaquePointer?, _ parameter: String, as type: T.Type) throws(RecurError) -> T {
+    Unmanaged<T>.fromOpaque(UnsafeRawPointer(try nonNull(handle, parameter))).takeUnretainedValue()
+}
+
+private func release<T: AnyObject>(_ handle: OpaquePointer?, as type: T.Type) {
+    guard let handle else { return }
+    Unmanaged<T>.fromOpaque(UnsafeRawPointer(handle)).release()
+}
+
+private func model(_ handle: OpaquePointer?) throws(RecurError) -> Model {
+    try object(handle, "model", as: Model.self)
+}
+
+/// recur_result: output tensors copied into malloc'd memory, so that the names and data pointers
+/// handed to C stay where they are until recur_result_free.
+private final class ResultHandle {
+    struct Entry {
+        let name: UnsafeMutablePointer<CChar>
+        let dtype: recur_dtype
+        let shape: [Int64]
+        let data: UnsafeMutableRawPointer
+    }
+
+    let entries: [Entry]
+
+    private init(entries: [Entry]) { self.entries = entries }
+
+    /// Copies `outputs`; out of memory is an error (and frees what was copied so far).
+    static func copying(_ outputs: [NamedTensor]) throws(RecurError) -> ResultHandle {
+        var entries: [Entry] = []
+        for output in outputs {
+            guard let entry = copy(output) else {
+                for made in entries { free(made.name); free(made.data) }
+                throw RecurError(.outOfMemory, "cannot allocate result tensor '\(output.name)' \(output.tensor.shape)")
+            }
+            entries.append(entry)
+        }
+        return ResultHandle(entries: entries)
+    }
+
+    private static func copy(_ output: NamedTensor) -> Entry? {
+        let tensor = output.tensor
+        // malloc(0) may return NULL; one byte keeps "NULL means out of memory" true.
+        guard let data = malloc(max(tensor.count * tensor.dtype.byteSize, 1)) else { return nil }
+        guard let name = strdup(output.name) else { free(data); return nil }
+        let dtype: recur_dtype
+        switch tensor.storage {
+        case .float32(let values):
+            values.withUnsafeBytes { copyBytes($0, to: data) }
+            dtype = RECUR_F32
+        case .int32(let values):
+            values.withUnsafeBytes { copyBytes($0, to: data) }
+            dtype = RECUR_I32
+        case .int64(let values):
+            values.withUnsafeBytes { copyBytes($0, to: data) }
+            dtype = RECUR_I64
+        }
+        return Entry(name: name, dtype: dtype, shape: tensor.shape.map(Int64.init), data: data)
+    }
+
+    private static func copyBytes(_ bytes: UnsafeRawBufferPointer, to data: UnsafeMutableRawPointer) {
+        guard let base = bytes.baseAddress else { return }
+        data.copyMemory(from: base, byteCount: bytes.count)
+    }
+
+    deinit {
+        for entry in entries {
+            free(entry.name)
+            free(entry.data)
+        }
+    }
+
+    /// Fills `out` with the entry's description; the pointers are the result's own.
+    func describe(_ index: Int, into out: UnsafeMutablePointer<recur_tensor>) {
+        let entry = entries[index]
+        var tensor = recur_tensor()
+        tensor.name = UnsafePointer(entry.name)
+        tensor.dtype = entry.dtype
+        tensor.rank = Int32(entry.shape.count)
+        withUnsafeMutableBytes(of: &tensor.shape) { shape in
+            for (axis, size) in entry.shape.enumerated() { shape.storeBytes(of: size, toByteOffset: axis * 8, as: Int64.self) }
+        }
+        tensor.data = entry.data
+        out.pointee = tensor
+    }
+}
+
+/// Hands `outputs` to C as a new recur_result in *out.
+private func deliver(_ outputs: [NamedTensor], to out: UnsafeMutablePointer<OpaquePointer?>) throws(RecurError) {
+    // The engine's outputs have rank 1 ... 3; recur_tensor holds at most 8.
+    if let wide = outputs.first(where: { $0.tensor.shape.count > 8 }) {
+        throw RecurError(.internal, "output '\(wide.name)' has rank \(wide.tensor.shape.count), above 8")
+    }
+    out.pointee = retained(try ResultHandle.copying(outputs))
+}
+
+// MARK: - Input tensors
+
+/// The caller's `inputs` as engine tensors (copied), each checked against the recur_tensor rules.
+private func engineTensors(_ inputs: UnsafePointer<recur_tensor>?, _ n: UInt) throws(RecurError) -> [String: Tensor] {
+    let n = try count(n, "n_inputs")
+    guard n > 0 else { return [:] }
+    var tensors: [String: Tensor] = [:]
+    for (i, tensor) in UnsafeBufferPointer(start: try nonNull(inputs, "inputs"), count: n).enumerated() {
+        guard let name = String(validatingCString: try nonNull(tensor.name, "inputs[\(i)].name")) else {
+            throw invalidArgument("inputs[\(i)].name is not valid UTF-8")
+        }
+        guard tensors[name] == nil else { throw invalidArgument("inputs[\(i)]: '\(name)' is given twice") }
+        tensors[name] = try engineTensor(tensor, "inputs[\(i)] '\(name)'")
+    }
+    return tensors
+}
+
+private func engineTensor(_ tensor: recur_tensor, _ what: String) throws(RecurError) -> Tensor {
+    guard (0...8).contains(tensor.rank) else { throw invalidArgument("\(what): rank \(tensor.rank) is outside 0 … 8") }
+    let shape = withUnsafeBytes(of: tensor.shape) { raw in
+        (0..<Int(tensor.rank)).map { Int(raw.load(fromByteOffset: $0 * 8, as: Int64.self)) }
+    }
+    guard let elements = Tensor.elementCount(shape) else {
+        throw invalidArgument("\(what): shape \(shape) has a negative dimension or more elements than fit in memory")
+    }
+    // Checked before copying, so a huge shape is an error rather than an allocation that traps.
+    guard elements <= Model.maxElementsPerBuffer else {
+        throw RecurError(.outOfMemory, "\(what): shape \(shape) has \(elements) elements, above the limit of \(Model.maxElementsPerBuffer)")
+    }
+    guard elements == 0 || tensor.data != nil else { throw invalidArgument("\(what): data is NULL for \(elements) elements") }
+    let data = UnsafeRawPointer(tensor.data)
+    switch tensor.dtype {
+    case RECUR_F32: return try Tensor(shape: shape, storage: .float32(copied(data, elements)))
+    case RECUR_I32: return try Tensor(shape: shape, storage: .int32(copied(data, elements)))
+    case RECUR_I64: return try Tensor(shape: shape, storage: .int64(copied(data, elements)))
+    default:
+        throw invalidArgument("\(what): dtype \(tensor.dtype.rawValue) is not a recur_dtype (RECUR_F32 = 1, RECUR_I32 = 2, RECUR_I64 = 3)")
+    }
+}
+
+/// `count` values of `T` from caller memory with any alignment.
+private func copied<T: BitwiseCopyable>(_ data: UnsafeRawPointer?, _ count: Int) -> [T] {
+    guard let data, count > 0 else { return [] }
+    return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+        UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: data, byteCount: count * MemoryLayout<T>.stride)
+        initialized = count
+    }
+}
+
+// MARK: - Library
+
+@_cdecl("recur_version")
+public func recurVersionString() -> UnsafePointer<CChar> {
+    UnsafeRawPointer(recurVersionLiteral.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+// MARK: - Models
+
+@_cdecl("recur_model_load")
+public func recurModelLoad(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        let path = try string(path, "path")
+        let out = try nonNull(out, "out")
+        out.pointee = retained(try Model(path: path))
+    }
+}
+
+@_cdecl("recur_model_load_memory")
+public func recurModelLoadMemory(_ data: UnsafeRawPointer?, _ size: UInt, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        let size = try count(size, "size")
+        let out = try nonNull(out, "out")
+        guard size == 0 || data != nil else { throw invalidArgument("data is NULL for \(size) bytes") }
+        let bytes = data.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+        out.pointee = retained(try Model(bytes: bytes))
+    }
+}
+
+@_cdecl("recur_model_free")
+public func recurModelFree(_ model: OpaquePointer?) {
+    release(model, as: Model.self)
+}
+
+@_cdecl("recur_model_describe")
+public func recurModelDescribe(_ handle: OpaquePointer?, _ jsonOut: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        let model = try model(handle)
+        let jsonOut = try nonNull(jsonOut, "json_out")
+        guard let text = strdup(model.describe().serialized()) else {
+            throw RecurError(.outOfMemory, "cannot allocate the description")
+        }
+        jsonOut.pointee = text
+    }
+}
+
+@_cdecl("recur_string_free")
+public func recurStringFree(_ string: UnsafeMutablePointer<CChar>?) {
+    free(string)
+}
+
+@_cdecl("recur_model_encode")
+public func recurModelEncode(_ handle: OpaquePointer?, _ text: UnsafePointer<CChar>?, _ ids: UnsafeMutablePointer<Int64>?,
+                             _ capacity: UInt, _ outLen: UnsafeMutablePointer<UInt>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        let model = try model(handle)
+        let text = try string(text, "text")
+        let capacity = try count(capacity, "capacity")
+        let outLen = try nonNull(outLen, "out_len")
+        guard capacity == 0 || ids != nil else { throw invalidArgument("ids is NULL with capacity \(capacity)") }
+        guard let tokenizer = model.tokenizer else {
+            throw RecurError(.unsupported, "model has no tokenizer and vocab to encode text with")
+        }
+        let encoded = tokenizer.encode(text)
+        for (i, id) in encoded.prefix(capacity).enumerated() { ids?[i] = Int64(id) }
+        outLen.pointee = UInt(encoded.count)
+    }
+}
+
+// MARK: - Inference
+
+@_cdecl("recur_model_run")
+public func recurModelRun(_ handle: OpaquePointer?, _ inputs: UnsafePointer<recur_tensor>?, _ nInputs: UInt,
+                          _ out: UnsafeMutablePointer<OpaquePointer?>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        let model = try model(handle)
+        let out = try nonNull(out, "out")
+        try deliver(try model.run(try engineTensors(inputs, nInputs)), to: out)
+    }
+}
+
+// MARK: - Results
+
+@_cdecl("recur_result_count")
+public func recurResultCount(_ handle: OpaquePointer?) -> UInt {
+    guard let result = try? object(handle, "result", as: ResultHandle.self) else { return 0 }
+    return UInt(result.entries.count)
+}
+
+@_cdecl("recur_result_get")
+public func recurResultGet(_ handle: OpaquePointer?, _ index: UInt, _ out: UnsafeMutablePointer<recur_tensor>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        let result = try object(handle, "result", as: ResultHandle.self)
+        let out = try nonNull(out, "out")
+        guard index < UInt(result.entries.count) else {
+            throw invalidArgument("index \(index) is outside the result's \(result.entries.count) tensors")
+        }
+        result.describe(Int(index), into: out)
+    }
+}
+
+@_cdecl("recur_result_find")
+public func recurResultFind(_ handle: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<recur_tensor>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        let result = try object(handle, "result", as: ResultHandle.self)
+        let name = try nonNull(name, "name")
+        let out = try nonNull(out, "out")
+        guard let index = result.entries.firstIndex(where: { strcmp($0.name, name) == 0 }) else {
+            let names = result.entries.map { String(cString: $0.name) }.joined(separator: ", ")
+            throw invalidArgument("no result tensor named '\(String(cString: name))'; the result has \(names)")
+        }
+        result.describe(index, into: out)
+    }
+}
+
+@_cdecl("recur_result_free")
+public func recurResultFree(_ result: OpaquePointer?) {
+    release(result, as: ResultHandle.self)
+}
+
+// MARK: - Sessions
+
+@_cdecl("recur_session_open")
+public func recurSessionOpen(_ handle: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        let model = try model(handle)
+        let out = try nonNull(out, "out")
+        out.pointee = retained(SessionHandle(try Session(model: model)))
+    }
+}
+
+@_cdecl("recur_session_step")
+public func recurSessionStep(_ handle: OpaquePointer?, _ inputs: UnsafePointer<recur_tensor>?, _ nInputs: UInt,
+                             _ out: UnsafeMutablePointer<OpaquePointer?>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        let session = try object(handle, "session", as: SessionHandle.self)
+        let out = try nonNull(out, "out")
+        try deliver(try session.session.step(try engineTensors(inputs, nInputs)), to: out)
+    }
+}
+
+@_cdecl("recur_session_reset")
+public func recurSessionReset(_ handle: OpaquePointer?) -> recur_status {
+    reporting { () throws(RecurError) in
+        try object(handle, "session", as: SessionHandle.self).session.reset()
+    }
+}
+
+@_cdecl("recur_session_free")
+public func recurSessionFree(_ session: OpaquePointer?) {
+    release(session, as: SessionHandle.self)
+}
+
+// MARK: - Generation
+
+@_cdecl("recur_generate")
+public func recurGenerate(_ handle: OpaquePointer?, _ prompt: UnsafePointer<Int32>?, _ promptLength: UInt,
+                          _ sampling: UnsafePointer<recur_sampling>?, _ stop: UnsafePointer<Int32>?, _ stopCount: UInt,
+                          _ maxTokens: UInt, _ outTokens: UnsafeMutablePointer<Int32>?,
+                          _ outLen: UnsafeMutablePointer<UInt>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        let model = try model(handle)
+        let promptLength = try count(promptLength, "prompt_len")
+        let stopCount = try count(stopCount, "n_stop")
+        let maxTokens = try count(maxTokens, "max_tokens")
+        let outLen = try nonNull(outLen, "out_len")
+        guard promptLength == 0 || prompt != nil else { throw invalidArgument("prompt is NULL with prompt_len \(promptLength)") }
+        guard stopCount == 0 || stop != nil else { throw invalidArgument("stop is NULL with n_stop \(stopCount)") }
+        // Copied before the engine checks anything: refuse what could not be allocated.
+        guard max(promptLength, stopCount) <= Model.maxElementsPerBuffer else {
+            throw RecurError(.outOfMemory, "prompt_len \(promptLength) or n_stop \(stopCount) is above the limit of \(Model.maxElementsPerBuffer)")
+        }
+        guard maxTokens == 0 || outTokens != nil else { throw invalidArgument("out_tokens is NULL with max_tokens \(maxTokens)") }
+        let options = sampling.map {
+            SamplingOptions(temperature: $0.pointee.temperature, topK: Int($0.pointee.top_k),
+                            topP: $0.pointee.top_p, seed: $0.pointee.seed)
+        } ?? SamplingOptions(temperature: 0, topK: 0, topP: 1, seed: 0)
+        let tokens = try model.generate(
+            prompt: UnsafeBufferPointer(start: prompt, count: promptLength).map(Int.init),
+            maxTokens: maxTokens, sampling: options,
+            stop: Set(UnsafeBufferPointer(start: stop, count: stopCount).map(Int.init)))
+        guard tokens.count <= maxTokens else {
+            throw RecurError(.internal, "generation returned \(tokens.count) tokens for max_tokens \(maxTokens)")
+        }
+        // Generated ids are below the vocabulary size, which the format keeps within Int32.
+        for (i, token) in tokens.enumerated() { outTokens?[i] = Int32(truncatingIfNeeded: token) }
+        outLen.pointee = UInt(tokens.count)
+    }
+}

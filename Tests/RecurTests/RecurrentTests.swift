@@ -1,0 +1,131 @@
+import Recur
+import Testing
+
+/// The engine against the independent float64 reference on shapes the golden cases leave open:
+/// T = 1, B = 1, lengths of 1, stacks, both directions, large hidden sizes, given initial states.
+@Suite struct RecurrentTests {
+    struct Shape: CustomTestStringConvertible, Sendable {
+        let cell: ReferenceRecurrent.Cell
+        let batch: Int, steps: Int, input: Int, hidden: Int, layers: Int, directions: Int
+        var bias = true, relu = false, withLengths = true, withStates = false
+        var testDescription: String {
+            "\(cell) B\(batch) T\(steps) I\(input) H\(hidden) L\(layers) D\(directions)\(bias ? "" : " nobias")\(relu ? " relu" : "")\(withLengths ? " lengths" : "")\(withStates ? " states" : "")"
+        }
+    }
+
+    static let shapes: [Shape] = [
+        Shape(cell: .lstm, batch: 1, steps: 1, input: 3, hidden: 4, layers: 1, directions: 1, withLengths: false),
+        Shape(cell: .gru, batch: 1, steps: 1, input: 3, hidden: 4, layers: 2, directions: 2),
+        Shape(cell: .rnn, batch: 4, steps: 6, input: 5, hidden: 3, layers: 3, directions: 2, relu: true, withStates: true),
+        Shape(cell: .rnn, batch: 3, steps: 5, input: 2, hidden: 7, layers: 1, directions: 1, bias: false),
+        Shape(cell: .lstm, batch: 5, steps: 7, input: 4, hidden: 6, layers: 2, directions: 2, withStates: true),
+        Shape(cell: .gru, batch: 6, steps: 4, input: 3, hidden: 5, layers: 2, directions: 1, bias: false, withStates: true),
+        Shape(cell: .lstm, batch: 2, steps: 3, input: 40, hidden: 300, layers: 1, directions: 1),
+        Shape(cell: .gru, batch: 2, steps: 3, input: 17, hidden: 257, layers: 1, directions: 2),
+    ]
+
+    @Test(arguments: shapes)
+    func matchesReference(_ shape: Shape) throws {
+        let reference = ReferenceRecurrent.random(shape.cell, inputSize: shape.input, hidden: shape.hidden, layers: shape.layers,
+                                                  directions: shape.directions, bias: shape.bias, relu: shape.relu, seed: 77)
+        let model = try reference.model()
+        let (B, T, F, H) = (shape.batch, shape.steps, shape.input, shape.hidden)
+        let rows = shape.layers * shape.directions
+        let x = testValues(B * T * F, seed: 5)
+        // Lengths include 1 and T whenever the batch allows.
+        let lengths = (0..<B).map { b in b == 0 ? T : b == 1 ? 1 : 1 + (b * 7) % T }
+        let h0 = testValues(rows * B * H, seed: 6, scale: 0.5)
+        let c0 = testValues(rows * B * H, seed: 7, scale: 0.5)
+        var inputs: [String: Tensor] = ["input": try .float32(x, shape: [B, T, F])]
+        if shape.withLengths { inputs["lengths"] = try .int64(lengths.map(Int64.init), shape: [B]) }
+        if shape.withStates {
+            inputs["rec.h0"] = try .float32(h0, shape: [rows, B, H])
+            if shape.cell == .lstm { inputs["rec.c0"] = try .float32(c0, shape: [rows, B, H]) }
+        }
+        let outputs = try model.run(inputs)
+        let output = try #require(outputs.first { $0.name == "output" }?.tensor.floats)
+        let hN = try #require(outputs.first { $0.name == "rec.h_n" }?.tensor.floats)
+        let cN = outputs.first { $0.name == "rec.c_n" }?.tensor.floats
+        #expect((cN != nil) == (shape.cell == .lstm))
+
+        let DH = shape.directions * H
+        var worst = 0.0
+        func check(_ actual: Float, _ expected: Double) {
+            worst = max(worst, abs(Double(actual) - expected) / max(1e-5, 1e-4 * abs(expected)))
+        }
+        for b in 0..<B {
+            let sequence = (0..<T).map { t in (0..<F).map { Double(x[(b * T + t) * F + $0]) } }
+            let state = { (values: [Float]) in (0..<rows).map { r in (0..<H).map { Double(values[(r * B + b) * H + $0]) } } }
+            let length = shape.withLengths ? lengths[b] : T
+            let expected = reference.run(sequence, length: length,
+                                         h0: shape.withStates ? state(h0) : nil,
+                                         c0: shape.withStates && shape.cell == .lstm ? state(c0) : nil)
+            for t in 0..<T {
+                for j in 0..<DH { check(output[(b * T + t) * DH + j], t < length ? expected.y[t][j] : 0) }
+            }
+            for r in 0..<rows {
+                for j in 0..<H {
+                    check(hN[(r * B + b) * H + j], expected.h[r][j])
+                    if let cN { check(cN[(r * B + b) * H + j], expected.c[r][j]) }
+                }
+            }
+        }
+        #expect(worst <= 1, "worst error ratio \(worst) (1 = 1e-4 relative / 1e-5 absolute)")
+    }
+
+    /// Feeding a sequence in chunks, down to one step at a time, equals one whole run.
+    @Test(arguments: [ReferenceRecurrent.Cell.lstm, .gru, .rnn])
+    func sessionChunksEqualWholeRun(_ cell: ReferenceRecurrent.Cell) throws {
+        let reference = ReferenceRecurrent.random(cell, inputSize: 3, hidden: 5, layers: 2, seed: 11)
+        let model = try reference.model()
+        let (B, T, F) = (2, 9, 3)
+        let x = testValues(B * T * F, seed: 12)
+        let whole = try model.run(["input": try .float32(x, shape: [B, T, F])])
+        for chunks in [[1, 1, 1, 1, 1, 1, 1, 1, 1], [4, 5], [2, 1, 6]] {
+            var session = try Session(model: model)
+            var pieces: [[Float]] = Array(repeating: [], count: B)
+            var last: [NamedTensor] = []
+            var start = 0
+            for size in chunks {
+                var chunk: [Float] = []
+                for b in 0..<B { chunk += x[((b * T + start) * F)..<((b * T + start + size) * F)] }
+                last = try session.step(["input": try .float32(chunk, shape: [B, size, F])])
+                let y = try #require(last[0].tensor.floats)
+                for b in 0..<B { pieces[b] += y[(b * size * 5)..<((b + 1) * size * 5)] }
+                start += size
+            }
+            let streamed = try Tensor.float32(pieces.flatMap { $0 }, shape: [B, T, 5])
+            #expect(toleranceRatio(streamed, whole[0].tensor, relative: 1e-5, absolute: 1e-6).map { $0 <= 1 } == true, "chunks \(chunks)")
+            for (a, b) in zip(last.dropFirst(), whole.dropFirst()) {
+                #expect(a.name == b.name)
+                #expect(toleranceRatio(a.tensor, b.tensor, relative: 1e-5, absolute: 1e-6).map { $0 <= 1 } == true, "\(a.name), chunks \(chunks)")
+            }
+        }
+    }
+
+    @Test func sessionRefusesOtherBatchUntilReset() throws {
+        let model = try ReferenceRecurrent.random(.gru, inputSize: 2, hidden: 3, seed: 1).model()
+        var session = try Session(model: model)
+        _ = try session.step(["input": try .float32(testValues(2 * 2, seed: 1), shape: [2, 1, 2])])
+        #expect(throws: RecurError.self) { try session.step(["input": try .float32(testValues(3 * 2, seed: 1), shape: [3, 1, 2])]) }
+        session.reset()
+        #expect(try session.step(["input": try .float32(testValues(3 * 2, seed: 1), shape: [3, 1, 2])])[0].tensor.shape == [3, 1, 3])
+    }
+
+    @Test func bidirectionalModelCannotStream() throws {
+        let model = try ReferenceRecurrent.random(.lstm, inputSize: 2, hidden: 3, directions: 2, seed: 1).model()
+        #expect(!model.canStream)
+        let error = #expect(throws: RecurError.self) { try Session(model: model) }
+        #expect(error?.kind == .unsupported)
+    }
+
+    @Test func sessionAfterResetStartsFromZeros() throws {
+        let model = try ReferenceRecurrent.random(.lstm, inputSize: 2, hidden: 3, seed: 3).model()
+        let x = try Tensor.float32(testValues(4, seed: 2), shape: [1, 2, 2])
+        var session = try Session(model: model)
+        let first = try session.step(["input": x])
+        #expect(try session.step(["input": x])[0] != first[0])
+        session.reset()
+        #expect(try session.step(["input": x]) == first)
+    }
+}

@@ -1,0 +1,27 @@
+"""Recur: recurrent sequence models (RNN, LSTM, GRU) computed as PyTorch computes them.
+
+In-process through librecur.so (``Model``), remotely through the ``recurd`` daemon (``Client``,
+needs pyzmq), and model files from PyTorch weights (``save``). See python-api.md and
+docs/python.md.
+"""
+
+from ._errors import RecurError
+from ._model import Model, Session
+from ._safetensors import load_tensors, save, save_tensors
+
+__all__ = ["RecurError", "Model", "Session", "Client", "RemoteSession", "load_tensors", "save", "save_tensors"]
+
+
+def __getattr__(name):
+    # Loaded on first use, so `import recur` works for the client and `save` without librecur.so.
+    if name == "__version__":
+        from ._library import library
+        return library().recur_version().decode("ascii")
+    if name in ("Client", "RemoteSession"):
+        from . import _client
+        return getattr(_client, name)
+    raise AttributeError(f"module 'recur' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), "__version__", "Client", "RemoteSession"])

@@ -1,0 +1,271 @@
+"""In-process inference through librecur.so: Model and Session."""
+
+import ctypes
+import json
+import os
+import threading
+from ctypes import byref, c_size_t, c_void_p
+
+import numpy as np
+
+from . import _library
+from ._errors import RecurError
+from ._inputs import collect_inputs, generation_arguments
+
+__all__ = ["Model", "Session"]
+
+_DTYPE_CODES = {np.dtype(np.float32): _library.DTYPE_F32, np.dtype(np.int32): _library.DTYPE_I32,
+                np.dtype(np.int64): _library.DTYPE_I64}
+_CODE_DTYPES = {code: dtype for dtype, code in _DTYPE_CODES.items()}
+
+
+class _Owned:
+    """A C object freed exactly once: on ``release()`` or when the last Python reference to this
+    wrapper goes. ``keep`` is held until then, so an object that depends on another (a session on
+    its model) never outlives it in C."""
+
+    __slots__ = ("pointer", "_free", "_keep", "_lock")
+
+    def __init__(self, pointer: int, free, keep=None):
+        self.pointer = pointer
+        self._free = free
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            pointer, self.pointer = self.pointer, None
+            if pointer:
+                self._free(pointer)
+            self._keep = None
+
+    def __del__(self):
+        self.release()
+
+
+def _c_inputs(inputs: list[tuple[str, np.ndarray]]) -> ctypes.Array:
+    """recur_tensor structs that point at the arrays' own memory (the arrays must outlive the call)."""
+    structs = (_library.Tensor * len(inputs))()
+    for struct, (name, array) in zip(structs, inputs):
+        if array.ndim > _library.MAX_RANK:
+            raise RecurError("invalid_input", f"{name}: rank {array.ndim} is above the limit of {_library.MAX_RANK}")
+        struct.name = name.encode("utf-8")
+        struct.dtype = _DTYPE_CODES[array.dtype]
+        struct.rank = array.ndim
+        struct.shape[:array.ndim] = array.shape
+        struct.data = array.ctypes.data
+    return structs
+
+
+def _take_result(lib, result: c_void_p) -> dict:
+    """The result's tensors as numpy arrays (copied out), then the result freed."""
+    try:
+        outputs = {}
+        for index in range(lib.recur_result_count(result)):
+            tensor = _library.Tensor()
+            _library.check(lib, lib.recur_result_get(result, index, byref(tensor)), "recur_result_get")
+            outputs[tensor.name.decode("utf-8")] = _copy_out(tensor)
+        return outputs
+    finally:
+        lib.recur_result_free(result)
+
+
+def _copy_out(tensor: _library.Tensor) -> np.ndarray:
+    dtype = _CODE_DTYPES.get(tensor.dtype)
+    if dtype is None or not 0 <= tensor.rank <= _library.MAX_RANK:
+        raise RecurError("internal", f"result tensor {tensor.name!r}: dtype {tensor.dtype} rank {tensor.rank} unknown")
+    shape = tuple(tensor.shape[:tensor.rank])
+    if min(shape, default=1) < 0:
+        raise RecurError("internal", f"result tensor {tensor.name!r}: negative shape {shape}")
+    count = int(np.prod(shape, dtype=np.int64))
+    if count == 0:
+        return np.zeros(shape, dtype)
+    memory = (ctypes.c_char * (count * dtype.itemsize)).from_address(tensor.data)
+    return np.frombuffer(memory, dtype).reshape(shape).copy()
+
+
+class Model:
+    """A model loaded into this process (librecur.so). Immutable: any number of threads may call
+    ``run``, ``generate``, ``encode`` and open sessions at once.
+
+    Closing it is idempotent; afterwards its methods raise RecurError. Sessions opened earlier
+    keep working: the C model is freed when the last of them closes.
+    """
+
+    def __init__(self, path):
+        """Loads a model file (model-format.md). RecurError "io" if it cannot be read, "format" if
+        it is malformed."""
+        encoded = os.fsencode(path)
+        if b"\0" in encoded:
+            raise RecurError("invalid_argument", f"path {path!r} contains a NUL character")
+        lib = _library.library()
+        handle = c_void_p()
+        _library.check(lib, lib.recur_model_load(encoded, byref(handle)), "recur_model_load")
+        self._adopt(lib, handle)
+
+    @classmethod
+    def from_bytes(cls, data) -> "Model":
+        """Loads a model from a file image in memory (bytes, bytearray, memoryview, numpy array);
+        the library keeps its own copy."""
+        buffer = np.frombuffer(data, dtype=np.uint8)
+        lib = _library.library()
+        handle = c_void_p()
+        _library.check(lib, lib.recur_model_load_memory(buffer.ctypes.data, buffer.size, byref(handle)),
+                       "recur_model_load_memory")
+        model = cls.__new__(cls)
+        model._adopt(lib, handle)
+        return model
+
+    def _adopt(self, lib, handle: c_void_p) -> None:
+        self._lib = lib
+        self._model = _Owned(handle.value, lib.recur_model_free)
+        text = c_void_p()
+        _library.check(lib, lib.recur_model_describe(handle, byref(text)), "recur_model_describe")
+        try:
+            self._description = ctypes.string_at(text).decode("utf-8")
+        finally:
+            lib.recur_string_free(text)
+        self._labels = json.loads(self._description).get("labels")
+
+    def _handle(self) -> _Owned:
+        """The C model, kept alive by the caller's reference for the length of a call."""
+        model = self._model
+        if model is None:
+            raise RecurError("invalid_argument", "model is closed")
+        return model
+
+    def close(self) -> None:
+        """Drops this object's hold on the C model (freed once no session needs it). Idempotent."""
+        self._model = None
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def describe(self) -> dict:
+        """The architecture JSON (model-format.md) plus "inputs" and "outputs" ({name: {"dtype",
+        "shape"}}, "B"/"T" for batch and steps), "parameters", "can_stream", "can_generate"."""
+        self._handle()
+        return json.loads(self._description)
+
+    @property
+    def labels(self) -> list | None:
+        """The architecture's output class names, or None."""
+        self._handle()
+        return None if self._labels is None else list(self._labels)
+
+    def run(self, x, lengths=None, states=None) -> dict:
+        """Whole-sequence inference. ``x``: float32 [B, T, F] features or integer [B, T] token
+        ids; ``lengths``: integer [B]; ``states``: {"L.h0": [layers·D, B, H], "L.c0": ...}.
+        Returns {"output": ..., "L.h_n": ..., "L.c_n": ...} as numpy arrays."""
+        inputs = collect_inputs(x, lengths, states)
+        structs = _c_inputs(inputs)
+        model = self._handle()
+        result = c_void_p()
+        _library.check(self._lib, self._lib.recur_model_run(model.pointer, structs, len(inputs), byref(result)),
+                       "recur_model_run")
+        return _take_result(self._lib, result)
+
+    def session(self) -> "Session":
+        """A streaming session (model-format.md, Streaming); RecurError "unsupported" for a
+        bidirectional model."""
+        model = self._handle()
+        handle = c_void_p()
+        _library.check(self._lib, self._lib.recur_session_open(model.pointer, byref(handle)), "recur_session_open")
+        return Session(self._lib, _Owned(handle.value, self._lib.recur_session_free, keep=model))
+
+    def generate(self, prompt, max_tokens, temperature=1.0, top_k=0, top_p=1.0, seed=None, stop=()) -> list:
+        """Token ids generated after ``prompt`` (model-format.md, Generation): at most
+        ``max_tokens``, ending early at a token in ``stop`` (not returned). ``temperature`` 0 is
+        greedy; the same ``seed`` gives the same tokens (None: a fresh random seed)."""
+        arguments = generation_arguments(prompt, max_tokens, temperature, top_k, top_p, seed, stop)
+        prompt_ids = np.array(arguments["prompt"], dtype=np.int32)
+        stop_ids = np.array(arguments["stop"], dtype=np.int32)
+        try:
+            tokens = np.empty(arguments["max_tokens"], dtype=np.int32)
+        except (MemoryError, ValueError):
+            raise RecurError("out_of_memory", f"max_tokens {arguments['max_tokens']} is too large to hold") from None
+        sampling = _library.Sampling(arguments["temperature"], arguments["top_k"], arguments["top_p"],
+                                     arguments["seed"])
+        count = c_size_t()
+        model = self._handle()
+        _library.check(self._lib, self._lib.recur_generate(
+            model.pointer, prompt_ids.ctypes.data, prompt_ids.size, byref(sampling), stop_ids.ctypes.data,
+            stop_ids.size, tokens.size, tokens.ctypes.data, byref(count)), "recur_generate")
+        return tokens[:count.value].tolist()
+
+    def encode(self, texts) -> tuple:
+        """Token ids of each text with the model's tokenizer and vocab: (ids int64 [B, T] padded
+        with 0, lengths int64 [B]). A single string counts as a batch of one. RecurError
+        "unsupported" when the model has no tokenizer."""
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        rows = [self._encode_one(position, text) for position, text in enumerate(batch)]
+        lengths = np.array([row.size for row in rows], dtype=np.int64)
+        ids = np.zeros((len(rows), int(lengths.max(initial=0))), dtype=np.int64)
+        for ids_row, row in zip(ids, rows):
+            ids_row[:row.size] = row
+        return ids, lengths
+
+    def _encode_one(self, position: int, text) -> np.ndarray:
+        if not isinstance(text, str):
+            raise RecurError("invalid_argument", f"texts[{position}] is a {type(text).__name__}, not a str")
+        encoded = text.encode("utf-8")
+        if b"\0" in encoded:
+            raise RecurError("invalid_argument", f"texts[{position}] contains a NUL character")
+        # A token is at least one character, so the UTF-8 length is enough for both tokenizers;
+        # the C call reports the full count if a tokenizer ever needs more.
+        ids = np.empty(len(encoded), dtype=np.int64)
+        count = c_size_t()
+        model = self._handle()
+        for _ in range(2):
+            _library.check(self._lib, self._lib.recur_model_encode(model.pointer, encoded, ids.ctypes.data, ids.size,
+                                                                   byref(count)), "recur_model_encode")
+            if count.value <= ids.size:
+                return ids[:count.value]
+            ids = np.empty(count.value, dtype=np.int64)
+        raise RecurError("internal", f"texts[{position}]: token count changed between two calls")
+
+
+class Session:
+    """One stream's recurrent state (model-format.md, Streaming), from ``Model.session()``.
+    Steps are serialized; close it (or use ``with``) to free it; idempotent."""
+
+    def __init__(self, lib, session: _Owned):
+        self._lib = lib
+        self._session = session
+        self._lock = threading.Lock()
+
+    def step(self, x) -> dict:
+        """Feeds the next chunk ([B, T, F] features or [B, T] token ids); returns the outputs for
+        it as ``Model.run`` does, with the state carried over from the previous chunks."""
+        inputs = collect_inputs(x)
+        structs = _c_inputs(inputs)
+        result = c_void_p()
+        with self._lock:
+            session = self._open()
+            _library.check(self._lib, self._lib.recur_session_step(session, structs, len(inputs), byref(result)),
+                           "recur_session_step")
+        return _take_result(self._lib, result)
+
+    def reset(self) -> None:
+        """Back to the initial (zero) state."""
+        with self._lock:
+            _library.check(self._lib, self._lib.recur_session_reset(self._open()), "recur_session_reset")
+
+    def close(self) -> None:
+        with self._lock:
+            self._session.release()
+
+    def _open(self) -> int:
+        pointer = self._session.pointer
+        if pointer is None:
+            raise RecurError("invalid_argument", "session is closed")
+        return pointer
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
