@@ -96,12 +96,17 @@ struct TrainCommand: ParsableCommand {
 struct ProgressLine {
     private let terminal = isatty(STDERR_FILENO) != 0
     private var open = false
+    /// When the terminal line was last rewritten: at most ten rewrites a second.
+    private var shownAt: UInt64 = 0
 
     mutating func show(_ event: TrainingEvent) {
         switch event {
         case .step(let epoch, let epochs, let step, let steps, let loss, let rate, let left):
             let line = "epoch \(epoch)/\(epochs)  step \(step)/\(steps)  loss \(format4(loss))  \(Int(rate)) tok/s  \(duration(left)) left"
             if terminal {
+                let now = DispatchTime.now().uptimeNanoseconds
+                guard step == steps || now - shownAt >= 100_000_000 else { return }
+                shownAt = now
                 FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
                 open = true
             } else if step == steps || step % max(1, steps / 10) == 0 {
