@@ -81,7 +81,13 @@ public final class Trainer {
             let (t, c) = try DataReader.features(trainPath, task: options.task, featureSize: size)
             train = t
             classes = c
-            valid = try validPath.map { path throws(RecurError) in try DataReader.features(path, task: options.task, featureSize: size).0 }
+            if let validPath {
+                let (v, validClasses) = try DataReader.features(validPath, task: options.task, featureSize: size)
+                valid = v
+                classes = max(c, validClasses)
+            } else {
+                valid = nil
+            }
         } else {
             // The vocabulary puts unknown at id 1, so the written tokenizer says so whatever ARCH said.
             var tokenizer = try root["tokenizer"].map { json throws(RecurError) in try Tokenizer.Configuration(json: json) }
