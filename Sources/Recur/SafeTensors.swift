@@ -124,7 +124,10 @@ public struct SafeTensorsFile {
 
     /// The tensor's values: float dtypes become float32, I32 and I64 stay integers.
     public func tensor(_ entry: Entry) throws(RecurError) -> Tensor {
-        try storage.withBytes { raw throws(RecurError) in
+        // Once copied out, a mapped file's pages of this tensor may leave memory: loading a model
+        // then holds its weights and one tensor's pages, not the weights and the whole file.
+        defer { storage.release(entry.range) }
+        return try storage.withBytes { raw throws(RecurError) in
             let bytes = UnsafeRawBufferPointer(rebasing: raw[entry.range])
             if let floats = SafeTensorsFile.decodeFloats(bytes, dtype: entry.dtype) {
                 return Tensor(floats: floats, shape: entry.shape)
@@ -158,6 +161,10 @@ public struct SafeTensorsFile {
             case .bytes(let array):
                 return try array.withUnsafeBytes { raw in Result { () throws(RecurError) in try body(raw) } }.get()
             }
+        }
+
+        func release(_ range: Range<Int>) {
+            if case .mapped(let file) = self { file.release(range) }
         }
     }
 }
@@ -222,6 +229,19 @@ final class MappedFile {
             throw RecurError(.io, "\(path): mmap of \(size) bytes failed: \(String(cString: strerror(errno)))")
         }
         bytes = UnsafeRawBufferPointer(start: address, count: size)
+    }
+
+    /// Drops the pages wholly inside `range` from the resident set; touching them again reads them
+    /// back from the file (a private read-only mapping has nothing else to lose).
+    func release(_ range: Range<Int>) {
+        guard let base = bytes.baseAddress, range.lowerBound >= 0, range.upperBound <= bytes.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let start = (Int(bitPattern: base) + range.lowerBound + page - 1) / page * page
+        let end = (Int(bitPattern: base) + range.upperBound) / page * page
+        if end > start, let address = UnsafeMutableRawPointer(bitPattern: start) {
+            madvise(address, end - start, MADV_DONTNEED)
+        }
     }
 
     deinit {
