@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # Runs every test of the project: Swift (engine, CLI), C (API, under valgrind), Python (binding,
-# daemon over ZeroMQ). Assumes scripts/setup.sh has run.
+# daemon over ZeroMQ, benchmark harness). Assumes scripts/setup.sh has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# pytest over one folder; collecting no tests (pytest's exit status 5) fails too.
+pytest_collecting() {
+    local status=0
+    python3 -m pytest -q -p no:cacheprovider "$1" || status=$?
+    if ((status == 5)); then
+        echo "pytest collected no tests in $1" >&2
+        exit 1
+    fi
+    ((status == 0)) || exit "$status"
+}
 
 echo "== swift build (release: librecur.so, recurd, recur-cli)"
 swift build -c release
@@ -32,14 +43,11 @@ python_site=.build/python-site
 rm -rf "$python_site"
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --no-build-isolation \
     --target "$python_site" ./bindings/python
-status=0
 PYTHONPATH="$PWD/$python_site" RECUR_LIBRARY="$bin_dir/librecur.so" RECURD="$bin_dir/recurd" \
-    python3 -m pytest -q -p no:cacheprovider bindings/python/tests || status=$?
-if ((status == 5)); then
-    echo "pytest collected no tests in bindings/python/tests" >&2
-    exit 1
-fi
-((status == 0)) || exit "$status"
+    pytest_collecting bindings/python/tests
+
+echo "== benchmark harness (bench/tests: its own logic, numpy and librecur.so only; the benchmark itself is not run)"
+RECUR_LIBRARY="$bin_dir/librecur.so" pytest_collecting bench/tests
 
 echo "== demo (the README's main command, stopping after its client call)"
 demo_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
