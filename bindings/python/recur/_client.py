@@ -167,8 +167,11 @@ class Client:
 
     def generate(self, name: str, prompt, max_tokens, temperature=1.0, top_k=0, top_p=1.0, seed=None,
                  stop=()) -> list:
-        """As ``Model.generate``, on the daemon's model ``name``."""
+        """As ``Model.generate``, on the daemon's model ``name``. The daemon reads ``seed`` as a
+        JSON integer, so it must be below 2**63 (in-process, any 64-bit seed)."""
         arguments = generation_arguments(prompt, max_tokens, temperature, top_k, top_p, seed, stop)
+        if arguments["seed"] >= 2**63:
+            raise RecurError("invalid_argument", f"seed must be in [0, {2**63 - 1}] for the daemon, found {seed}")
         reply, _ = self._request({"op": "generate", "model": name, **arguments})
         tokens = _field(reply, "generate", "tokens", list)
         if not all(type(t) is int for t in tokens):

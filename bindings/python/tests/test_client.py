@@ -44,6 +44,16 @@ def test_remote_generation_matches_in_process(client):
     assert client.generate("char_lm", [3, 1], 25, temperature=0.7, top_k=5, top_p=0.9, seed=123, stop=[11]) == local
 
 
+def test_seeds_travel_exactly(client):
+    with recur.Model(model_path("char_lm")) as model:
+        for seed in (0, 2**53 + 1, 2**63 - 1):  # past 2**53 a double would round it
+            assert client.generate("char_lm", [3], 30, seed=seed) == model.generate([3], 30, seed=seed), seed
+        assert model.generate([3], 5, seed=2**64 - 1)
+    with pytest.raises(recur.RecurError) as error:
+        client.generate("char_lm", [3], 5, seed=2**63)
+    assert error.value.code == "invalid_argument" and "seed" in error.value.message
+
+
 def test_load_and_unload(client, served_models):
     data = load_case("char_lm")
     shutil.copyfile(model_path("char_lm"), served_models / "extra.safetensors")
