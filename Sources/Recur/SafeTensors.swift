@@ -109,7 +109,11 @@ public struct SafeTensorsFile {
             guard let count = Tensor.elementCount(shape), case (let bytes, false) = count.multipliedReportingOverflow(by: size),
                   bytes == end - begin
             else {
-                throw fail("tensor \(name): \(dtype) \(shape) needs \(Tensor.elementCount(shape).map { String($0 * size) } ?? "too many") bytes, data_offsets give \(end - begin)")
+                let needed = Tensor.elementCount(shape).flatMap { count in
+                    let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
+                    return overflow ? nil : String(bytes)
+                }
+                throw fail("tensor \(name): \(dtype) \(shape) needs \(needed ?? "too many") bytes, data_offsets give \(end - begin)")
             }
             entries.append(Entry(name: name, dtype: dtype, shape: shape, range: begin..<end))
         }
