@@ -224,7 +224,6 @@ struct SequenceDriver {
                       output: inout [Float], outputWidth: Int, outputColumn: Int) {
         let (B, T, H) = (batch, steps, hidden)
         let GH = gates * H
-        let maxLength = lengths?.max() ?? T
         input.withUnsafeBufferPointer { x in
             weights.input.withUnsafeBufferPointer { w in
                 withOptionalPointer(weights.inputBias) { bias in
@@ -241,24 +240,15 @@ struct SequenceDriver {
                             h.withUnsafeMutableBufferPointer { h in
                                 c.withUnsafeMutableBufferPointer { c in
                                     output.withUnsafeMutableBufferPointer { y in
-                                        for s in 0..<maxLength {
-                                            let t = reverse ? maxLength - 1 - s : s
-                                            var allActive = true
-                                            if let lengths {
-                                                for b in 0..<B {
-                                                    let valid = t < lengths[b]
-                                                    active[b] = valid ? 1 : 0
-                                                    allActive = allActive && valid
-                                                }
-                                            }
+                                        SequenceDriver.visitSteps(steps: T, lengths: lengths, reverse: reverse, active: active) { t, active in
                                             rk_linear(B, GH, H, h.baseAddress, H, wHH.baseAddress, bHH, gh.baseAddress, GH)
                                             cell.step(batch: B, hidden: H, gx: gx.baseAddress! + t * GH, ldgx: T * GH,
-                                                      gh: gh.baseAddress!, h: h.baseAddress!, c: c.baseAddress,
-                                                      active: allActive ? nil : UnsafePointer(active.baseAddress))
-                                            for b in 0..<B where active[b] != 0 || allActive {
+                                                      gh: gh.baseAddress!, h: h.baseAddress!, c: c.baseAddress, active: active)
+                                            for b in 0..<B where (active?[b] ?? 1) != 0 {
                                                 let destination = y.baseAddress! + (b * T + t) * outputWidth + outputColumn
                                                 destination.update(from: h.baseAddress! + b * H, count: H)
                                             }
+                                            return true
                                         }
                                     }
                                 }
@@ -271,8 +261,31 @@ struct SequenceDriver {
     }
 }
 
+extension SequenceDriver {
+    /// The time loop every recurrent layer runs through (built-in cells and plugin steps): visits the
+    /// steps of one direction in order, forward t = 0 … len−1 or backward t = len−1 … 0 of each
+    /// sequence, filling `active` [B] with 1 where step t is inside the sequence. `body` gets t and
+    /// `active`, or nil when every sequence is inside; it returns false to stop early.
+    static func visitSteps(steps: Int, lengths: [Int]?, reverse: Bool, active: UnsafeMutableBufferPointer<UInt8>,
+                           _ body: (_ t: Int, _ active: UnsafePointer<UInt8>?) -> Bool) {
+        let maxLength = lengths?.max() ?? steps
+        for s in 0..<maxLength {
+            let t = reverse ? maxLength - 1 - s : s
+            var allActive = true
+            if let lengths {
+                for (b, length) in lengths.enumerated() {
+                    let valid = t < length
+                    active[b] = valid ? 1 : 0
+                    allActive = allActive && valid
+                }
+            }
+            guard body(t, allActive ? nil : UnsafePointer(active.baseAddress)) else { return }
+        }
+    }
+}
+
 /// Calls `body` with the array's base address, or with nil when there is no array.
-func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+func withOptionalPointer<Element, R>(_ array: [Element]?, _ body: (UnsafePointer<Element>?) -> R) -> R {
     guard let array else { return body(nil) }
     return array.withUnsafeBufferPointer { body($0.baseAddress) }
 }
