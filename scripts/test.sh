@@ -18,6 +18,10 @@ pytest_collecting() {
 echo "== swift build (release: librecur.so, recurd, recur-cli)"
 swift build -c release
 
+echo "== plugins (bindings/c/plugins example, Tests/plugins test plugins; the tests below load them)"
+make -s -C bindings/c/plugins
+make -s -C Tests/plugins
+
 echo "== swift test"
 swift test
 
