@@ -125,6 +125,8 @@ def main():
     parser.add_argument("--peers", default=os.path.join(SHARED, "bench", "peers.py"), help="path of peers.py")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest max relative error of Recur against PyTorch (default 1e-4)")
+    parser.add_argument("--peers-only", nargs="*", choices=sorted(PEER_MODULES), metavar="PEER",
+                        help="time only these peers (default: every installed one; none: Recur alone)")
     parser.add_argument("--markdown", action="store_true", help="print the final table as Markdown")
     args = parser.parse_args()
     if args.repeat < 1:
@@ -139,11 +141,13 @@ def main():
             parser.error(f"unknown configuration ids: {', '.join(sorted(unknown))}")
         configs = [config for config in configs if config["id"] in args.only]
 
-    engines = [engine for engine in PEER_MODULES if installed(engine)]
+    wanted = PEER_MODULES if args.peers_only is None else args.peers_only
+    engines = [engine for engine in wanted if installed(engine)]
     for engine in PEER_MODULES:
         if engine not in engines:
-            print(f"NOTE: {engine} is not installed ({' '.join(PEER_MODULES[engine])}): not timed"
-                  + ("; Recur's outputs are not verified" if engine == "torch" else ""), flush=True)
+            reason = "not installed" if engine in wanted else "left out (--peers-only)"
+            print(f"NOTE: {engine} is {reason}: not timed"
+                  + ("; Recur's outputs are not verified against PyTorch" if engine == "torch" else ""), flush=True)
     info = machine()
     print(f"{len(configs)} configurations, median of {args.repeat}, peers from {args.peers}", flush=True)
 
@@ -152,7 +156,7 @@ def main():
         row = bench_config(config, engines, args)
         rows.append(row)
         versions.update(row.get("versions", {}))
-        print(harness.format_table([row]).splitlines()[1], flush=True)
+        print(harness.progress_line(row), flush=True)
         for error in row["errors"]:
             print(f"FAILED {config['id']}: {error}", flush=True)
 

@@ -159,6 +159,12 @@ def table_row(row) -> list[str]:
             load_ratio or "—", "unverified" if error is None else f"{error:.1e}"]
 
 
+def progress_line(row) -> str:
+    """One result as "column value" pairs, printed as each configuration finishes."""
+    cells = zip(COLUMNS[1:], table_row(row)[1:])
+    return f"{row['id']}: " + "  ".join(f"{column} {cell}" for column, cell in cells)
+
+
 def format_table(rows, markdown=False) -> str:
     cells = [COLUMNS] + [table_row(row) for row in rows]
     if markdown:

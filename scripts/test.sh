@@ -1,11 +1,26 @@
 #!/usr/bin/env bash
 # Runs every test of the project: Swift (engine, CLI), C (API, under valgrind), Python (binding,
-# daemon over ZeroMQ). Assumes scripts/setup.sh has run.
+# daemon over ZeroMQ, benchmark harness). Assumes scripts/setup.sh has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# pytest over one folder (with $PYTHON, default python3); collecting no tests (exit status 5) fails too.
+pytest_collecting() {
+    local status=0
+    "${PYTHON:-python3}" -m pytest -q -p no:cacheprovider "$1" || status=$?
+    if ((status == 5)); then
+        echo "pytest collected no tests in $1" >&2
+        exit 1
+    fi
+    ((status == 0)) || exit "$status"
+}
+
 echo "== swift build (release: librecur.so, recurd, recur-cli)"
 swift build -c release
+
+echo "== plugins (bindings/c/plugins example, Tests/plugins test plugins; the tests below load them)"
+make -s -C bindings/c/plugins
+make -s -C Tests/plugins
 
 echo "== swift test"
 swift test
@@ -35,14 +50,11 @@ rm -rf "$python_venv"
 python3 -m venv --system-site-packages --without-pip "$python_venv"
 python3 -m pip --python "$python_venv/bin/python" install -q --disable-pip-version-check --root-user-action=ignore \
     "./bindings/python[client]"
-status=0
-RECUR_LIBRARY="$bin_dir/librecur.so" RECURD="$bin_dir/recurd" RECUR_EXPECT_INSTALLED="$python_venv" \
-    "$python_venv/bin/python" -m pytest -q -p no:cacheprovider bindings/python/tests || status=$?
-if ((status == 5)); then
-    echo "pytest collected no tests in bindings/python/tests" >&2
-    exit 1
-fi
-((status == 0)) || exit "$status"
+PYTHON="$python_venv/bin/python" RECUR_LIBRARY="$bin_dir/librecur.so" RECURD="$bin_dir/recurd" \
+    RECUR_EXPECT_INSTALLED="$python_venv" pytest_collecting bindings/python/tests
+
+echo "== benchmark harness (bench/tests: its own logic, numpy and librecur.so only; the benchmark itself is not run)"
+RECUR_LIBRARY="$bin_dir/librecur.so" pytest_collecting bench/tests
 
 echo "== demo (the README's main command, stopping after its client call)"
 demo_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -302,7 +302,8 @@ final class Server {
     private func flush(_ key: BatchKey, parts: Int) {
         guard let batch = pending.removeValue(forKey: key) else { return }
         let count = batch.members.count
-        let jobs = max(min(parts, count), 1, (count + config.maxBatch - 1) / config.maxBatch)
+        // ⌈count / maxBatch⌉, written so that a huge --max-batch cannot overflow.
+        let jobs = max(min(parts, count), 1, count / config.maxBatch + (count % config.maxBatch == 0 ? 0 : 1))
         let size = (count + jobs - 1) / jobs
         for start in stride(from: 0, to: count, by: size) {
             let members = Array(batch.members[start..<min(start + size, count)])
