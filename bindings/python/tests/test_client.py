@@ -264,7 +264,7 @@ def test_a_late_reply_never_answers_the_next_request(daemon):
     # given up and replaced its socket, while its next request waits, and must not be taken for it.
     with recur.Model(model_path("char_lm")) as model:
         expected = model.generate([2], 5000, temperature=0)
-    with recur.Client(daemon, timeout=0.05) as client:
+    with recur.Client(daemon, timeout=0.01) as client:
         with pytest.raises(recur.RecurError) as error:
             client.generate("char_lm", [1], 10000, temperature=0)
         assert error.value.code == "timeout"
