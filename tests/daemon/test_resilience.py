@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import GOLDEN, GOLDEN_CASES, golden_case, recurd_binary
+from conftest import GOLDEN, GOLDEN_CASES, decode_tensor, golden_case, recurd_binary
 
 
 def assert_close(got, expected, what):
@@ -84,6 +84,10 @@ def test_hostile_loads_leave_every_model_serving(start_daemon):
                 code, message = c.error({"op": "load", "model": target, "path": f"{name}.safetensors"})
                 assert code in {"invalid_input", "not_found"}, (name, code, message)
                 assert f"{name}.safetensors" in message, (name, message)
+        # A NUL ends the path for open(2): recurd must not read a file other than the one named.
+        code, message = c.error({"op": "load", "model": "newcomer",
+                                 "path": "../../../etc/passwd\u0000/../../../" + str(d.models_dir) + "/char_lm.safetensors"})
+        assert code == "bad_request" and "NUL" in message, (code, message)
         assert "newcomer" not in [m["name"] for m in c.ok({"op": "models"})[0]["models"]]
     finally:
         stop.set()
@@ -174,9 +178,10 @@ def test_huge_max_batch_still_batches(start_daemon):
         dealer.send_multipart([b"", header, x.tobytes()])
     for _ in range(3):
         assert dealer.poll(20000), "no reply: " + d.log_text()
-        _, reply, payload = dealer.recv_multipart()
-        assert json.loads(reply)["ok"] is True
-        assert_close(np.frombuffer(payload, np.float32).reshape(expected["output"].shape), expected["output"], "batched")
+        _, reply, *payload = dealer.recv_multipart()
+        reply = json.loads(reply)
+        assert reply["ok"] is True, reply
+        assert_close(decode_tensor(reply["outputs"]["output"], payload), expected["output"], "batched")
     dealer.close()
     c = d.client()
     stats = c.ok({"op": "stats"})[0]
