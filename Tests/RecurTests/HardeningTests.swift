@@ -50,6 +50,15 @@ import Testing
         #expect(error.message.contains("65536"))
     }
 
+    /// open(2) would read the path only up to the NUL: another file than the one named.
+    @Test func pathWithNulIsAnIOError() throws {
+        let path = goldenDirectory + "/lstm_basic/model.safetensors"
+        _ = try Model(path: path)
+        let error = try #require(Self.error { _ = try Model(path: path + "\0/../../other") })
+        #expect(error.kind == .io)
+        #expect(error.message.contains("NUL"))
+    }
+
     /// Requests of very different shapes merged into one padded batch: [30001, 30000] steps times
     /// the widest step is over 2³⁴ floats on any machine, so the merge is refused before its padding
     /// is allocated, and every request gets the answer it gets alone.
