@@ -32,10 +32,22 @@ swiftc -parse-as-library -swift-version 6 -module-name Recur -O -g -sanitize="$s
     -I "$out/modules" -emit-module -emit-module-path "$out/modules/Recur.swiftmodule" \
     -emit-library -static -o "$out/libRecur.a" "${engine_sources[@]}"
 
-# Extra sources a target compiles into its own module.
+# The C side of the C API (recur.h's types, the thread-local last error), for the capi target.
+mkdir -p "$out/modules/CRecurAPI"
+cat >"$out/modules/CRecurAPI/module.modulemap" <<EOF
+module CRecurAPI {
+    umbrella "$root/Sources/CRecurAPI/include"
+    export *
+}
+EOF
+"$clang" -c -O2 -g -fsanitize=fuzzer-no-link,address -I "$root/Sources/CRecurAPI/include" \
+    "$root/Sources/CRecurAPI/support.c" -o "$out/obj/recur_api_support.o"
+
+# Extra sources (and objects) a target compiles into its own module.
 extra_sources() {
     case "$1" in
         request) echo "$root/Sources/RecurDaemon/Wire.swift" ;;
+        capi) find "$root/Sources/RecurC" -name '*.swift' | sort; echo "$out/obj/recur_api_support.o" ;;
     esac
 }
 

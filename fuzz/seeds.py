@@ -63,8 +63,10 @@ def main():
         seeds += [json.dumps(h).encode() for h, _ in requests()]
     elif target == "request":
         seeds = [SEPARATOR.join([json.dumps(h).encode()] + frames) for h, frames in requests()]
-    elif target == "run":
+    elif target == "run":  # model, operation, then the choices
         seeds = [bytes([m, op]) + bytes(range(k, 200, 3)) for m in range(11) for op in range(4) for k in (1, 2)]
+    elif target == "capi":  # model, a non-NULL handle, the call, then the choices
+        seeds = [bytes([m, 9, call]) + bytes(range(k, 200, 3)) for m in range(11) for call in range(5) for k in (1, 2)]
     else:
         sys.exit(f"unknown fuzz target {target}")
     for i, seed in enumerate(seeds):

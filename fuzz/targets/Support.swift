@@ -59,10 +59,13 @@ func fuzzBytes(_ data: UnsafePointer<UInt8>, _ size: Int) -> [UInt8] {
     Array(UnsafeBufferPointer(start: data, count: size))
 }
 
-/// The golden models ($RECUR_FUZZ_MODELS, default ../shared/golden beside the repository), sorted by name.
+/// Where the golden cases are: $RECUR_FUZZ_MODELS, default ../shared/golden beside the repository.
+let goldenDirectory = ProcessInfo.processInfo.environment["RECUR_FUZZ_MODELS"]
+    ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/golden").standardized.path
+
+/// The golden models, sorted by name.
 let goldenModels: [(name: String, model: Model)] = {
-    let directory = ProcessInfo.processInfo.environment["RECUR_FUZZ_MODELS"]
-        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/golden").standardized.path
+    let directory = goldenDirectory
     let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
     let models = names.compactMap { name -> (String, Model)? in
         guard let model = try? Model(path: "\(directory)/\(name)/model.safetensors") else { return nil }
