@@ -28,7 +28,7 @@ regressions=()
 [[ -d "$root/fuzz/regressions/$target" ]] && regressions=("$root/fuzz/regressions/$target")
 
 dictionary=()
-[[ -f "$root/fuzz/json.dict" && "$target" != run ]] && dictionary=(-dict="$root/fuzz/json.dict")
+[[ -f "$root/fuzz/json.dict" && "$target" != run && "$target" != capi ]] && dictionary=(-dict="$root/fuzz/json.dict")
 
 # ASAN: Swift allocations that fail trap anyway, so report huge requests as errors.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-allocator_may_return_null=0:detect_leaks=0}"
