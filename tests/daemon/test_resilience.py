@@ -187,3 +187,31 @@ def test_huge_max_batch_still_batches(start_daemon):
     stats = c.ok({"op": "stats"})[0]
     assert stats["batches"]["max_size"] >= 2, stats["batches"]
     c.close()
+
+
+def write_model(path, architecture, tensors):
+    """A model file: `tensors` maps names to float32 arrays."""
+    header, offset = {"__metadata__": {"recur": json.dumps(architecture)}}, 0
+    for name, array in tensors.items():
+        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(a.astype(np.float32).tobytes() for a in tensors.values()))
+
+
+def test_inputs_too_large_for_memory_are_too_large_not_internal(start_daemon):
+    # An embedding 100000 wide: [1, 50000] token ids would need 2·10^10 floats, over 2^34 on any machine.
+    weight = np.ones((2, 100000), np.float32)
+    architecture = {"format": 1, "input": {"kind": "tokens", "vocab_size": 2},
+                    "layers": [{"name": "embed", "type": "embedding", "num_embeddings": 2, "embedding_dim": 100000}]}
+    d = start_daemon(prepare=lambda directory: write_model(directory / "wide.safetensors", architecture, {"embed.weight": weight}))
+    c = d.client()
+    ids = np.zeros((1, 50000), np.int32)
+    reply, _ = c.call({"op": "infer", "model": "wide", "binary": True,
+                       "inputs": {"input": {"dtype": "int32", "shape": [1, 50000], "frame": 1}}}, [ids.tobytes()])
+    assert reply["ok"] is False and reply["error"]["code"] == "too_large", reply
+    assert "[1, 50000]" in reply["error"]["message"], reply
+    assert_close(c.infer("wide", {"input": np.array([[1, 0]], np.int64)})["output"], np.ones((1, 2, 100000)), "wide after")
+    stats = c.ok({"op": "stats"})[0]
+    assert "internal" not in stats["requests"].get("infer", {}), stats["requests"]
+    c.close()
