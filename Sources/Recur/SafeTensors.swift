@@ -210,6 +210,8 @@ final class MappedFile {
     let bytes: UnsafeRawBufferPointer
 
     init(path: String) throws(RecurError) {
+        // C would see only the part before the NUL: a different file than the one named.
+        guard !path.utf8.contains(0) else { throw RecurError(.io, "\(path.debugDescription): path contains a NUL byte") }
         // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below refuses it anyway.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw RecurError(.io, "\(path): open failed: \(String(cString: strerror(errno)))") }
