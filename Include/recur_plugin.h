@@ -49,8 +49,8 @@
  *
  * Errors. Every plugin function that can fail returns a recur_plugin_status and may write a
  * NUL-terminated UTF-8 message of at most `error_capacity` bytes (terminator included) to `error`
- * (snprintf(error, error_capacity, ...)). Recur prefixes it with the plugin, type and layer:
- *   plugin 'example-layers' type 'mgu' layer 'enc': <message>
+ * (snprintf(error, error_capacity, ...)). Recur prefixes it with the plugin, layer and type:
+ *   plugin 'example-layers': layer 'enc' (mgu): <message>
  * and reports it with the status's meaning (recur.h). A plugin function must not exit, abort or
  * longjmp out: bad input is a status, never a crash.
  *
@@ -195,7 +195,7 @@ typedef struct recur_layer_type {
      * Reads a layer's config through `builder`, declares its features, parameters, states and
      * workspace, and sets *layer to the plugin's per-layer object (or leaves it NULL when it needs
      * none). Recur calls it when a model using the type is loaded, possibly more than once per
-     * layer. On failure, *layer must stay NULL (or be destroyed by the plugin itself).
+     * layer. A failing create frees whatever it made: Recur ignores *layer then.
      */
     recur_plugin_status (*create)(recur_layer_builder *builder, void **layer, char *error, size_t error_capacity);
     /** Frees a per-layer object `create` made; never called with NULL. May be NULL when `create`

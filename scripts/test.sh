@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: Swift (engine, CLI), C (API, under valgrind), Python (binding,
-# daemon over ZeroMQ, benchmark harness). Assumes scripts/setup.sh has run.
+# daemon over ZeroMQ, benchmark harness), each also through layer-type plugins. Assumes scripts/setup.sh
+# has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,7 @@ pytest_collecting() {
 echo "== swift build (release: librecur.so, recurd, recur-cli)"
 swift build -c release
 
-echo "== plugins (bindings/c/plugins example, Tests/plugins test plugins; the tests below load them)"
+echo "== plugins (bindings/c/plugins: the example; Tests/plugins: one per refusal), used by every stage below"
 make -s -C bindings/c/plugins
 make -s -C Tests/plugins
 

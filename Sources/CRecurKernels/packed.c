@@ -116,55 +116,65 @@ RK_INLINE void step_epilogue(const rk_step *s, int cell, v8f *acc, size_t b, siz
     if (s->y) store_n(s->y + b * s->ldy + j, h, n);
 }
 
-/* Rows b0 ..< b0+mr, units j ..< j+n of block u; G gates; MR a constant ≥ mr after inlining. */
-RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, size_t u, size_t b0, size_t mr) {
-    size_t H = s->hidden, j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
-    const float *block = s->weights + u * RK_UNITS * G * H;
-    const float *h[4];
-    v8f acc[4][4];
+/* Rows b0 ..< b0+mr of unit blocks u ..< u+NB, G gates; MR, NB constants after inlining (MR ≥ mr).
+   Every row's sums run over k in order whatever MR and NB are, so a row's result never depends on
+   which other rows share its batch. */
+RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size_t u, size_t b0, size_t mr) {
+    size_t H = s->hidden;
+    const float *h[MR];
+    v8f acc[MR][NB][G];
     for (int r = 0; r < MR; r++) {
         size_t b = b0 + ((size_t)r < mr ? (size_t)r : mr - 1);
         h[r] = s->h_prev + b * H;
         const float *gx = s->gx + b * s->ldgx;
-        for (int g = 0; g < G; g++)
-            acc[r][g] = cell == RK_CELL_GRU && g == 2 ? (s->bias ? load_n(s->bias + j, n) : splat(0.0f))
-                                                      : load_n(gx + g * H + j, n);
+        for (int i = 0; i < NB; i++) {
+            size_t j = (u + i) * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
+            for (int g = 0; g < G; g++)
+                acc[r][i][g] = cell == RK_CELL_GRU && g == 2 ? (s->bias ? load_n(s->bias + j, n) : splat(0.0f))
+                                                             : load_n(gx + g * H + j, n);
+        }
     }
+    const float *block = s->weights + u * RK_UNITS * G * H;
     for (size_t k = 0; k < H; k++, block += G * RK_UNITS) {
-        v8f w[4];
-        for (int g = 0; g < G; g++) w[g] = load8(block + g * RK_UNITS);
         for (int r = 0; r < MR; r++) {
             v8f x = splat(h[r][k]);
-            for (int g = 0; g < G; g++) acc[r][g] += x * w[g];
+            for (int i = 0; i < NB; i++)
+                for (int g = 0; g < G; g++) acc[r][i][g] += x * load8(block + i * RK_UNITS * G * H + g * RK_UNITS);
         }
     }
     for (size_t r = 0; r < mr; r++) {
         size_t b = b0 + r;
-        if (row_active(s, b)) step_epilogue(s, cell, acc[r], b, j, n);
-        else memcpy(s->h_next + b * H + j, s->h_prev + b * H + j, n * sizeof(float));
+        for (int i = 0; i < NB; i++) {
+            size_t j = (u + i) * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
+            if (row_active(s, b)) step_epilogue(s, cell, acc[r][i], b, j, n);
+            else memcpy(s->h_next + b * H + j, s->h_prev + b * H + j, n * sizeof(float));
+        }
     }
 }
 
-/* Row groups as large as the registers allow for the cell: 4·MR accumulators of G vectors fit 16. */
+/* Groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers); a last single
+   row takes two unit blocks at once, so a batch of one still has 2·G independent sums in flight. */
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int MR, size_t unit_begin, size_t unit_end) {
-    for (size_t u = unit_begin; u < unit_end; u++) {
-        size_t b = 0;
-        for (; b + MR <= s->batch; b += MR) step_rows(s, cell, G, MR, u, b, MR);
-        switch (s->batch - b) {
-        case 0: break;
-        case 1: step_rows(s, cell, G, 1, u, b, 1); break;
-        case 2: step_rows(s, cell, G, 2, u, b, 2); break;
-        default: step_rows(s, cell, G, MR, u, b, s->batch - b); break;
+    size_t full = s->batch / MR * MR, rest = s->batch - full;
+    for (size_t u = unit_begin; u < unit_end; u += 2) {
+        int pair = u + 1 < unit_end;
+        for (size_t i = 0; i <= (size_t)pair; i++) {
+            for (size_t b = 0; b < full; b += MR) step_rows(s, cell, G, MR, 1, u + i, b, MR);
+            if (rest > 1) step_rows(s, cell, G, MR, 1, u + i, full, rest);
+        }
+        if (rest == 1) {
+            if (pair) step_rows(s, cell, G, 1, 2, u, full, 1);
+            else step_rows(s, cell, G, 1, 1, u, full, 1);
         }
     }
 }
 
 RK_INLINE void step_body(const rk_step *s, size_t unit_begin, size_t unit_end) {
     switch (s->cell) {
-    case RK_CELL_LSTM: step_cell(s, RK_CELL_LSTM, 4, 3, unit_begin, unit_end); break;
-    case RK_CELL_GRU: step_cell(s, RK_CELL_GRU, 3, 4, unit_begin, unit_end); break;
-    case RK_CELL_RNN_RELU: step_cell(s, RK_CELL_RNN_RELU, 1, 4, unit_begin, unit_end); break;
-    default: step_cell(s, RK_CELL_RNN_TANH, 1, 4, unit_begin, unit_end); break;
+    case RK_CELL_LSTM: step_cell(s, RK_CELL_LSTM, 4, 2, unit_begin, unit_end); break;
+    case RK_CELL_GRU: step_cell(s, RK_CELL_GRU, 3, 3, unit_begin, unit_end); break;
+    case RK_CELL_RNN_RELU: step_cell(s, RK_CELL_RNN_RELU, 1, 6, unit_begin, unit_end); break;
+    default: step_cell(s, RK_CELL_RNN_TANH, 1, 6, unit_begin, unit_end); break;
     }
 }
 

@@ -124,7 +124,14 @@ public struct SafeTensorsFile {
         return (metadata, entries.map { Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape, range: ($0.range.lowerBound + dataStart)..<($0.range.upperBound + dataStart)) })
     }
 
+
     public func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
+
+    /// Tells a memory-mapped file that `entry`'s bytes will not be needed again soon (see
+    /// `MappedFile.releasePages`); nothing for a file image in memory.
+    func releasePages(of entry: Entry) {
+        if case .mapped(let file) = storage { file.releasePages(entry.range) }
+    }
 
     /// The tensor's values: float dtypes become float32, I32 and I64 stay integers.
     public func tensor(_ entry: Entry) throws(RecurError) -> Tensor {
@@ -210,6 +217,8 @@ final class MappedFile {
     let bytes: UnsafeRawBufferPointer
 
     init(path: String) throws(RecurError) {
+        // C would see only the part before the NUL: a different file than the one named.
+        guard !path.utf8.contains(0) else { throw RecurError(.io, "\(path.debugDescription): path contains a NUL byte") }
         // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below refuses it anyway.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw RecurError(.io, "\(path): open failed: \(String(cString: strerror(errno)))") }
@@ -226,6 +235,17 @@ final class MappedFile {
             throw RecurError(.io, "\(path): mmap of \(size) bytes failed: \(String(cString: strerror(errno)))")
         }
         bytes = UnsafeRawBufferPointer(start: address, count: size)
+    }
+
+    /// Drops the resident pages wholly inside `range` (byte offsets). Contents stay readable: a
+    /// later access reads them from the file again. Loading uses this once a tensor is decoded, so
+    /// the file image and the decoded weights are not both held in memory.
+    func releasePages(_ range: Range<Int>) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard let base = bytes.baseAddress, page > 0, range.lowerBound >= 0, range.upperBound <= bytes.count else { return }
+        let start = (range.lowerBound + page - 1) / page * page, end = range.upperBound / page * page
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, Int32(MADV_DONTNEED))
     }
 
     deinit {

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import GOLDEN, GOLDEN_CASES, golden_case, recurd_binary
+from conftest import GOLDEN, GOLDEN_CASES, decode_tensor, golden_case, recurd_binary
 
 
 def assert_close(got, expected, what):
@@ -84,6 +84,10 @@ def test_hostile_loads_leave_every_model_serving(start_daemon):
                 code, message = c.error({"op": "load", "model": target, "path": f"{name}.safetensors"})
                 assert code in {"invalid_input", "not_found"}, (name, code, message)
                 assert f"{name}.safetensors" in message, (name, message)
+        # A NUL ends the path for open(2): recurd must not read a file other than the one named.
+        code, message = c.error({"op": "load", "model": "newcomer",
+                                 "path": "../../../etc/passwd\u0000/../../../" + str(d.models_dir) + "/char_lm.safetensors"})
+        assert code == "bad_request" and "NUL" in message, (code, message)
         assert "newcomer" not in [m["name"] for m in c.ok({"op": "models"})[0]["models"]]
     finally:
         stop.set()
@@ -174,11 +178,40 @@ def test_huge_max_batch_still_batches(start_daemon):
         dealer.send_multipart([b"", header, x.tobytes()])
     for _ in range(3):
         assert dealer.poll(20000), "no reply: " + d.log_text()
-        _, reply, payload = dealer.recv_multipart()
-        assert json.loads(reply)["ok"] is True
-        assert_close(np.frombuffer(payload, np.float32).reshape(expected["output"].shape), expected["output"], "batched")
+        _, reply, *payload = dealer.recv_multipart()
+        reply = json.loads(reply)
+        assert reply["ok"] is True, reply
+        assert_close(decode_tensor(reply["outputs"]["output"], payload), expected["output"], "batched")
     dealer.close()
     c = d.client()
     stats = c.ok({"op": "stats"})[0]
     assert stats["batches"]["max_size"] >= 2, stats["batches"]
+    c.close()
+
+
+def write_model(path, architecture, tensors):
+    """A model file: `tensors` maps names to float32 arrays."""
+    header, offset = {"__metadata__": {"recur": json.dumps(architecture)}}, 0
+    for name, array in tensors.items():
+        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(a.astype(np.float32).tobytes() for a in tensors.values()))
+
+
+def test_inputs_too_large_for_memory_are_too_large_not_internal(start_daemon):
+    # An embedding 100000 wide: [1, 50000] token ids would need 2·10^10 floats, over 2^34 on any machine.
+    weight = np.ones((2, 100000), np.float32)
+    architecture = {"format": 1, "input": {"kind": "tokens", "vocab_size": 2},
+                    "layers": [{"name": "embed", "type": "embedding", "num_embeddings": 2, "embedding_dim": 100000}]}
+    d = start_daemon(prepare=lambda directory: write_model(directory / "wide.safetensors", architecture, {"embed.weight": weight}))
+    c = d.client()
+    ids = np.zeros((1, 50000), np.int32)
+    reply, _ = c.call({"op": "infer", "model": "wide", "binary": True,
+                       "inputs": {"input": {"dtype": "int32", "shape": [1, 50000], "frame": 1}}}, [ids.tobytes()])
+    assert reply["ok"] is False and reply["error"]["code"] == "too_large", reply
+    assert "[1, 50000]" in reply["error"]["message"], reply
+    assert_close(c.infer("wide", {"input": np.array([[1, 0]], np.int64)})["output"], np.ones((1, 2, 100000)), "wide after")
+    stats = c.ok({"op": "stats"})[0]
+    assert "internal" not in stats["requests"].get("infer", {}), stats["requests"]
     c.close()
