@@ -109,7 +109,11 @@ public struct SafeTensorsFile {
             guard let count = Tensor.elementCount(shape), case (let bytes, false) = count.multipliedReportingOverflow(by: size),
                   bytes == end - begin
             else {
-                throw fail("tensor \(name): \(dtype) \(shape) needs \(Tensor.elementCount(shape).map { String($0 * size) } ?? "too many") bytes, data_offsets give \(end - begin)")
+                let needed = Tensor.elementCount(shape).flatMap { count in
+                    let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
+                    return overflow ? nil : String(bytes)
+                }
+                throw fail("tensor \(name): \(dtype) \(shape) needs \(needed ?? "too many") bytes, data_offsets give \(end - begin)")
             }
             entries.append(Entry(name: name, dtype: dtype, shape: shape, range: begin..<end))
         }
@@ -120,14 +124,18 @@ public struct SafeTensorsFile {
         return (metadata, entries.map { Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape, range: ($0.range.lowerBound + dataStart)..<($0.range.upperBound + dataStart)) })
     }
 
+
     public func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
+
+    /// Tells a memory-mapped file that `entry`'s bytes will not be needed again soon (see
+    /// `MappedFile.releasePages`); nothing for a file image in memory.
+    func releasePages(of entry: Entry) {
+        if case .mapped(let file) = storage { file.releasePages(entry.range) }
+    }
 
     /// The tensor's values: float dtypes become float32, I32 and I64 stay integers.
     public func tensor(_ entry: Entry) throws(RecurError) -> Tensor {
-        // Once copied out, a mapped file's pages of this tensor may leave memory: loading a model
-        // then holds its weights and one tensor's pages, not the weights and the whole file.
-        defer { storage.release(entry.range) }
-        return try storage.withBytes { raw throws(RecurError) in
+        try storage.withBytes { raw throws(RecurError) in
             let bytes = UnsafeRawBufferPointer(rebasing: raw[entry.range])
             if let floats = SafeTensorsFile.decodeFloats(bytes, dtype: entry.dtype) {
                 return Tensor(floats: floats, shape: entry.shape)
@@ -161,10 +169,6 @@ public struct SafeTensorsFile {
             case .bytes(let array):
                 return try array.withUnsafeBytes { raw in Result { () throws(RecurError) in try body(raw) } }.get()
             }
-        }
-
-        func release(_ range: Range<Int>) {
-            if case .mapped(let file) = self { file.release(range) }
         }
     }
 }
@@ -213,6 +217,8 @@ final class MappedFile {
     let bytes: UnsafeRawBufferPointer
 
     init(path: String) throws(RecurError) {
+        // C would see only the part before the NUL: a different file than the one named.
+        guard !path.utf8.contains(0) else { throw RecurError(.io, "\(path.debugDescription): path contains a NUL byte") }
         // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below refuses it anyway.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw RecurError(.io, "\(path): open failed: \(String(cString: strerror(errno)))") }
@@ -231,17 +237,15 @@ final class MappedFile {
         bytes = UnsafeRawBufferPointer(start: address, count: size)
     }
 
-    /// Drops the pages wholly inside `range` from the resident set; touching them again reads them
-    /// back from the file (a private read-only mapping has nothing else to lose).
-    func release(_ range: Range<Int>) {
-        guard let base = bytes.baseAddress, range.lowerBound >= 0, range.upperBound <= bytes.count else { return }
+    /// Drops the resident pages wholly inside `range` (byte offsets). Contents stay readable: a
+    /// later access reads them from the file again. Loading uses this once a tensor is decoded, so
+    /// the file image and the decoded weights are not both held in memory.
+    func releasePages(_ range: Range<Int>) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        guard page > 0 else { return }
-        let start = (Int(bitPattern: base) + range.lowerBound + page - 1) / page * page
-        let end = (Int(bitPattern: base) + range.upperBound) / page * page
-        if end > start, let address = UnsafeMutableRawPointer(bitPattern: start) {
-            madvise(address, end - start, MADV_DONTNEED)
-        }
+        guard let base = bytes.baseAddress, page > 0, range.lowerBound >= 0, range.upperBound <= bytes.count else { return }
+        let start = (range.lowerBound + page - 1) / page * page, end = range.upperBound / page * page
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, Int32(MADV_DONTNEED))
     }
 
     deinit {
