@@ -83,7 +83,7 @@ def bench_config(config, engines, args) -> dict:
         row[f"{engine}_baseline_mib"] = result["baseline_mib"]
         row.setdefault("versions", {})[engine] = result["version"]
     recur_result = results["recur"]
-    for key in ("load_peak_mib", "loaded_mib", "file_mib", "max_rel_err"):
+    for key in ("first_load_mib", "load_peak_mib", "loaded_mib", "file_mib", "max_rel_err"):
         if key in recur_result:
             row[key] = recur_result[key]
     return row
@@ -109,7 +109,7 @@ def machine() -> dict:
 
 
 def describe_machine(info, versions, load_after) -> str:
-    return (f"{info['date']} · {info['cpu']}, {info['cpus']} CPUs ({info['simd']}), {info['memory_gib']} GiB · "
+    return (f"started {info['date']} · {info['cpu']}, {info['cpus']} CPUs ({info['simd']}), {info['memory_gib']} GiB · "
             f"Linux {info['kernel']} · Python {info['python']} · "
             + ", ".join(f"{engine} {version}" for engine, version in sorted(versions.items()))
             + f" · commit {info['commit']} · load average {info['load'][0]:.2f} before, {load_after[0]:.2f} after")
@@ -163,6 +163,11 @@ def main():
     print()
     print(describe_machine(info, versions, os.getloadavg()))
     print(harness.format_table(rows, markdown=args.markdown))
+    first_loads = [row["first_load_mib"] for row in rows if "first_load_mib" in row]
+    if first_loads:
+        spread = sorted({f"{value:.1f}" for value in (min(first_loads), max(first_loads))}, key=float)
+        print(f"\nRecur's first model load in a process adds {'–'.join(spread)} MiB once "
+              "(runtime initialisation; measured on a 1-unit model and left out of \"load peak\").")
     failures = [row["id"] for row in rows if row["errors"]]
     if failures:
         print(f"FAILED: {', '.join(failures)}", file=sys.stderr)
