@@ -93,8 +93,8 @@ def time_recur(peers, config, directory, repeat, tolerance):
     x = recur.load_tensors(os.path.join(directory, "input.safetensors"))["input"]
     path = os.path.join(directory, "model.safetensors")
 
-    # A first, tiny model takes the process's one-time costs (runtime metadata, layer registry,
-    # thread pool), measured apart, so that the load below is charged only for the model.
+    # A first, tiny model takes the process's one-time costs of loading, measured apart, so that
+    # the load below is charged only for the model.
     tiny = {"id": "tiny", "cell": config["cell"], "I": 1, "H": 1, "T": 1, "B": 1}
     tiny_path = os.path.join(directory, "tiny.safetensors")
     recur.save(tiny_path, harness.architecture(tiny), harness.model_tensors(harness.random_weights(tiny)))
