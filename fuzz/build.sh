@@ -32,6 +32,12 @@ swiftc -parse-as-library -swift-version 6 -module-name Recur -O -g -sanitize="$s
     -I "$out/modules" -emit-module -emit-module-path "$out/modules/Recur.swiftmodule" \
     -emit-library -static -o "$out/libRecur.a" "${engine_sources[@]}"
 
+# Training over the engine, for the train target.
+mapfile -t training_sources < <(find "$root/Sources/RecurTraining" -name '*.swift' | sort)
+swiftc -parse-as-library -swift-version 6 -module-name RecurTraining -O -g -sanitize="$sanitize" \
+    -I "$out/modules" -emit-module -emit-module-path "$out/modules/RecurTraining.swiftmodule" \
+    -emit-library -static -o "$out/libRecurTraining.a" "${training_sources[@]}"
+
 # The C side of the C API (recur.h's types, the thread-local last error), for the capi target.
 mkdir -p "$out/modules/CRecurAPI"
 cat >"$out/modules/CRecurAPI/module.modulemap" <<EOF
@@ -48,6 +54,7 @@ extra_sources() {
     case "$1" in
         request) echo "$root/Sources/RecurDaemon/Wire.swift" ;;
         capi) find "$root/Sources/RecurC" -name '*.swift' | sort; echo "$out/obj/recur_api_support.o" ;;
+        train) echo "$out/libRecurTraining.a" ;;
     esac
 }
 
