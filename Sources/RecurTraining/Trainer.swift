@@ -19,6 +19,16 @@ public struct TrainingOptions: Sendable {
     /// Steps per truncated-BPTT chunk (lm).
     public var bptt = 64
     public var seed: UInt64 = 0
+    /// How the weights start.
+    public var initialization = Initialization.chrono
+
+    public enum Initialization: String, Sendable, CaseIterable {
+        /// PyTorch's defaults exactly (every recurrent weight and bias uniform ±1/√H).
+        case pytorch
+        /// PyTorch's defaults, then the chrono gate biases (`Network.initialParameters`) for the
+        /// longest training sequence (lm: --bptt), so long-range dependencies are learnt.
+        case chrono
+    }
 
     public init(task: TrainingTask) { self.task = task }
 
@@ -131,7 +141,11 @@ public final class Trainer {
         let network = try Network(architecture)
         guard network.parameterCount > 0 else { throw RecurError(.format, "the architecture has no parameters to train") }
         // The engine's own checks (every shape, every name) on the initial weights.
-        parameters = network.initialParameters(seed: options.seed)
+        let horizon: Int = switch train {
+        case .sequences(let examples): examples.map(\.length).max() ?? 1
+        case .stream: options.bptt
+        }
+        parameters = network.initialParameters(seed: options.seed, memoryHorizon: options.initialization == .chrono ? horizon : nil)
         _ = try Model(architecture: architecture, weights: Dictionary(uniqueKeysWithValues: try network.namedTensors(parameters).map { ($0.name, $0.tensor) }))
         switch (options.task, network.perStepOutput) {
         case (.classify, true): throw RecurError(.format, "task classify needs a pooled output [B, C] (add a pool layer)")
