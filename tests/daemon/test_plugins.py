@@ -2,7 +2,6 @@
 over ZeroMQ and checked against the numpy reference (bindings/c/plugins/reference.py); every
 refused plugin stops the start with a clear message; a plugin's run-time error is one reply's
 error. Also `recur --plugin PATH run`."""
-import json
 import os
 import subprocess
 import sys
