@@ -315,11 +315,12 @@ struct PluginLayer: Layer {
         }
     }
 
-    /// Calls `body` with direction d's parameter pointers, in declaration order.
-    private func withParameters<R>(direction d: Int, _ body: (UnsafePointer<UnsafePointer<Float>?>) -> R) -> R {
+    /// Calls `body` with direction d's parameter pointers, in declaration order (NULL for a layer
+    /// without parameters).
+    private func withParameters<R>(direction d: Int, _ body: (UnsafePointer<UnsafePointer<Float>?>?) -> R) -> R {
         parameterValues.withUnsafeBufferPointer { values in
             let pointers: [UnsafePointer<Float>?] = parameterOffsets[d].map { offset in values.baseAddress.map { $0 + offset } }
-            return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+            return pointers.withUnsafeBufferPointer { body($0.isEmpty ? nil : $0.baseAddress) }
         }
     }
 
