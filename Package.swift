@@ -23,7 +23,7 @@ let package = Package(
         .target(
             name: "CRecurKernels",
             // Kernels are built optimised even in debug builds: the tests run real shapes.
-            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
+            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-Wno-psabi"])]
         ),
         .systemLibrary(name: "CZMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CLinux"),

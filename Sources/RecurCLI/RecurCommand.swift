@@ -8,7 +8,7 @@ struct RecurCommand: ParsableCommand {
         commandName: "recur",
         abstract: "Describe, run and train Recur models.",
         version: recurVersion,
-        subcommands: [DescribeCommand.self, RunCommand.self, TrainCommand.self, KeygenCommand.self]
+        subcommands: [DescribeCommand.self, RunCommand.self, TrainCommand.self, KeygenCommand.self, BenchCommand.self]
     )
 
     @OptionGroup var plugins: PluginOptions

@@ -34,6 +34,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Clip gradients to this global norm; 0 turns clipping off.") var clip: Float = 5
     @Option(help: "lm: steps per truncated-BPTT chunk (state carries across chunks).") var bptt = 64
     @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 0
+    @Option(name: .customLong("init"),
+            help: "chrono (PyTorch's init, then gate biases that remember over up to the longest sequence) or pytorch (PyTorch's init exactly).")
+    var initialization = "chrono"
 
     func run() throws {
         do { try execute() } catch { throw CommandFailure(error) }
@@ -46,7 +49,11 @@ struct TrainCommand: ParsableCommand {
         guard let chosen = TrainingOptions.Optimizer(rawValue: optimizer) else {
             throw RecurError(.invalidArgument, "--optimizer must be adam or sgd, found '\(optimizer)'")
         }
+        guard let start = TrainingOptions.Initialization(rawValue: initialization) else {
+            throw RecurError(.invalidArgument, "--init must be chrono or pytorch, found '\(initialization)'")
+        }
         var options = TrainingOptions(task: trainingTask)
+        options.initialization = start
         options.epochs = epochs
         options.batchSize = batchSize
         options.learningRate = lr

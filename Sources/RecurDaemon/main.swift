@@ -40,7 +40,10 @@ struct RecurDaemon: ParsableCommand {
         guard maxTensorElements >= 1, maxRequestElements >= 1, maxSteps >= 1, maxGenerateTokens >= 0, maxSessions >= 0 else {
             throw ValidationError("limits must be positive")
         }
-        guard sessionTimeout.isFinite, sessionTimeout > 0 else { throw ValidationError("--session-timeout must be a positive number of seconds") }
+        // Bounded so that it converts to a Duration (in milliseconds) without overflowing.
+        guard sessionTimeout.isFinite, sessionTimeout > 0, sessionTimeout <= 1e9 else {
+            throw ValidationError("--session-timeout must be a positive number of seconds, at most 1e9")
+        }
         guard (curveSecretKey == nil) == (curveAllowed == nil) else {
             throw ValidationError("--curve-secret-key and --curve-allowed go together")
         }
