@@ -131,6 +131,20 @@ func registryWithExamplePlugin() throws -> LayerRegistry {
         } throws: { ($0 as? RecurError) == RecurError(.invalidInput, "plugin 'test-plugin': layer 'p' (picky): input 500 is above 100") }
     }
 
+    @Test func createThatIgnoresARefusedDeclarationFails() throws {
+        let registry = LayerRegistry.builtins()
+        try registry.loadPlugin(path: PluginPaths.test("picky"))
+        let architecture = try Architecture(parsing: """
+            {"format": 1, "input": {"kind": "features", "size": 1}, "layers": [{"name": "s", "type": "sloppy"}]}
+            """)
+        #expect {
+            try Model(architecture: architecture, weights: [:], registry: registry)
+        } throws: { error in
+            guard let error = error as? RecurError else { return false }
+            return error.kind == .format && error.message.hasPrefix("plugin 'test-plugin': layer 's' (sloppy): parameter name 'bad.name'")
+        }
+    }
+
     struct Stack: Sendable, CustomTestStringConvertible {
         let directions: Int
         let lengths: [Int64]?

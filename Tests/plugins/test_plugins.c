@@ -9,7 +9,8 @@
                    step fails with RECUR_PLUGIN_ERR_INPUT on an input above 100, to test errors
                    at run time; and "elman", the built-in rnn (tanh) as a plugin, whose step
                    computes every row even past its length, to test that plugin recurrent types
-                   get the built-in driver's lengths, directions and states */
+                   get the built-in driver's lengths, directions and states; and "sloppy", whose
+                   create succeeds after a declaration Recur refused */
 #include "recur_plugin.h"
 
 #include <math.h>
@@ -81,8 +82,16 @@ static recur_plugin_status step_elman(const void *layer, const recur_step_args *
     return RECUR_PLUGIN_OK;
 }
 
+/* sloppy: ignores that Recur refuses its parameter name and returns success anyway. */
+static recur_plugin_status create_sloppy(recur_layer_builder *b, void **layer, char *error, size_t capacity) {
+    const int64_t shape[1] = {1};
+    (void)b->add_parameter(b, "bad.name", 1, shape);
+    return create_identity(b, layer, error, capacity);
+}
+
 static const recur_layer_type types[] = {{.name = "picky", .create = create_identity, .step = step_picky},
-                                         {.name = "elman", .create = create_elman, .step = step_elman}};
+                                         {.name = "elman", .create = create_elman, .step = step_elman},
+                                         {.name = "sloppy", .create = create_sloppy, .step = step_picky}};
 #endif
 
 static const recur_plugin_info info = {

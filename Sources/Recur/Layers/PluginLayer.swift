@@ -41,6 +41,8 @@ struct PluginLayerKind: LayerKind {
         }
         let object = PluginLayerObject(layer, destroy: destroy)
         do throws(RecurError) {
+            // A declaration the builder refused is missing from the layer, whatever create returned.
+            if let failure = builder.failure { throw failure }
             let bidirectional = isRecurrent ? try config.boolean("bidirectional", default: false) : false
             return (try builder.declaration(directions: bidirectional ? 2 : 1), object)
         } catch {
