@@ -273,29 +273,6 @@ struct SequenceDriver {
     }
 }
 
-extension SequenceDriver {
-    /// The time loop every recurrent layer runs through (built-in cells and plugin steps): visits the
-    /// steps of one direction in order, forward t = 0 … len−1 or backward t = len−1 … 0 of each
-    /// sequence, filling `active` [B] with 1 where step t is inside the sequence. `body` gets t and
-    /// `active`, or nil when every sequence is inside; it returns false to stop early.
-    static func visitSteps(steps: Int, lengths: [Int]?, reverse: Bool, active: UnsafeMutableBufferPointer<UInt8>,
-                           _ body: (_ t: Int, _ active: UnsafePointer<UInt8>?) -> Bool) {
-        let maxLength = lengths?.max() ?? steps
-        for s in 0..<maxLength {
-            let t = reverse ? maxLength - 1 - s : s
-            var allActive = true
-            if let lengths {
-                for (b, length) in lengths.enumerated() {
-                    let valid = t < length
-                    active[b] = valid ? 1 : 0
-                    allActive = allActive && valid
-                }
-            }
-            guard body(t, allActive ? nil : UnsafePointer(active.baseAddress)) else { return }
-        }
-    }
-}
-
 /// Calls `body` with the array's base address, or with nil when there is no array.
 func withOptionalPointer<Element, R>(_ array: [Element]?, _ body: (UnsafePointer<Element>?) -> R) -> R {
     guard let array else { return body(nil) }
