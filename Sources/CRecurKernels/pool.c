@@ -29,8 +29,10 @@
 enum { MIN_PARALLEL_STEP_WORK = 1 << 16 };
 /* Chunks per step and per owning thread: the unit of stealing. */
 enum { CHUNKS_PER_THREAD = 4, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
-/* How long a waiting thread spins before it sleeps. */
-static const long SPIN_NANOSECONDS = 200000;
+/* How long a waiting thread spins before it sleeps: an idle worker long enough to catch the next
+   call of a caller running passes back to back; a thread waiting for the rest of a step only as
+   long as a chunk takes, since past that its peer is likely descheduled and needs the core. */
+static const long IDLE_SPIN_NANOSECONDS = 200000, STEP_SPIN_NANOSECONDS = 50000;
 
 /* ---- waiting ------------------------------------------------------------------------------ */
 
@@ -64,7 +66,7 @@ static long monotonic_ns(void) {
 }
 
 /* Waits while *word == value: spins first, then sleeps; `sleepers` tells wakers to make the call. */
-static void wait_while_equal(_Atomic uint32_t *word, uint32_t value, _Atomic uint32_t *sleepers) {
+static void wait_while_equal(_Atomic uint32_t *word, uint32_t value, _Atomic uint32_t *sleepers, long spin_nanoseconds) {
     long deadline = 0;
     for (unsigned spins = 0; atomic_load_explicit(word, memory_order_acquire) == value; spins++) {
         if ((spins & 63) != 63) {
@@ -72,7 +74,7 @@ static void wait_while_equal(_Atomic uint32_t *word, uint32_t value, _Atomic uin
             continue;
         }
         long now = monotonic_ns();
-        if (deadline == 0) deadline = now + SPIN_NANOSECONDS;
+        if (deadline == 0) deadline = now + spin_nanoseconds;
         if (now < deadline) continue;
         atomic_fetch_add(sleepers, 1);
         if (atomic_load(word) == value) futex_wait(word, value);
@@ -105,7 +107,7 @@ static void progress_wait(progress *p, uint64_t target) {
     while (atomic_load(&p->done) < target) {
         uint32_t word = atomic_load(&p->word);
         if (atomic_load(&p->done) >= target) break;
-        wait_while_equal(&p->word, word, &p->sleepers);
+        wait_while_equal(&p->word, word, &p->sleepers, STEP_SPIN_NANOSECONDS);
     }
 }
 
@@ -140,7 +142,7 @@ static void *worker_main(void *argument) {
     size_t index = (size_t)(uintptr_t)argument;
     uint32_t seen = 0;
     for (;;) {
-        wait_while_equal(&pool.generation, seen, &pool.generation_sleepers);
+        wait_while_equal(&pool.generation, seen, &pool.generation_sleepers, IDLE_SPIN_NANOSECONDS);
         seen = atomic_load(&pool.generation);
         if (!enter_job(seen)) continue;
         if (index < pool.threads) pool.task(pool.context, index, pool.threads);
@@ -193,7 +195,7 @@ static void parallel(task_fn task, void *context, size_t wanted) {
     task(context, 0, threads);
     uint32_t job = atomic_fetch_or(&pool.job, JOB_CLOSED) | JOB_CLOSED;
     while (job & JOB_INSIDE) {
-        wait_while_equal(&pool.job, job, &pool.job_sleepers);
+        wait_while_equal(&pool.job, job, &pool.job_sleepers, STEP_SPIN_NANOSECONDS);
         job = atomic_load(&pool.job);
     }
     atomic_flag_clear_explicit(&pool.busy, memory_order_release);
