@@ -170,7 +170,8 @@ typedef struct recur_step_args {
     int64_t batch;           /* B ≥ 1 */
     int64_t input_features;  /* F */
     int64_t output_features; /* F' (one direction's) */
-    /** This direction's parameters, in declaration order ("<name>_reverse" for the backward one). */
+    /** This direction's parameters, in declaration order ("<name>_reverse" for the backward one);
+        NULL when the layer declares none. */
     const float *const *parameters;
     /** Sequence b's input at this step: input + b · input_stride, F floats. */
     const float *input;
