@@ -157,7 +157,8 @@ typedef struct recur_forward_args {
     /** [B], each in 1 ... T: steps at or past a sequence's length are padding, whose output Recur
         sets to zero afterwards. NULL: every sequence has T steps. */
     const int64_t *lengths;
-    /** parameters[i]: the i-th declared parameter, row-major in its declared shape. */
+    /** parameters[i]: the i-th declared parameter, row-major in its declared shape (NULL when the
+        layer declares none). */
     const float *const *parameters;
     const float *input; /* [B, T, F] */
     float *output;      /* [B, T, F'], to be written in full (it is not initialised) */
@@ -169,7 +170,8 @@ typedef struct recur_step_args {
     int64_t batch;           /* B ≥ 1 */
     int64_t input_features;  /* F */
     int64_t output_features; /* F' (one direction's) */
-    /** This direction's parameters, in declaration order ("<name>_reverse" for the backward one). */
+    /** This direction's parameters, in declaration order ("<name>_reverse" for the backward one);
+        NULL when the layer declares none. */
     const float *const *parameters;
     /** Sequence b's input at this step: input + b · input_stride, F floats. */
     const float *input;

@@ -9,48 +9,7 @@ out="$root/fuzz/.build"
 swift_bin="$(dirname "$(command -v swiftc)")"
 clang="${CLANG:-$swift_bin/clang}"
 sanitize="fuzzer,address"
-mkdir -p "$out/modules/CRecurKernels" "$out/obj"
-
-# The C kernels, as SwiftPM builds them, plus a module map so Swift can import them.
-cat >"$out/modules/CRecurKernels/module.modulemap" <<EOF
-module CRecurKernels {
-    umbrella "$root/Sources/CRecurKernels/include"
-    export *
-}
-EOF
-kernel_objects=()
-for source in "$root"/Sources/CRecurKernels/*.c; do
-    object="$out/obj/$(basename "$source" .c).o"
-    "$clang" -c -O2 -g -fno-math-errno -march=native -fsanitize=fuzzer-no-link,address \
-        -I "$root/Sources/CRecurKernels/include" "$source" -o "$object"
-    kernel_objects+=("$object")
-done
-
-# The engine as a static library with its module interface.
-mapfile -t engine_sources < <(find "$root/Sources/Recur" -name '*.swift' | sort)
-swiftc -parse-as-library -swift-version 6 -module-name Recur -O -g -sanitize="$sanitize" \
-    -I "$out/modules" -emit-module -emit-module-path "$out/modules/Recur.swiftmodule" \
-    -emit-library -static -o "$out/libRecur.a" "${engine_sources[@]}"
-
-# The C side of the C API (recur.h's types, the thread-local last error), for the capi target.
-mkdir -p "$out/modules/CRecurAPI"
-cat >"$out/modules/CRecurAPI/module.modulemap" <<EOF
-module CRecurAPI {
-    umbrella "$root/Sources/CRecurAPI/include"
-    export *
-}
-EOF
-"$clang" -c -O2 -g -fsanitize=fuzzer-no-link,address -I "$root/Sources/CRecurAPI/include" \
-    "$root/Sources/CRecurAPI/support.c" -o "$out/obj/recur_api_support.o"
-
-# Extra sources (and objects) a target compiles into its own module.
-extra_sources() {
-    case "$1" in
-        request) echo "$root/Sources/RecurDaemon/Wire.swift" ;;
-        capi) find "$root/Sources/RecurC" -name '*.swift' | sort; echo "$out/obj/recur_api_support.o" ;;
-    esac
-}
-
+mkdir -p "$out/modules" "$out/obj"
 targets=("$@")
 if ((${#targets[@]} == 0)); then
     for file in "$root"/fuzz/targets/*.swift; do
@@ -58,10 +17,61 @@ if ((${#targets[@]} == 0)); then
         [[ "$name" == Support ]] || targets+=("$name")
     done
 fi
+
+# A C target of Package.swift, as SwiftPM builds it: its objects, and a module map so Swift can
+# import it. Every C target the engine and the C API depend on.
+c_objects=()
+c_target() {
+    local name="$1" flags="$2"
+    mkdir -p "$out/modules/$name"
+    cat >"$out/modules/$name/module.modulemap" <<EOF
+module $name {
+    umbrella "$root/Sources/$name/include"
+    export *
+}
+EOF
+    for source in "$root/Sources/$name"/*.c; do
+        local object="$out/obj/$name-$(basename "$source" .c).o"
+        # shellcheck disable=SC2086
+        "$clang" -c -O2 -g $flags -fsanitize=fuzzer-no-link,address -I "$root/Sources/$name/include" "$source" -o "$object"
+        c_objects+=("$object")
+    done
+}
+for target in CRecurKernels CRecurPlugin; do
+    [[ -d "$root/Sources/$target" ]] && c_target "$target" "-fno-math-errno -march=native -Wno-psabi"
+done
+engine_objects=("${c_objects[@]}")
+c_objects=()
+c_target CRecurAPI ""
+api_objects=("${c_objects[@]}")
+
+# The engine as a static library with its module interface.
+mapfile -t engine_sources < <(find "$root/Sources/Recur" -name '*.swift' | sort)
+swiftc -parse-as-library -swift-version 6 -package-name recur -module-name Recur -O -g -sanitize="$sanitize" \
+    -I "$out/modules" -emit-module -emit-module-path "$out/modules/Recur.swiftmodule" \
+    -emit-library -static -o "$out/libRecur.a" "${engine_sources[@]}"
+
+# Training over the engine, for the train target.
+if [[ " ${targets[*]} " == *" train "* ]]; then
+    mapfile -t training_sources < <(find "$root/Sources/RecurTraining" -name '*.swift' | sort)
+    swiftc -parse-as-library -swift-version 6 -package-name recur -module-name RecurTraining -O -g -sanitize="$sanitize" \
+        -I "$out/modules" -emit-module -emit-module-path "$out/modules/RecurTraining.swiftmodule" \
+        -emit-library -static -o "$out/libRecurTraining.a" "${training_sources[@]}"
+fi
+
+# Extra sources (and objects) a target compiles into its own module.
+extra_sources() {
+    case "$1" in
+        request) echo "$root/Sources/RecurDaemon/Wire.swift" ;;
+        capi) find "$root/Sources/RecurC" -name '*.swift' | sort; printf '%s\n' "${api_objects[@]}" ;;
+        train) echo "$out/libRecurTraining.a" ;;
+    esac
+}
+
 for target in "${targets[@]}"; do
     echo "== fuzz target $target"
     # shellcheck disable=SC2046
-    swiftc -parse-as-library -swift-version 6 -module-name "Fuzz_$target" -O -g -sanitize="$sanitize" \
+    swiftc -parse-as-library -swift-version 6 -package-name recur -module-name "Fuzz_$target" -O -g -sanitize="$sanitize" \
         -I "$out/modules" "$root/fuzz/targets/$target.swift" "$root/fuzz/targets/Support.swift" \
-        $(extra_sources "$target") "$out/libRecur.a" "${kernel_objects[@]}" -o "$out/$target"
+        $(extra_sources "$target") "$out/libRecur.a" "${engine_objects[@]}" -ldl -o "$out/$target"
 done

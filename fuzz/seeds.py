@@ -50,6 +50,33 @@ def requests():
     ]
 
 
+def training_seeds():
+    """(architecture, task, data) of small trainings of each task and input kind."""
+    def tokens(layers, tokenizer="char"):
+        return {"format": 1, "input": {"kind": "tokens", "vocab_size": "auto"}, "tokenizer": {"kind": tokenizer},
+                "layers": [{"name": "embed", "type": "embedding", "num_embeddings": "auto", "embedding_dim": 4}] + layers}
+    head = {"name": "head", "type": "linear", "in_features": 6, "out_features": "auto"}
+    lm = tokens([{"name": "rnn", "type": "lstm", "input_size": 4, "hidden_size": 6}, head])
+    classify = tokens([{"name": "rnn", "type": "gru", "input_size": 4, "hidden_size": 3, "bidirectional": True},
+                       {"name": "pool", "type": "pool", "mode": "final_state"}, head, {"name": "p", "type": "softmax"}], "word")
+    tag = tokens([{"name": "rnn", "type": "rnn", "input_size": 4, "hidden_size": 6, "num_layers": 2},
+                  {"name": "drop", "type": "dropout", "p": 0.2}, head], "word")
+    x = struct.pack("<12f", *[i / 7 for i in range(12)])
+    features = {"format": 1, "input": {"kind": "features", "size": 2},
+                "layers": [{"name": "rnn", "type": "lstm", "input_size": 2, "hidden_size": 6},
+                           {"name": "pool", "type": "pool", "mode": "mean"}, head]}
+    header = json.dumps({"x": {"dtype": "F32", "shape": [2, 3, 2], "data_offsets": [0, 48]},
+                         "y": {"dtype": "I64", "shape": [2], "data_offsets": [48, 64]},
+                         "lengths": {"dtype": "I64", "shape": [2], "data_offsets": [64, 80]}}).encode()
+    feature_file = struct.pack("<Q", len(header)) + header + x + struct.pack("<4q", 0, 1, 3, 2)
+    return [
+        (lm, 0, b"abcabcabd abcab\n"),
+        (classify, 1, b"pos\tgood , not bad\nneg\tbad , not good\n"),
+        (tag, 2, b"the dog runs\tD N V\na cat sleeps\tD N V\n"),
+        (features, 1, feature_file),
+    ]
+
+
 def main():
     target, corpus, golden, examples = sys.argv[1:5]
     seeds = []
@@ -63,6 +90,8 @@ def main():
         seeds += [json.dumps(h).encode() for h, _ in requests()]
     elif target == "request":
         seeds = [SEPARATOR.join([json.dumps(h).encode()] + frames) for h, frames in requests()]
+    elif target == "train":  # architecture, NUL, task (0 lm, 1 classify, 2 tag), NUL, data file
+        seeds = [json.dumps(arch).encode() + b"\0" + bytes([task]) + b"\0" + text for arch, task, text in training_seeds()]
     elif target == "run":  # model, operation, then the choices
         seeds = [bytes([m, op]) + bytes(range(k, 200, 3)) for m in range(11) for op in range(4) for k in (1, 2)]
     elif target == "capi":  # model, a non-NULL handle, the call, then the choices

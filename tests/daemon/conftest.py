@@ -73,6 +73,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def write_model(path, arch, tensors):
+    """A model file: float32 tensors plus the architecture as __metadata__["recur"]."""
+    header, offset = {"__metadata__": {"recur": json.dumps(arch)}}, 0
+    for name, array in tensors.items():
+        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    data = b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in tensors.values())
+    Path(path).write_bytes(struct.pack("<Q", len(encoded)) + encoded + data)
+
+
 def inline(array):
     array = np.asarray(array)
     return {"dtype": str(array.dtype), "shape": list(array.shape), "data": array.tolist()}

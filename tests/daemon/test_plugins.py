@@ -2,9 +2,7 @@
 over ZeroMQ and checked against the numpy reference (bindings/c/plugins/reference.py); every
 refused plugin stops the start with a clear message; a plugin's run-time error is one reply's
 error. Also `recur --plugin PATH run`."""
-import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, read_safetensors, recur_cli_binary
+from conftest import ROOT, read_safetensors, recur_cli_binary, write_model
 
 sys.path.insert(0, str(ROOT / "bindings" / "c" / "plugins"))
 import reference  # noqa: E402
@@ -20,18 +18,6 @@ import reference  # noqa: E402
 EXAMPLE = Path(os.environ.get("RECUR_EXAMPLE_PLUGIN", ROOT / "bindings" / "c" / "plugins" / "build" / "librecur_example_layers.so"))
 TEST_PLUGINS = Path(os.environ.get("RECUR_TEST_PLUGINS", ROOT / ".build" / "test-plugins"))
 rng = np.random.default_rng(8)
-
-
-def write_model(path, arch, tensors):
-    """A model file: float32 tensors plus the architecture as __metadata__["recur"]."""
-    header, offset = {"__metadata__": {"recur": json.dumps(arch)}}, 0
-    for name, array in tensors.items():
-        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
-        offset += array.nbytes
-    encoded = json.dumps(header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    data = b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in tensors.values())
-    Path(path).write_bytes(struct.pack("<Q", len(encoded)) + encoded + data)
 
 
 def uniform(*shape):

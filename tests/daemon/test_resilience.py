@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import GOLDEN, GOLDEN_CASES, decode_tensor, golden_case, recurd_binary
+from conftest import GOLDEN, GOLDEN_CASES, decode_tensor, golden_case, recurd_binary, write_model
 
 
 def assert_close(got, expected, what):
@@ -187,16 +187,6 @@ def test_huge_max_batch_still_batches(start_daemon):
     stats = c.ok({"op": "stats"})[0]
     assert stats["batches"]["max_size"] >= 2, stats["batches"]
     c.close()
-
-
-def write_model(path, architecture, tensors):
-    """A model file: `tensors` maps names to float32 arrays."""
-    header, offset = {"__metadata__": {"recur": json.dumps(architecture)}}, 0
-    for name, array in tensors.items():
-        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
-        offset += array.nbytes
-    text = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(a.astype(np.float32).tobytes() for a in tensors.values()))
 
 
 def test_inputs_too_large_for_memory_are_too_large_not_internal(start_daemon):
