@@ -157,7 +157,8 @@ typedef struct recur_forward_args {
     /** [B], each in 1 ... T: steps at or past a sequence's length are padding, whose output Recur
         sets to zero afterwards. NULL: every sequence has T steps. */
     const int64_t *lengths;
-    /** parameters[i]: the i-th declared parameter, row-major in its declared shape. */
+    /** parameters[i]: the i-th declared parameter, row-major in its declared shape (NULL when the
+        layer declares none). */
     const float *const *parameters;
     const float *input; /* [B, T, F] */
     float *output;      /* [B, T, F'], to be written in full (it is not initialised) */

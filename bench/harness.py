@@ -153,10 +153,15 @@ def table_row(row) -> list[str]:
     gflops = row["flops"] / (row["recur_ms"] * 1e6) if row.get("recur_ms") else None
     load = row.get("load_peak_mib")
     load_ratio = None if load is None else f"{load:.1f} / {row['file_mib']:.1f} MiB = {load / row['file_mib']:.2f}x"
-    error = row.get("max_rel_err")
     return [row["id"], _number(row.get("recur_ms"), 3), _number(row.get("onnxruntime_ms"), 3),
             _number(row.get("torch_ms"), 3), _number(ratio, 2), _number(gflops, 1), _peaks(row),
-            load_ratio or "—", "unverified" if error is None else f"{error:.1e}"]
+            load_ratio or "—", _verdict(row)]
+
+
+def _verdict(row) -> str:
+    if row.get("errors"):
+        return "FAILED"
+    return "unverified" if row.get("max_rel_err") is None else f"{row['max_rel_err']:.1e}"
 
 
 def progress_line(row) -> str:

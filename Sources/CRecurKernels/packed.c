@@ -116,10 +116,12 @@ RK_INLINE void step_epilogue(const rk_step *s, int cell, v8f *acc, size_t b, siz
     if (s->y) store_n(s->y + b * s->ldy + j, h, n);
 }
 
-/* Rows b0 ..< b0+mr of unit blocks u ..< u+NB, G gates; MR, NB constants after inlining (MR ≥ mr).
-   Every row's sums run over k in order whatever MR and NB are, so a row's result never depends on
-   which other rows share its batch. */
-RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size_t u, size_t b0, size_t mr) {
+/* Rows b0 ..< b0+mr of unit blocks u ..< u+NB, G gates, the sums over k0 ..< k1 of H; MR and NB
+   constants after inlining (MR ≥ mr). Sums start from gx (k0 = 0) or the partial sums, and end in
+   the gate math (k1 = H) or the partial sums. Every row's sums run over k in order whatever MR and
+   NB are, so a row's result never depends on which other rows share its batch. */
+RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size_t u, size_t b0, size_t mr,
+                         size_t k0, size_t k1) {
     size_t H = s->hidden;
     const float *h[MR];
     v8f acc[MR][NB][G];
@@ -129,13 +131,16 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size
         const float *gx = s->gx + b * s->ldgx;
         for (int i = 0; i < NB; i++) {
             size_t j = (u + i) * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
-            for (int g = 0; g < G; g++)
-                acc[r][i][g] = cell == RK_CELL_GRU && g == 2 ? (s->bias ? load_n(s->bias + j, n) : splat(0.0f))
-                                                             : load_n(gx + g * H + j, n);
+            const float *partial = s->partial + (b * 2 + (u + i) % 2) * G * RK_UNITS;
+            for (int g = 0; g < G; g++) {
+                if (k0 > 0) acc[r][i][g] = load8(partial + g * RK_UNITS);
+                else if (cell == RK_CELL_GRU && g == 2) acc[r][i][g] = s->bias ? load_n(s->bias + j, n) : splat(0.0f);
+                else acc[r][i][g] = load_n(gx + g * H + j, n);
+            }
         }
     }
-    const float *block = s->weights + u * RK_UNITS * G * H;
-    for (size_t k = 0; k < H; k++, block += G * RK_UNITS) {
+    const float *block = s->weights + u * RK_UNITS * G * H + k0 * G * RK_UNITS;
+    for (size_t k = k0; k < k1; k++, block += G * RK_UNITS) {
         for (int r = 0; r < MR; r++) {
             v8f x = splat(h[r][k]);
             for (int i = 0; i < NB; i++)
@@ -146,25 +151,37 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size
         size_t b = b0 + r;
         for (int i = 0; i < NB; i++) {
             size_t j = (u + i) * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
-            if (row_active(s, b)) step_epilogue(s, cell, acc[r][i], b, j, n);
-            else memcpy(s->h_next + b * H + j, s->h_prev + b * H + j, n * sizeof(float));
+            if (k1 < H) {
+                float *partial = s->partial + (b * 2 + (u + i) % 2) * G * RK_UNITS;
+                for (int g = 0; g < G; g++) store8(partial + g * RK_UNITS, acc[r][i][g]);
+            } else if (row_active(s, b)) {
+                step_epilogue(s, cell, acc[r][i], b, j, n);
+            } else {
+                memcpy(s->h_next + b * H + j, s->h_prev + b * H + j, n * sizeof(float));
+            }
         }
     }
 }
 
 /* Groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers); a last single
-   row takes two unit blocks at once, so a batch of one still has 2·G independent sums in flight. */
+   row takes two unit blocks at once, so a batch of one still has 2·G independent sums in flight.
+   The sums go in chunks of STEP_KC over k so a unit block's weights for the chunk stay in L1 while
+   every row group uses them. */
+enum { STEP_KC = 128 };
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int MR, size_t unit_begin, size_t unit_end) {
-    size_t full = s->batch / MR * MR, rest = s->batch - full;
+    size_t H = s->hidden, full = s->batch / MR * MR, rest = s->batch - full;
     for (size_t u = unit_begin; u < unit_end; u += 2) {
         int pair = u + 1 < unit_end;
-        for (size_t i = 0; i <= (size_t)pair; i++) {
-            for (size_t b = 0; b < full; b += MR) step_rows(s, cell, G, MR, 1, u + i, b, MR);
-            if (rest > 1) step_rows(s, cell, G, MR, 1, u + i, full, rest);
-        }
-        if (rest == 1) {
-            if (pair) step_rows(s, cell, G, 1, 2, u, full, 1);
-            else step_rows(s, cell, G, 1, 1, u, full, 1);
+        for (size_t k0 = 0; k0 < H; k0 += STEP_KC) {
+            size_t k1 = H - k0 < STEP_KC ? H : k0 + STEP_KC;
+            for (size_t i = 0; i <= (size_t)pair; i++) {
+                for (size_t b = 0; b < full; b += MR) step_rows(s, cell, G, MR, 1, u + i, b, MR, k0, k1);
+                if (rest > 1) step_rows(s, cell, G, MR, 1, u + i, full, rest, k0, k1);
+            }
+            if (rest == 1) {
+                if (pair) step_rows(s, cell, G, 1, 2, u, full, 1, k0, k1);
+                else step_rows(s, cell, G, 1, 1, u, full, 1, k0, k1);
+            }
         }
     }
 }
@@ -198,6 +215,8 @@ static int have_avx2(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 #endif
+
+size_t rk_step_partial_size(size_t gates, size_t batch) { return batch * 2 * gates * RK_UNITS; }
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }
 

@@ -9,7 +9,9 @@ public struct TrainingOptions: Sendable {
     public enum Optimizer: String, Sendable, CaseIterable { case adam, sgd }
 
     public var task: TrainingTask
-    public var epochs = 10
+    /// Passes over the data; nil = automatic (`plannedEpochs`): at least 10 and at least
+    /// `automaticMinimumSteps` optimiser steps, ending early once validation stops improving.
+    public var epochs: Int?
     public var batchSize = 32
     /// nil: 0.002 for Adam, 0.05 for SGD.
     public var learningRate: Float?
@@ -21,6 +23,25 @@ public struct TrainingOptions: Sendable {
     public var seed: UInt64 = 0
     /// How the weights start.
     public var initialization = Initialization.chrono
+    /// How the learning rate changes over the planned steps.
+    public var schedule = Schedule.cosine
+
+    public enum Schedule: String, Sendable, CaseIterable {
+        /// The learning rate throughout (PyTorch's optimiser without a scheduler).
+        case constant
+        /// Cosine decay from the learning rate to a tenth of it at the last planned step.
+        case cosine
+
+        /// The learning-rate factor at `step` (0-based) of `total`.
+        func factor(step: Int, total: Int) -> Float {
+            switch self {
+            case .constant: return 1
+            case .cosine:
+                let progress = min(Double(step) / Double(max(total - 1, 1)), 1)
+                return Float(0.1 + 0.45 * (1 + cos(Double.pi * progress)))
+            }
+        }
+    }
 
     public enum Initialization: String, Sendable, CaseIterable {
         /// PyTorch's defaults exactly (every recurrent weight and bias uniform ±1/√H).
@@ -33,6 +54,24 @@ public struct TrainingOptions: Sendable {
     public init(task: TrainingTask) { self.task = task }
 
     var effectiveLearningRate: Float { learningRate ?? (optimizer == .adam ? 0.002 : 0.05) }
+
+    /// Optimiser steps automatic epochs reach at least: small data sets get more passes, since
+    /// what a recurrent network learns depends on the number of updates more than on passes.
+    static let automaticMinimumSteps = 2000
+    /// Automatic epochs never exceed this.
+    static let automaticMaximumEpochs = 200
+    /// Automatic epochs with validation data end after `patience` epochs without a validation loss
+    /// at least `meaningfulImprovement` nats below the best: at least 5 epochs and 1000 steps, so
+    /// a plateau before a long-range dependency is found does not end training.
+    static let meaningfulImprovement = 1e-3
+    static func patience(stepsPerEpoch: Int) -> Int { max(5, (1000 + stepsPerEpoch - 1) / max(stepsPerEpoch, 1)) }
+
+    /// Epochs to run for `stepsPerEpoch` optimiser steps per epoch.
+    func plannedEpochs(stepsPerEpoch: Int) -> Int {
+        if let epochs { return epochs }
+        let forSteps = (TrainingOptions.automaticMinimumSteps + stepsPerEpoch - 1) / max(stepsPerEpoch, 1)
+        return min(max(10, forSteps), TrainingOptions.automaticMaximumEpochs)
+    }
 }
 
 /// What training reports while it runs.
@@ -72,7 +111,7 @@ public final class Trainer {
     public init(architecture json: JSONValue, trainPath: String, validPath: String?, options: TrainingOptions) throws(RecurError) {
         self.options = options
         let limit = 1 << 24
-        guard (1...limit).contains(options.epochs), (1...limit).contains(options.batchSize), (1...limit).contains(options.bptt) else {
+        guard (1...limit).contains(options.epochs ?? 1), (1...limit).contains(options.batchSize), (1...limit).contains(options.bptt) else {
             throw RecurError(.invalidArgument, "epochs, batch size and bptt must be in 1 … \(limit)")
         }
         guard options.effectiveLearningRate > 0, options.effectiveLearningRate.isFinite, options.clip >= 0 else {
@@ -217,8 +256,13 @@ public final class Trainer {
         var fastest = Double.infinity
         let featureWidth = network.tokenInput ? 0 : network.inputWidth
         var lastTrainLoss = Double.nan
-        for epoch in 1...options.epochs {
+        var epochs = options.epochs ?? 1  // automatic: set once the first epoch's batches are known
+        var epoch = 0
+        var meaningfulBest = Double.infinity, epochsWithoutImprovement = 0
+        while epoch < epochs {
+            epoch += 1
             let batches = epochBatches(train, random: &random, featureWidth: featureWidth)
+            if epoch == 1 { epochs = options.plannedEpochs(stepsPerEpoch: batches.count) }
             var states: [RecurrentState]? = nil
             var loss = 0.0, targets = 0, correct = 0
             var stopped = false
@@ -227,7 +271,8 @@ public final class Trainer {
                 if options.task == .lm { batch.initialStates = states }
                 let (result, gradient) = evaluate(batch, training: true, dropoutSeed: options.seed &+ UInt64(step) &* 0x9E37_79B9)
                 states = result.finalStates
-                optimizer.update(&parameters, gradient: gradient, clip: options.clip)
+                optimizer.update(&parameters, gradient: gradient, clip: options.clip,
+                                 rateFactor: options.schedule.factor(step: step, total: epochs * batches.count))
                 step += 1
                 fastest = min(fastest, Double(DispatchTime.now().uptimeNanoseconds - stepStart) / 1e9)
                 loss += result.loss
@@ -235,8 +280,8 @@ public final class Trainer {
                 correct += result.correct
                 tokensSeen += batch.lengths.reduce(0, +)
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                let done = Double((epoch - 1) * batches.count + index + 1), total = Double(options.epochs * batches.count)
-                report(.step(epoch: epoch, epochs: options.epochs, step: index + 1, steps: batches.count,
+                let done = Double((epoch - 1) * batches.count + index + 1), total = Double(epochs * batches.count)
+                report(.step(epoch: epoch, epochs: epochs, step: index + 1, steps: batches.count,
                              loss: result.loss / Double(max(result.targets, 1)), tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9),
                              secondsLeft: elapsed / done * (total - done)))
                 if shouldStop() { stopped = true; break }
@@ -263,6 +308,15 @@ public final class Trainer {
                           validLoss: validLoss, validAccuracy: validAccuracy, saved: improves))
             if stopped {
                 return TrainingSummary(epochsCompleted: epochsCompleted, interrupted: true, validLoss: best.valid, validAccuracy: best.accuracy, trainLoss: best.train, fastestStepSeconds: fastest)
+            }
+            // Early stopping (automatic epochs only): validation has stopped improving.
+            if options.epochs == nil, let validLoss {
+                if validLoss < meaningfulBest - TrainingOptions.meaningfulImprovement {
+                    (meaningfulBest, epochsWithoutImprovement) = (validLoss, 0)
+                } else {
+                    epochsWithoutImprovement += 1
+                    if epochsWithoutImprovement >= TrainingOptions.patience(stepsPerEpoch: batches.count) { break }
+                }
             }
         }
         return TrainingSummary(epochsCompleted: epochsCompleted, interrupted: false, validLoss: best.valid, validAccuracy: best.accuracy, trainLoss: best.train, fastestStepSeconds: fastest)
@@ -384,7 +438,8 @@ final class Optimizer {
         second = options.optimizer == .adam ? [Float](repeating: 0, count: count) : []
     }
 
-    func update(_ parameters: inout [Float], gradient: [Float], clip: Float) {
+    /// One step at the learning rate times `rateFactor` (the schedule's).
+    func update(_ parameters: inout [Float], gradient: [Float], clip: Float, rateFactor: Float = 1) {
         var gradient = gradient
         if clip > 0 {
             var squares = 0.0
@@ -397,7 +452,7 @@ final class Optimizer {
         }
         steps += 1
         let n = parameters.count
-        let lr = options.effectiveLearningRate
+        let lr = options.effectiveLearningRate * rateFactor
         parameters.withUnsafeMutableBufferPointer { w in
             gradient.withUnsafeBufferPointer { g in
                 first.withUnsafeMutableBufferPointer { m in

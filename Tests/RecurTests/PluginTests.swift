@@ -131,6 +131,72 @@ func registryWithExamplePlugin() throws -> LayerRegistry {
         } throws: { ($0 as? RecurError) == RecurError(.invalidInput, "plugin 'test-plugin': layer 'p' (picky): input 500 is above 100") }
     }
 
+    @Test func createThatIgnoresARefusedDeclarationFails() throws {
+        let registry = LayerRegistry.builtins()
+        try registry.loadPlugin(path: PluginPaths.test("picky"))
+        let architecture = try Architecture(parsing: """
+            {"format": 1, "input": {"kind": "features", "size": 1}, "layers": [{"name": "s", "type": "sloppy"}]}
+            """)
+        #expect {
+            try Model(architecture: architecture, weights: [:], registry: registry)
+        } throws: { error in
+            guard let error = error as? RecurError else { return false }
+            return error.kind == .format && error.message.hasPrefix("plugin 'test-plugin': layer 's' (sloppy): parameter name 'bad.name'")
+        }
+    }
+
+    struct Stack: Sendable, CustomTestStringConvertible {
+        let directions: Int
+        let lengths: [Int64]?
+        let withState: Bool
+        let pooled: Bool
+        var testDescription: String { "D\(directions) lengths \(lengths ?? []) state \(withState) pooled \(pooled)" }
+    }
+
+    /// The test plugin's "elman" is the built-in rnn (tanh) as a plugin step that computes every
+    /// row, even past its length: through the engine both give the same outputs and states, so a
+    /// plugin recurrent type gets the built-in driver's lengths, directions, initial and final
+    /// states and pool final_state.
+    @Test(arguments: [
+        Stack(directions: 2, lengths: [5, 2, 4], withState: true, pooled: false),
+        Stack(directions: 2, lengths: [1, 5, 3], withState: false, pooled: true),
+        Stack(directions: 1, lengths: nil, withState: true, pooled: false),
+    ])
+    func pluginElmanEqualsBuiltinRNN(_ stack: Stack) throws {
+        let registry = LayerRegistry.builtins()
+        try registry.loadPlugin(path: PluginPaths.test("picky"))
+        let (batch, steps, features, hidden) = (3, 5, 4, 6)
+        func architecture(_ type: String) throws -> Architecture {
+            try Architecture(parsing: """
+                {"format": 1, "input": {"kind": "features", "size": \(features)}, "layers": [
+                 {"name": "enc", "type": "\(type)", "input_size": \(features), "hidden_size": \(hidden), "bidirectional": \(stack.directions == 2)}
+                 \(stack.pooled ? ", {\"name\": \"pool\", \"type\": \"pool\", \"mode\": \"final_state\"}" : "")]}
+                """)
+        }
+        var builtin: [String: Tensor] = [:], plugin: [String: Tensor] = [:]
+        for d in 0..<stack.directions {
+            let suffix = d == 0 ? "" : "_reverse"
+            for (i, (name, shape)) in [("weight_ih", [hidden, features]), ("weight_hh", [hidden, hidden]), ("bias_ih", [hidden]), ("bias_hh", [hidden])].enumerated() {
+                let values = try Tensor.float32(testValues(shape.reduce(1, *), seed: UInt64(10 * d + i), scale: 0.5), shape: shape)
+                builtin["enc.\(name)_l0\(suffix)"] = values
+                plugin["enc.\(name)\(suffix)"] = values
+            }
+        }
+        let reference = try Model(architecture: try architecture("rnn"), weights: builtin, registry: registry)
+        let model = try Model(architecture: try architecture("elman"), weights: plugin, registry: registry)
+        var inputs = ["input": try Tensor.float32(testValues(batch * steps * features, seed: 99), shape: [batch, steps, features])]
+        if let lengths = stack.lengths { inputs["lengths"] = try Tensor.int64(lengths, shape: [batch]) }
+        if stack.withState {
+            inputs["enc.h0"] = try Tensor.float32(testValues(stack.directions * batch * hidden, seed: 7), shape: [stack.directions, batch, hidden])
+        }
+        let expected = try reference.run(inputs), outputs = try model.run(inputs)
+        #expect(outputs.map(\.name) == expected.map(\.name))
+        for (got, want) in zip(outputs, expected) {
+            let ratio = try #require(toleranceRatio(got.tensor, want.tensor), "\(got.name) shape")
+            #expect(ratio <= 1, "\(got.name): \(ratio)× the tolerance")
+        }
+    }
+
     struct Refusal: Sendable, CustomTestStringConvertible {
         let plugin: String
         let kind: RecurError.Kind

@@ -106,5 +106,6 @@ def test_table_ratio_against_the_faster_peer_and_missing_peers():
     alone = harness.table_row({"id": "c", "flops": 1, "recur_ms": 1.0, "file_mib": 1.0})
     assert alone[harness.COLUMNS.index("Recur/best")] == "—"
     assert alone[-1] == "unverified"
+    assert harness.table_row({**row, "errors": ["recur: differs from PyTorch"]})[-1] == "FAILED"
     markdown = harness.format_table([row], markdown=True).splitlines()
     assert markdown[0].startswith("| config |") and markdown[1].startswith("|---|")

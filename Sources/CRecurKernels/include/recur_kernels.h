@@ -42,6 +42,9 @@ void rk_gemm_packed_parallel(size_t M, size_t N, size_t K, const float *X, size_
    Gate order is PyTorch's: lstm (i, f, g, o), gru (r, z, n), rnn one gate. */
 typedef enum { RK_CELL_RNN_TANH = 0, RK_CELL_RNN_RELU = 1, RK_CELL_LSTM = 2, RK_CELL_GRU = 3 } rk_cell;
 
+/* The most threads one call uses. */
+#define RK_MAX_THREADS 8
+
 /* Hidden units per block of packed recurrent weights: the SIMD width of the fused step. */
 #define RK_UNITS 8
 
@@ -67,7 +70,11 @@ typedef struct {
     size_t ldy;
     const size_t *lengths;              /* [B]: row b steps only while t < lengths[b]; NULL: all rows */
     size_t t;
+    float *partial;                     /* workspace [rk_step_partial_size(G, B)] of the calling thread */
 } rk_step;
+
+/* Floats of the partial sums one thread's rk_recurrent_step keeps between chunks of the product. */
+size_t rk_step_partial_size(size_t gates, size_t batch);
 
 /* The step for hidden-unit blocks unit_begin ..< unit_end (of ceil(H / RK_UNITS)), every row. A row
    that does not step copies h_prev to h_next and leaves c and y. Blocks are independent: threads may
@@ -90,6 +97,7 @@ typedef struct {
     float *gx;                          /* workspace [B·T, G·H] */
     float *h;                           /* [B, H]: initial state in, final state out */
     float *h_spare;                     /* workspace [B, H] */
+    float *partial;                     /* workspace [RK_MAX_THREADS, rk_step_partial_size(G, B)] */
     float *c;                           /* lstm: [B, H] initial in, final out; NULL otherwise */
     float *y;                           /* [B, T, ·] with row stride ldy: h of row b, step t at y + (b·T + t)·ldy */
     size_t ldy;

@@ -41,6 +41,8 @@ struct PluginLayerKind: LayerKind {
         }
         let object = PluginLayerObject(layer, destroy: destroy)
         do throws(RecurError) {
+            // A declaration the builder refused is missing from the layer, whatever create returned.
+            if let failure = builder.failure { throw failure }
             let bidirectional = isRecurrent ? try config.boolean("bidirectional", default: false) : false
             return (try builder.declaration(directions: bidirectional ? 2 : 1), object)
         } catch {
@@ -268,7 +270,7 @@ private let builderSetWorkspace: @convention(c) (UnsafeMutablePointer<recur_laye
 }
 
 /// A layer of a plugin type: [B, T, F] → [B, T, D·F'] (or a pooled [B, F] → [B, F'] for per-step
-/// types). Recurrent ones run the plugin's step through the shared sequence driver's time loop.
+/// types). Recurrent ones run the plugin's step on the built-in driver's schedule (visitSteps).
 struct PluginLayer: Layer {
     let name: String
     let kind: PluginLayerKind
@@ -315,11 +317,12 @@ struct PluginLayer: Layer {
         }
     }
 
-    /// Calls `body` with direction d's parameter pointers, in declaration order.
-    private func withParameters<R>(direction d: Int, _ body: (UnsafePointer<UnsafePointer<Float>?>) -> R) -> R {
+    /// Calls `body` with direction d's parameter pointers, in declaration order (NULL for a layer
+    /// without parameters).
+    private func withParameters<R>(direction d: Int, _ body: (UnsafePointer<UnsafePointer<Float>?>?) -> R) -> R {
         parameterValues.withUnsafeBufferPointer { values in
             let pointers: [UnsafePointer<Float>?] = parameterOffsets[d].map { offset in values.baseAddress.map { $0 + offset } }
-            return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+            return pointers.withUnsafeBufferPointer { body($0.isEmpty ? nil : $0.baseAddress) }
         }
     }
 
@@ -396,7 +399,7 @@ struct PluginLayer: Layer {
                                         let statePointers: [UnsafeMutablePointer<Float>?] = starts.map { state.baseAddress! + $0 }
                                         return statePointers.withUnsafeBufferPointer { statePointers in
                                             var status = RECUR_PLUGIN_OK
-                                            SequenceDriver.visitSteps(steps: steps, lengths: lengths, reverse: d == 1, active: active) { t, active in
+                                            visitSteps(steps: steps, lengths: lengths, reverse: d == 1, active: active) { t, active in
                                                 if active != nil { saved.baseAddress!.update(from: state.baseAddress!, count: state.count) }
                                                 var args = recur_step_args(
                                                     batch: Int64(batch), input_features: Int64(F), output_features: Int64(outputWidth),
@@ -444,5 +447,28 @@ struct PluginLayer: Layer {
         }
         context.finalStateFeatures = top
         return .sequence(y, batch: batch, steps: steps, features: width)
+    }
+}
+
+/// The time loop of a plugin's recurrent layer, on the schedule of the built-in driver
+/// (rk_run_sequences): steps i = 0 ..< max(lengths), at t = i forward or max(lengths) − 1 − i
+/// backward, where row b steps while t < lengths[b]; so each sequence runs t = 0 … len−1 forward
+/// and t = len−1 … 0 backward. `active` [B] is filled with 1 where step t is inside the sequence;
+/// `body` gets t and `active`, or nil when every sequence is inside, and returns false to stop.
+/// (PluginTests checks a plugin Elman cell against the built-in rnn on this.)
+private func visitSteps(steps: Int, lengths: [Int]?, reverse: Bool, active: UnsafeMutableBufferPointer<UInt8>,
+                        _ body: (_ t: Int, _ active: UnsafePointer<UInt8>?) -> Bool) {
+    let maxLength = lengths?.max() ?? steps
+    for i in 0..<maxLength {
+        let t = reverse ? maxLength - 1 - i : i
+        var allActive = true
+        if let lengths {
+            for (b, length) in lengths.enumerated() {
+                let valid = t < length
+                active[b] = valid ? 1 : 0
+                allActive = allActive && valid
+            }
+        }
+        guard body(t, allActive ? nil : UnsafePointer(active.baseAddress)) else { return }
     }
 }

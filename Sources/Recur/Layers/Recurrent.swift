@@ -222,7 +222,8 @@ struct SequenceDriver {
     let cell: any RecurrentCell
     let batch: Int, steps: Int, hidden: Int, directions: Int
     let lengths: [Int]?
-    /// Per direction: [B·T, G·H] input projections, then [B, H] spare state.
+    /// Per direction: [B·T, G·H] input projections, [B, H] spare state, then the step's partial
+    /// sums for each thread [RK_MAX_THREADS, rk_step_partial_size(G, B)].
     private var workspace: [Float]
 
     init(cell: any RecurrentCell, batch: Int, steps: Int, hidden: Int, directions: Int, lengths: [Int]?) {
@@ -232,7 +233,13 @@ struct SequenceDriver {
         self.hidden = hidden
         self.directions = directions
         self.lengths = lengths
-        workspace = [Float](repeating: 0, count: directions * (batch * steps * cell.gates * hidden + batch * hidden))
+        workspace = [Float](repeating: 0, count: directions * SequenceDriver.workspaceStride(
+            cell: cell, batch: batch, steps: steps, hidden: hidden))
+    }
+
+    /// Floats of one direction's workspace.
+    private static func workspaceStride(cell: any RecurrentCell, batch: Int, steps: Int, hidden: Int) -> Int {
+        batch * steps * cell.gates * hidden + batch * hidden + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch)
     }
 
     /// input [B, T, inputSize]; h, c [D, B, H] initial state in, final state out (c empty unless
@@ -240,7 +247,8 @@ struct SequenceDriver {
     mutating func run(weights: [DirectionWeights], input: [Float], inputSize: Int,
                       h: inout [Float], c: inout [Float], output: inout [Float]) {
         let (B, T, H, D) = (batch, steps, hidden, directions)
-        let projectionSize = B * T * cell.gates * H, stride = projectionSize + B * H
+        let projectionSize = B * T * cell.gates * H
+        let stride = SequenceDriver.workspaceStride(cell: cell, batch: B, steps: T, hidden: H)
         let (kernel, lengths) = (cell.kernel, self.lengths)
         let constants: [[Float]?] = weights.flatMap { [$0.input, $0.projectionBias, $0.recurrent, $0.stepBias] }
         withOptionalPointers(constants[...]) { constant in
@@ -259,6 +267,7 @@ struct SequenceDriver {
                                             lengths: lengths, reverse: d == 1 ? 1 : 0,
                                             gx: work.baseAddress! + d * stride,
                                             h: h.baseAddress! + d * B * H, h_spare: work.baseAddress! + d * stride + projectionSize,
+                                            partial: work.baseAddress! + d * stride + projectionSize + B * H,
                                             c: c.isEmpty ? nil : c.baseAddress! + d * B * H,
                                             y: y.baseAddress! + d * H, ldy: D * H)
                                     }
@@ -269,29 +278,6 @@ struct SequenceDriver {
                     }
                 }
             }
-        }
-    }
-}
-
-extension SequenceDriver {
-    /// The time loop every recurrent layer runs through (built-in cells and plugin steps): visits the
-    /// steps of one direction in order, forward t = 0 … len−1 or backward t = len−1 … 0 of each
-    /// sequence, filling `active` [B] with 1 where step t is inside the sequence. `body` gets t and
-    /// `active`, or nil when every sequence is inside; it returns false to stop early.
-    static func visitSteps(steps: Int, lengths: [Int]?, reverse: Bool, active: UnsafeMutableBufferPointer<UInt8>,
-                           _ body: (_ t: Int, _ active: UnsafePointer<UInt8>?) -> Bool) {
-        let maxLength = lengths?.max() ?? steps
-        for s in 0..<maxLength {
-            let t = reverse ? maxLength - 1 - s : s
-            var allActive = true
-            if let lengths {
-                for (b, length) in lengths.enumerated() {
-                    let valid = t < length
-                    active[b] = valid ? 1 : 0
-                    allActive = allActive && valid
-                }
-            }
-            guard body(t, allActive ? nil : UnsafePointer(active.baseAddress)) else { return }
         }
     }
 }
