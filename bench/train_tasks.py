@@ -19,7 +19,8 @@ Architectures: embedding → lstm|gru (hidden 64–128, 1–2 layers) → pool l
     python3 bench/train_tasks.py --tasks first_token --arch gru64 --flags "--epochs 20"
     python3 bench/train_tasks.py --torch               # also PyTorch, same data, same settings
 
-Needs numpy and the binding (PYTHONPATH with `recur`, or it uses bindings/python in place) with
+Needs numpy. Scores through this checkout's bindings/python (RECUR_INSTALLED_BINDING=1: the
+installed `recur` package instead, e.g. one pip-installed into a scratch folder on PYTHONPATH) with
 RECUR_LIBRARY at librecur.so (default: .build/release/librecur.so).
 """
 
@@ -40,11 +41,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("RECUR_LIBRARY", str(REPO / ".build" / "release" / "librecur.so"))
-try:
-    import recur
-except ImportError:
+if not os.environ.get("RECUR_INSTALLED_BINDING"):
+    # This checkout's binding, which matches its librecur.so (not whatever `recur` is installed).
     sys.path.insert(0, str(REPO / "bindings" / "python"))
-    import recur
+import recur  # noqa: E402
 
 # ---------------------------------------------------------------------------------------- data
 
