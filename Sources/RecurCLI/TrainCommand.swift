@@ -27,13 +27,18 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Validation data (same form as --data).") var valid: String?
     @Option(help: "Where to write the model file.") var out: String
     @Option(help: "Held-out data (same form as --data) to score the written model on at the end.") var test: String?
-    @Option(help: "Passes over the training data.") var epochs = 10
+    @Option(help: "Passes over the training data (default: at least 10 and at least 2000 steps; with --valid, ending once validation stops improving).")
+    var epochs: Int?
     @Option(name: .customLong("batch-size"), help: "Sequences (lm: parallel streams) per step.") var batchSize = 32
     @Option(help: "Learning rate (default 0.002 for adam, 0.05 for sgd).") var lr: Float?
     @Option(help: "adam or sgd (with momentum 0.9).") var optimizer = "adam"
     @Option(help: "Clip gradients to this global norm; 0 turns clipping off.") var clip: Float = 5
     @Option(help: "lm: steps per truncated-BPTT chunk (state carries across chunks).") var bptt = 64
     @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 0
+    @Option(name: .customLong("init"),
+            help: "chrono (PyTorch's init, then gate biases that remember over up to the longest sequence) or pytorch (PyTorch's init exactly).")
+    var initialization = "chrono"
+    @Option(help: "Learning rate over the planned steps: cosine (decays to a tenth) or constant.") var schedule = "cosine"
 
     func run() throws {
         do { try execute() } catch { throw CommandFailure(error) }
@@ -46,7 +51,15 @@ struct TrainCommand: ParsableCommand {
         guard let chosen = TrainingOptions.Optimizer(rawValue: optimizer) else {
             throw RecurError(.invalidArgument, "--optimizer must be adam or sgd, found '\(optimizer)'")
         }
+        guard let start = TrainingOptions.Initialization(rawValue: initialization) else {
+            throw RecurError(.invalidArgument, "--init must be chrono or pytorch, found '\(initialization)'")
+        }
         var options = TrainingOptions(task: trainingTask)
+        options.initialization = start
+        guard let decay = TrainingOptions.Schedule(rawValue: schedule) else {
+            throw RecurError(.invalidArgument, "--schedule must be cosine or constant, found '\(schedule)'")
+        }
+        options.schedule = decay
         options.epochs = epochs
         options.batchSize = batchSize
         options.learningRate = lr
@@ -81,7 +94,7 @@ struct TrainCommand: ParsableCommand {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         if summary.interrupted { printError("interrupted after \(summary.epochsCompleted) complete epoch(s)") }
         let validation = summary.validLoss.map { "; validation loss \(format4($0)), accuracy \(format4(summary.validAccuracy ?? 0))" } ?? ""
-        printError("\(steps) steps in \(format4(seconds)) s (\(format4(seconds * 1000 / Double(max(steps, 1)))) ms/step, fastest \(format4(summary.fastestStepSeconds * 1000)) ms)\(validation)")
+        printError("\(summary.epochsCompleted) epochs, \(steps) steps in \(format4(seconds)) s (\(format4(seconds * 1000 / Double(max(steps, 1)))) ms/step, fastest \(format4(summary.fastestStepSeconds * 1000)) ms)\(validation)")
         // The file must load exactly as every other part of Recur loads it.
         let model = try Model(path: out)
         print("wrote \(out) (\(model.parameterCount) parameters)")

@@ -191,8 +191,14 @@ struct Network: Sendable {
         self.perStepOutput = perStep
     }
 
-    /// PyTorch's default initialisation, from a seeded generator.
-    func initialParameters(seed: UInt64) -> [Float] {
+    /// PyTorch's default initialisation, from a seeded generator. With `memoryHorizon` (the longest
+    /// sequence the data holds), the gate biases then get the chrono initialisation (Tallec &
+    /// Ollivier, "Can recurrent neural networks warp time?", ICLR 2018): per unit, the gate that
+    /// keeps the state (lstm forget, gru update z) gets bias log(u), u ~ U(1, horizon − 1), and the
+    /// lstm input gate −log(u), in `bias_ih` with the `bias_hh` entry 0 — so at the start each unit
+    /// remembers over a time scale between 1 and the horizon steps instead of about 2, and
+    /// gradients reach distant steps.
+    func initialParameters(seed: UInt64, memoryHorizon: Int? = nil) -> [Float] {
         var random = SplitMix64(seed: seed)
         var values = [Float](repeating: 0, count: parameterCount)
         for slot in slots {
@@ -200,6 +206,30 @@ struct Network: Sendable {
                 switch slot.initializer {
                 case .uniform(let bound): values[i] = (Float(random.nextUnit()) * 2 - 1) * bound
                 case .normal: values[i] = Float(random.nextNormal())
+                }
+            }
+        }
+        guard let memoryHorizon, memoryHorizon > 2 else { return values }
+        for layer in recurrentLayers {
+            // PyTorch's gate order: lstm i, f, g, o; gru r, z, n.
+            let keep = 1
+            let write: Int?
+            switch layer.cell {
+            case .lstm: write = 0
+            case .gru: write = nil
+            case .rnn: continue
+            }
+            let H = layer.hidden
+            for direction in layer.weights.joined() {
+                guard let inputBias = direction.inputBias, let recurrentBias = direction.recurrentBias else { continue }
+                for unit in 0..<H {
+                    let timeScale = Float(log(1 + random.nextUnit() * Double(memoryHorizon - 2)))
+                    values[inputBias + keep * H + unit] = timeScale
+                    values[recurrentBias + keep * H + unit] = 0
+                    if let write {
+                        values[inputBias + write * H + unit] = -timeScale
+                        values[recurrentBias + write * H + unit] = 0
+                    }
                 }
             }
         }
@@ -221,23 +251,8 @@ struct Network: Sendable {
     }
 }
 
-/// The deterministic generator of training (initialisation, shuffling, dropout).
-struct SplitMix64: Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-
+/// Training's draws from the engine's deterministic generator (initialisation, shuffling, dropout).
+extension SplitMix64 {
     /// Standard normal (Box–Muller).
     mutating func nextNormal() -> Double {
         let u = max(nextUnit(), 1e-300), v = nextUnit()

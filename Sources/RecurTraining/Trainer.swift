@@ -9,7 +9,9 @@ public struct TrainingOptions: Sendable {
     public enum Optimizer: String, Sendable, CaseIterable { case adam, sgd }
 
     public var task: TrainingTask
-    public var epochs = 10
+    /// Passes over the data; nil = automatic (`plannedEpochs`): at least 10 and at least
+    /// `automaticMinimumSteps` optimiser steps, ending early once validation stops improving.
+    public var epochs: Int?
     public var batchSize = 32
     /// nil: 0.002 for Adam, 0.05 for SGD.
     public var learningRate: Float?
@@ -19,10 +21,57 @@ public struct TrainingOptions: Sendable {
     /// Steps per truncated-BPTT chunk (lm).
     public var bptt = 64
     public var seed: UInt64 = 0
+    /// How the weights start.
+    public var initialization = Initialization.chrono
+    /// How the learning rate changes over the planned steps.
+    public var schedule = Schedule.cosine
+
+    public enum Schedule: String, Sendable, CaseIterable {
+        /// The learning rate throughout (PyTorch's optimiser without a scheduler).
+        case constant
+        /// Cosine decay from the learning rate to a tenth of it at the last planned step.
+        case cosine
+
+        /// The learning-rate factor at `step` (0-based) of `total`.
+        func factor(step: Int, total: Int) -> Float {
+            switch self {
+            case .constant: return 1
+            case .cosine:
+                let progress = min(Double(step) / Double(max(total - 1, 1)), 1)
+                return Float(0.1 + 0.45 * (1 + cos(Double.pi * progress)))
+            }
+        }
+    }
+
+    public enum Initialization: String, Sendable, CaseIterable {
+        /// PyTorch's defaults exactly (every recurrent weight and bias uniform ±1/√H).
+        case pytorch
+        /// PyTorch's defaults, then the chrono gate biases (`Network.initialParameters`) for the
+        /// longest training sequence (lm: --bptt), so long-range dependencies are learnt.
+        case chrono
+    }
 
     public init(task: TrainingTask) { self.task = task }
 
     var effectiveLearningRate: Float { learningRate ?? (optimizer == .adam ? 0.002 : 0.05) }
+
+    /// Optimiser steps automatic epochs reach at least: small data sets get more passes, since
+    /// what a recurrent network learns depends on the number of updates more than on passes.
+    static let automaticMinimumSteps = 2000
+    /// Automatic epochs never exceed this.
+    static let automaticMaximumEpochs = 200
+    /// Automatic epochs with validation data end after `patience` epochs without a validation loss
+    /// at least `meaningfulImprovement` nats below the best: at least 5 epochs and 1000 steps, so
+    /// a plateau before a long-range dependency is found does not end training.
+    static let meaningfulImprovement = 1e-3
+    static func patience(stepsPerEpoch: Int) -> Int { max(5, (1000 + stepsPerEpoch - 1) / max(stepsPerEpoch, 1)) }
+
+    /// Epochs to run for `stepsPerEpoch` optimiser steps per epoch.
+    func plannedEpochs(stepsPerEpoch: Int) -> Int {
+        if let epochs { return epochs }
+        let forSteps = (TrainingOptions.automaticMinimumSteps + stepsPerEpoch - 1) / max(stepsPerEpoch, 1)
+        return min(max(10, forSteps), TrainingOptions.automaticMaximumEpochs)
+    }
 }
 
 /// What training reports while it runs.
@@ -62,7 +111,7 @@ public final class Trainer {
     public init(architecture json: JSONValue, trainPath: String, validPath: String?, options: TrainingOptions) throws(RecurError) {
         self.options = options
         let limit = 1 << 24
-        guard (1...limit).contains(options.epochs), (1...limit).contains(options.batchSize), (1...limit).contains(options.bptt) else {
+        guard (1...limit).contains(options.epochs ?? 1), (1...limit).contains(options.batchSize), (1...limit).contains(options.bptt) else {
             throw RecurError(.invalidArgument, "epochs, batch size and bptt must be in 1 … \(limit)")
         }
         guard options.effectiveLearningRate > 0, options.effectiveLearningRate.isFinite, options.clip >= 0 else {
@@ -127,10 +176,15 @@ public final class Trainer {
         }
         root["layers"] = .array(layers)
         let architecture = try Architecture(json: .object(root))
+        try Trainer.checkParameterCount(architecture)
         let network = try Network(architecture)
         guard network.parameterCount > 0 else { throw RecurError(.format, "the architecture has no parameters to train") }
         // The engine's own checks (every shape, every name) on the initial weights.
-        parameters = network.initialParameters(seed: options.seed)
+        let horizon: Int = switch train {
+        case .sequences(let examples): examples.map(\.length).max() ?? 1
+        case .stream: options.bptt
+        }
+        parameters = network.initialParameters(seed: options.seed, memoryHorizon: options.initialization == .chrono ? horizon : nil)
         _ = try Model(architecture: architecture, weights: Dictionary(uniqueKeysWithValues: try network.namedTensors(parameters).map { ($0.name, $0.tensor) }))
         switch (options.task, network.perStepOutput) {
         case (.classify, true): throw RecurError(.format, "task classify needs a pooled output [B, C] (add a pool layer)")
@@ -143,10 +197,33 @@ public final class Trainer {
         if case .tokens(let v) = architecture.input, case .stream(let ids) = train, let bad = ids.first(where: { Int($0) >= v }) {
             throw RecurError(.format, "token id \(bad) does not fit input.vocab_size \(v)")
         }
+        // Text data's ids index the vocabulary; the embedding table must have a row for each.
+        if let vocabulary = architecture.vocabulary, let embedding = architecture.layers.first(where: { $0.type == "embedding" }),
+           let rows = try? embedding.integer("num_embeddings"), rows < vocabulary.count {
+            throw RecurError(.format, "layer '\(embedding.name)': num_embeddings is \(rows), but the vocabulary has \(vocabulary.count) tokens (use \"auto\")")
+        }
         self.architecture = architecture
         self.network = network
         self.train = train
         self.valid = valid
+    }
+
+    /// Checks every layer's settings as the model loader does and refuses a model whose parameters
+    /// could not be allocated, before anything is sized from them.
+    private static func checkParameterCount(_ architecture: Architecture) throws(RecurError) {
+        var total = 0
+        for config in architecture.layers {
+            // Types the registry does not know are the network's to refuse, by name.
+            guard let kind = LayerRegistry.shared.kind(named: config.type) else { continue }
+            for declaration in try kind.parameters(config) {
+                guard let count = Tensor.elementCount(declaration.shape),
+                      case (let sum, false) = total.addingReportingOverflow(count), sum <= Model.maxElementsPerBuffer
+                else {
+                    throw RecurError(.outOfMemory, "layer '\(config.name)': the model's parameters (\(config.name).\(declaration.suffix) \(declaration.shape)) are over the limit of \(Model.maxElementsPerBuffer) floats")
+                }
+                total = sum
+            }
+        }
     }
 
     private static func setting(_ layer: JSONValue, _ key: String, _ value: Int) -> JSONValue {
@@ -179,8 +256,13 @@ public final class Trainer {
         var fastest = Double.infinity
         let featureWidth = network.tokenInput ? 0 : network.inputWidth
         var lastTrainLoss = Double.nan
-        for epoch in 1...options.epochs {
+        var epochs = options.epochs ?? 1  // automatic: set once the first epoch's batches are known
+        var epoch = 0
+        var meaningfulBest = Double.infinity, epochsWithoutImprovement = 0
+        while epoch < epochs {
+            epoch += 1
             let batches = epochBatches(train, random: &random, featureWidth: featureWidth)
+            if epoch == 1 { epochs = options.plannedEpochs(stepsPerEpoch: batches.count) }
             var states: [RecurrentState]? = nil
             var loss = 0.0, targets = 0, correct = 0
             var stopped = false
@@ -189,7 +271,8 @@ public final class Trainer {
                 if options.task == .lm { batch.initialStates = states }
                 let (result, gradient) = evaluate(batch, training: true, dropoutSeed: options.seed &+ UInt64(step) &* 0x9E37_79B9)
                 states = result.finalStates
-                optimizer.update(&parameters, gradient: gradient, clip: options.clip)
+                optimizer.update(&parameters, gradient: gradient, clip: options.clip,
+                                 rateFactor: options.schedule.factor(step: step, total: epochs * batches.count))
                 step += 1
                 fastest = min(fastest, Double(DispatchTime.now().uptimeNanoseconds - stepStart) / 1e9)
                 loss += result.loss
@@ -197,8 +280,8 @@ public final class Trainer {
                 correct += result.correct
                 tokensSeen += batch.lengths.reduce(0, +)
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                let done = Double((epoch - 1) * batches.count + index + 1), total = Double(options.epochs * batches.count)
-                report(.step(epoch: epoch, epochs: options.epochs, step: index + 1, steps: batches.count,
+                let done = Double((epoch - 1) * batches.count + index + 1), total = Double(epochs * batches.count)
+                report(.step(epoch: epoch, epochs: epochs, step: index + 1, steps: batches.count,
                              loss: result.loss / Double(max(result.targets, 1)), tokensPerSecond: Double(tokensSeen) / max(elapsed, 1e-9),
                              secondsLeft: elapsed / done * (total - done)))
                 if shouldStop() { stopped = true; break }
@@ -225,6 +308,15 @@ public final class Trainer {
                           validLoss: validLoss, validAccuracy: validAccuracy, saved: improves))
             if stopped {
                 return TrainingSummary(epochsCompleted: epochsCompleted, interrupted: true, validLoss: best.valid, validAccuracy: best.accuracy, trainLoss: best.train, fastestStepSeconds: fastest)
+            }
+            // Early stopping (automatic epochs only): validation has stopped improving.
+            if options.epochs == nil, let validLoss {
+                if validLoss < meaningfulBest - TrainingOptions.meaningfulImprovement {
+                    (meaningfulBest, epochsWithoutImprovement) = (validLoss, 0)
+                } else {
+                    epochsWithoutImprovement += 1
+                    if epochsWithoutImprovement >= TrainingOptions.patience(stepsPerEpoch: batches.count) { break }
+                }
             }
         }
         return TrainingSummary(epochsCompleted: epochsCompleted, interrupted: false, validLoss: best.valid, validAccuracy: best.accuracy, trainLoss: best.train, fastestStepSeconds: fastest)
@@ -346,7 +438,8 @@ final class Optimizer {
         second = options.optimizer == .adam ? [Float](repeating: 0, count: count) : []
     }
 
-    func update(_ parameters: inout [Float], gradient: [Float], clip: Float) {
+    /// One step at the learning rate times `rateFactor` (the schedule's).
+    func update(_ parameters: inout [Float], gradient: [Float], clip: Float, rateFactor: Float = 1) {
         var gradient = gradient
         if clip > 0 {
             var squares = 0.0
@@ -359,7 +452,7 @@ final class Optimizer {
         }
         steps += 1
         let n = parameters.count
-        let lr = options.effectiveLearningRate
+        let lr = options.effectiveLearningRate * rateFactor
         parameters.withUnsafeMutableBufferPointer { w in
             gradient.withUnsafeBufferPointer { g in
                 first.withUnsafeMutableBufferPointer { m in

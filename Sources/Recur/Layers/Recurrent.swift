@@ -81,6 +81,9 @@ struct DirectionWeights: Sendable {
 struct RecurrentKind: LayerKind {
     let typeName: String
 
+    /// The most stacked layers (`num_layers`) one rnn, lstm or gru layer may have.
+    static let maxStackedLayers = 1 << 16
+
     struct Shape {
         let inputSize: Int, hidden: Int, layers: Int, directions: Int, bias: Bool
         let cell: any RecurrentCell
@@ -93,10 +96,16 @@ struct RecurrentKind: LayerKind {
         case "gru": cell = GRUCell()
         default: cell = ElmanCell(relu: try config.choice("nonlinearity", ["tanh", "relu"], default: "tanh") == "relu")
         }
+        let layers = try config.integer("num_layers", default: 1)
+        // Every stacked layer declares tensors of its own, so an absurd count would build an endless
+        // list before any tensor is looked up.
+        guard layers <= RecurrentKind.maxStackedLayers else {
+            throw RecurError.format("layer '\(config.name)' (\(typeName)): num_layers must be at most \(RecurrentKind.maxStackedLayers), found \(layers)")
+        }
         return Shape(
             inputSize: try config.integer("input_size"),
             hidden: try config.integer("hidden_size"),
-            layers: try config.integer("num_layers", default: 1),
+            layers: layers,
             directions: try config.boolean("bidirectional", default: false) ? 2 : 1,
             bias: try config.boolean("bias", default: true),
             cell: cell)
@@ -274,7 +283,7 @@ struct SequenceDriver {
 }
 
 /// Calls `body` with the array's base address, or with nil when there is no array.
-func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+func withOptionalPointer<Element, R>(_ array: [Element]?, _ body: (UnsafePointer<Element>?) -> R) -> R {
     guard let array else { return body(nil) }
     return array.withUnsafeBufferPointer { body($0.baseAddress) }
 }
