@@ -23,11 +23,13 @@ let package = Package(
         .target(
             name: "CRecurKernels",
             // Kernels are built optimised even in debug builds: the tests run real shapes.
-            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
+            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-Wno-psabi"])]
         ),
         .systemLibrary(name: "CZMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CLinux"),
-        .target(name: "Recur", dependencies: ["CRecurKernels"]),
+        // recur_plugin.h for Swift, and opening plugin libraries (dlopen) for the engine.
+        .target(name: "CRecurPlugin"),
+        .target(name: "Recur", dependencies: ["CRecurKernels", "CRecurPlugin"]),
         // The Swift layer over libzmq (context, socket, poll, CURVE keys) for recurd and `recur keygen`.
         .target(name: "RecurZMQ", dependencies: ["CZMQ"]),
         // The C side of librecur.so: recur.h's types for Swift and the thread-local last error.

@@ -2,7 +2,8 @@
  * recur.h — the C API of Recur (librecur.so), ABI version 1.
  *
  * Recur runs recurrent networks (Elman RNN, LSTM, GRU, bidirectional and stacked, embeddings,
- * heads, pooling) from safetensors model files (docs: shared spec model-format.md).
+ * heads, pooling) from safetensors model files (docs: shared spec model-format.md); plugins add
+ * layer types (recur_plugin_load, Include/recur_plugin.h).
  *
  * General rules, valid for every function below unless it says otherwise:
  *
@@ -257,6 +258,25 @@ void recur_session_free(recur_session *session);
 recur_status recur_generate(const recur_model *model, const int32_t *prompt, size_t prompt_len,
                             const recur_sampling *sampling, const int32_t *stop, size_t n_stop,
                             size_t max_tokens, int32_t *out_tokens, size_t *out_len);
+
+/* ---------------------------------------------------------------------------------------------
+ * Plugins (Include/recur_plugin.h, docs/plugins.md)
+ * ------------------------------------------------------------------------------------------- */
+
+/**
+ * Loads the layer-type plugin at `path` (a NUL-terminated path to a shared library; one without
+ * a '/' is relative to the working directory) and registers its types for every model loaded
+ * afterwards in this process. All or nothing: a refused plugin registers no type.
+ * The library stays loaded until the process exits (there is no unload: models built with its
+ * types may be in use on any thread); the path string stays the caller's.
+ * Errors: INVALID_ARGUMENT (path NULL or not UTF-8; a type name that a built-in type or an
+ * earlier plugin already has), IO (the file is missing or not a loadable shared library),
+ * UNSUPPORTED (no recur_plugin_init, another plugin ABI version, or the plugin's init refused),
+ * FORMAT (the plugin's type table is malformed). The message names the path.
+ * Any thread. Registration is atomic: of two plugins loaded at once that share a type name, one
+ * is refused.
+ */
+recur_status recur_plugin_load(const char *path);
 
 #ifdef __cplusplus
 } /* extern "C" */

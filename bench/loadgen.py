@@ -14,8 +14,8 @@ import os
 import platform
 import shutil
 import socket
-import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -23,32 +23,23 @@ import time
 import numpy as np
 import zmq
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bindings", "python"))
+import recur  # noqa: E402  (the package's source tree; recur.save needs no librecur.so)
+
 
 def write_model(path, features=64, hidden=256, classes=10, seed=0):
     """A Recur model file (model-format.md) with random weights."""
     rng = np.random.default_rng(seed)
     scale = 1 / np.sqrt(hidden)
-    tensors = {
-        "rnn.weight_ih_l0": rng.uniform(-scale, scale, (4 * hidden, features)),
-        "rnn.weight_hh_l0": rng.uniform(-scale, scale, (4 * hidden, hidden)),
-        "rnn.bias_ih_l0": rng.uniform(-scale, scale, (4 * hidden,)),
-        "rnn.bias_hh_l0": rng.uniform(-scale, scale, (4 * hidden,)),
-        "head.weight": rng.uniform(-scale, scale, (classes, hidden)),
-        "head.bias": rng.uniform(-scale, scale, (classes,)),
-    }
+    shapes = {"rnn.weight_ih_l0": (4 * hidden, features), "rnn.weight_hh_l0": (4 * hidden, hidden),
+              "rnn.bias_ih_l0": (4 * hidden,), "rnn.bias_hh_l0": (4 * hidden,),
+              "head.weight": (classes, hidden), "head.bias": (classes,)}
     architecture = {"format": 1, "name": "loadgen_lstm", "input": {"kind": "features", "size": features},
                     "layers": [{"name": "rnn", "type": "lstm", "input_size": features, "hidden_size": hidden},
                                {"name": "pool", "type": "pool", "mode": "last"},
                                {"name": "head", "type": "linear", "in_features": hidden, "out_features": classes}]}
-    header, blobs, offset = {"__metadata__": {"recur": json.dumps(architecture)}}, [], 0
-    for name, value in tensors.items():
-        blob = value.astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(value.shape), "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    encoded = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(encoded)) + encoded + b"".join(blobs))
+    recur.save(path, architecture,
+               {name: rng.uniform(-scale, scale, shape).astype(np.float32) for name, shape in shapes.items()})
     return features
 
 

@@ -12,21 +12,10 @@ import argparse, json, os, re, statistics, subprocess, sys, tempfile, time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+import recur  # noqa: E402  (the package's source tree; save_tensors needs no librecur.so)
+
 SHAPES = [("lstm", 32, 64, 32, 128, 16), ("gru", 32, 64, 32, 256, 16), ("lstm", 16, 100, 64, 256, 64)]
-
-
-def write_safetensors(path, tensors):
-    header, offset, blobs = {}, 0, []
-    for name, a in tensors.items():
-        a = np.ascontiguousarray(a)
-        dtype = {np.float32: "F32", np.int64: "I64"}[a.dtype.type]
-        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
-        offset += a.nbytes
-        blobs.append(a.tobytes())
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(len(h).to_bytes(8, "little") + h + b"".join(blobs))
 
 
 def torch_step_ms(cell, B, T, F, H, C, threads, steps):
@@ -56,8 +45,8 @@ def recur_step_ms(cell, B, T, F, H, C, steps):
     with tempfile.TemporaryDirectory() as d:
         rng = np.random.default_rng(0)
         N = B * steps
-        write_safetensors(f"{d}/data.safetensors", {"x": rng.standard_normal((N, T, F), dtype=np.float32),
-                                                     "y": rng.integers(0, C, (N, T)).astype(np.int64)})
+        recur.save_tensors(f"{d}/data.safetensors", {"x": rng.standard_normal((N, T, F), dtype=np.float32),
+                                                      "y": rng.integers(0, C, (N, T)).astype(np.int64)})
         arch = {"format": 1, "input": {"kind": "features", "size": F}, "layers": [
             {"name": "rnn", "type": cell, "input_size": F, "hidden_size": H},
             {"name": "head", "type": "linear", "in_features": H, "out_features": C}]}

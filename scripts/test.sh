@@ -1,14 +1,33 @@
 #!/usr/bin/env bash
 # Runs every test of the project: Swift (engine, CLI), C (API, under valgrind), Python (binding,
-# daemon over ZeroMQ). Assumes scripts/setup.sh has run.
+# daemon over ZeroMQ, benchmark harness), each also through layer-type plugins. Assumes scripts/setup.sh
+# has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# pytest over one folder (with $PYTHON, default python3); collecting no tests (exit status 5) fails too.
+pytest_collecting() {
+    local status=0
+    "${PYTHON:-python3}" -m pytest -q -p no:cacheprovider "$1" || status=$?
+    if ((status == 5)); then
+        echo "pytest collected no tests in $1" >&2
+        exit 1
+    fi
+    ((status == 0)) || exit "$status"
+}
 
 echo "== swift build (release: librecur.so, recurd, recur-cli)"
 swift build -c release
 
+echo "== plugins (bindings/c/plugins: the example; Tests/plugins: one per refusal), used by every stage below"
+make -s -C bindings/c/plugins
+make -s -C Tests/plugins
+
 echo "== swift test"
 swift test
+
+echo "== swift test, portable kernels (the code CPUs without AVX2 run) on the recurrent and golden cases"
+RECUR_PORTABLE_KERNELS=1 swift test --filter 'RecurrentTests|GoldenTests|BatchingTests'
 
 echo "== C API (Tests/c: recur.h as C11 and C++17, librecur.so tests, then under valgrind; bindings/c example)"
 make -s -C Tests/c check
@@ -26,20 +45,20 @@ if ! grep -Eq '^[0-9]+ passed' "$daemon_log" || grep -Eq '[0-9]+ (skipped|xfaile
 fi
 rm -f "$daemon_log"
 
-echo "== python binding (pip install ./bindings/python, pytest through librecur.so and recurd)"
-# Installed into a scratch folder, so the tests exercise the package as pip lays it out.
-python_site=.build/python-site
-rm -rf "$python_site"
-python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --no-build-isolation \
-    --target "$python_site" ./bindings/python
-status=0
-PYTHONPATH="$PWD/$python_site" RECUR_LIBRARY="$bin_dir/librecur.so" RECURD="$bin_dir/recurd" \
-    python3 -m pytest -q -p no:cacheprovider bindings/python/tests || status=$?
-if ((status == 5)); then
-    echo "pytest collected no tests in bindings/python/tests" >&2
-    exit 1
-fi
-((status == 0)) || exit "$status"
+echo "== python binding (pip install ./bindings/python into a fresh venv, pytest through librecur.so and recurd)"
+# A new virtual environment that sees the machine's numpy, pyzmq and pytest; pip builds and installs
+# the package there as a user's `pip install` does (isolated build), so the tests exercise the
+# package as installed, not the source tree.
+python_venv=.build/python-venv
+rm -rf "$python_venv"
+python3 -m venv --system-site-packages --without-pip "$python_venv"
+python3 -m pip --python "$python_venv/bin/python" install -q --disable-pip-version-check --root-user-action=ignore \
+    "./bindings/python[client]"
+PYTHON="$python_venv/bin/python" RECUR_LIBRARY="$bin_dir/librecur.so" RECURD="$bin_dir/recurd" \
+    RECUR_EXPECT_INSTALLED="$python_venv" pytest_collecting bindings/python/tests
+
+echo "== benchmark harness (bench/tests: its own logic, numpy and librecur.so only; the benchmark itself is not run)"
+RECUR_LIBRARY="$bin_dir/librecur.so" pytest_collecting bench/tests
 
 echo "== demo (the README's main command, stopping after its client call)"
 demo_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

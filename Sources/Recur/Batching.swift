@@ -96,9 +96,14 @@ public enum Batching {
                 throw RecurError(.internal, "batching: a checked request has no [B, T] input")
             }
             placements.append(Placement(firstRow: totalRows, rows: input.shape[0], steps: input.shape[1]))
-            totalRows += input.shape[0]
+            totalRows = totalRows.addingReportingOverflow(input.shape[0]).overflow ? Int.max : totalRows + input.shape[0]
         }
         let steps = placements.map(\.steps).max() ?? 1
+        // Padding to the longest T can make the merge far larger than its requests together (many
+        // short rows beside one long one): check it as a run would, before allocating it.
+        guard let elements = Tensor.elementCount([totalRows, steps, model.widestStep]), elements <= RunRequest.maxElements else {
+            throw RecurError(.outOfMemory, "batching: the merged batch of \(totalRows) sequences of \(steps) steps is too large")
+        }
         var merged: [String: Tensor] = [:]
 
         // input: [B, T] token ids or [B, T, F] features, zero beyond each request's own T.

@@ -123,12 +123,13 @@ func sample(scores logits: [Float], _ options: SamplingOptions, _ generator: ino
 }
 
 /// SplitMix64: a small, fast generator whose sequence is fixed by its seed on every platform.
-struct SplitMix64 {
+/// Shared with training (initialisation, shuffling, dropout), hence `package`.
+package struct SplitMix64: Sendable {
     private var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    package init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -137,5 +138,5 @@ struct SplitMix64 {
     }
 
     /// Uniform in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+    package mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 }

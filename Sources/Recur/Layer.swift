@@ -124,14 +124,22 @@ public struct LayerConfig: Sendable {
         return i
     }
 
-    public func boolean(_ key: String, default fallback: Bool) throws(RecurError) -> Bool {
-        guard let value = fields[key] else { return fallback }
+    /// true or false; `fallback` when the key is absent (nil: required).
+    public func boolean(_ key: String, default fallback: Bool?) throws(RecurError) -> Bool {
+        guard let value = fields[key] else {
+            if let fallback { return fallback }
+            throw fail(key, "true or false")
+        }
         guard let b = value.boolValue else { throw fail(key, "true or false") }
         return b
     }
 
-    public func number(_ key: String, default fallback: Double) throws(RecurError) -> Double {
-        guard let value = fields[key] else { return fallback }
+    /// A finite number; `fallback` when the key is absent (nil: required).
+    public func number(_ key: String, default fallback: Double?) throws(RecurError) -> Double {
+        guard let value = fields[key] else {
+            if let fallback { return fallback }
+            throw fail(key, "a number")
+        }
         guard let d = value.doubleValue, d.isFinite else { throw fail(key, "a number") }
         return d
     }
@@ -170,6 +178,9 @@ public final class LayerRegistry: Sendable {
 
     /// The registry models load against unless told otherwise.
     public static let shared = LayerRegistry(builtinLayerKinds)
+
+    /// A new registry with the built-in types only, for a host that keeps its plugins apart.
+    public static func builtins() -> LayerRegistry { LayerRegistry(builtinLayerKinds) }
 
     /// Adds `kind`; a name already taken is refused and nothing changes.
     public func register(_ kind: any LayerKind) throws(RecurError) {

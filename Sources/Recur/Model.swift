@@ -45,6 +45,7 @@ public final class Model: Sendable {
             guard ["F32", "F16", "BF16", "F64"].contains(entry.dtype) else {
                 throw RecurError.format("tensor \(name): dtype \(entry.dtype) is not a weight dtype (F32, F16, BF16, F64)")
             }
+            defer { file.releasePages(of: entry) }
             return try file.tensor(entry).floats ?? []
         }
     }
@@ -236,6 +237,11 @@ struct RunRequest {
         }
         var states: [String: [Float]] = [:]
         for (name, rows, width) in model.stateInputs {
+            // Final states are [num_layers·D, B, H] whether or not initial ones are given: a deep
+            // stack times a large batch can outgrow every per-step buffer.
+            guard let elements = Tensor.elementCount([rows, batch, width]), elements <= RunRequest.maxElements else {
+                throw RecurError(.outOfMemory, "batch \(batch) would need a state \(name) of [\(rows), \(batch), \(width)], over \(RunRequest.maxElements) floats")
+            }
             guard let tensor = inputs[name] else { continue }
             guard tensor.shape == [rows, batch, width], let values = tensor.floats else {
                 throw RecurError.invalidInput("\(name) must be float32 [\(rows), \(batch), \(width)], found \(tensor.dtype.rawValue) \(tensor.shape)")

@@ -24,7 +24,8 @@ public struct RecurError: Error, Sendable, Equatable, CustomStringConvertible {
             case .format: "invalid_input"
             case .invalidInput: "invalid_input"
             case .unsupported: "unsupported"
-            case .outOfMemory: "internal"
+            // Inputs whose buffers would not fit in memory: a limit of the machine, not a bug.
+            case .outOfMemory: "too_large"
             case .internal: "internal"
             }
         }

@@ -109,7 +109,11 @@ public struct SafeTensorsFile {
             guard let count = Tensor.elementCount(shape), case (let bytes, false) = count.multipliedReportingOverflow(by: size),
                   bytes == end - begin
             else {
-                throw fail("tensor \(name): \(dtype) \(shape) needs \(Tensor.elementCount(shape).map { String($0 * size) } ?? "too many") bytes, data_offsets give \(end - begin)")
+                let needed = Tensor.elementCount(shape).flatMap { count in
+                    let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
+                    return overflow ? nil : String(bytes)
+                }
+                throw fail("tensor \(name): \(dtype) \(shape) needs \(needed ?? "too many") bytes, data_offsets give \(end - begin)")
             }
             entries.append(Entry(name: name, dtype: dtype, shape: shape, range: begin..<end))
         }
@@ -120,7 +124,14 @@ public struct SafeTensorsFile {
         return (metadata, entries.map { Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape, range: ($0.range.lowerBound + dataStart)..<($0.range.upperBound + dataStart)) })
     }
 
+
     public func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
+
+    /// Tells a memory-mapped file that `entry`'s bytes will not be needed again soon (see
+    /// `MappedFile.releasePages`); nothing for a file image in memory.
+    func releasePages(of entry: Entry) {
+        if case .mapped(let file) = storage { file.releasePages(entry.range) }
+    }
 
     /// The tensor's values: float dtypes become float32, I32 and I64 stay integers.
     public func tensor(_ entry: Entry) throws(RecurError) -> Tensor {
@@ -130,8 +141,8 @@ public struct SafeTensorsFile {
                 return Tensor(floats: floats, shape: entry.shape)
             }
             switch entry.dtype {
-            case "I32": return Tensor(unchecked: .int32(bytes.loadLittleEndianArray(Int32.self)), shape: entry.shape)
-            case "I64": return Tensor(unchecked: .int64(bytes.loadLittleEndianArray(Int64.self)), shape: entry.shape)
+            case "I32": return Tensor(unchecked: .int32(bytes.loadLittleEndianArray(Int32.self) { $0 }), shape: entry.shape)
+            case "I64": return Tensor(unchecked: .int64(bytes.loadLittleEndianArray(Int64.self) { $0 }), shape: entry.shape)
             default: throw RecurError.format("tensor \(entry.name): dtype \(entry.dtype) is not supported (F32, F16, BF16, F64, I32, I64)")
             }
         }
@@ -140,10 +151,10 @@ public struct SafeTensorsFile {
     /// Float data converted to float32; nil for other dtypes.
     static func decodeFloats(_ bytes: UnsafeRawBufferPointer, dtype: String) -> [Float]? {
         switch dtype {
-        case "F32": return bytes.loadLittleEndianArray(UInt32.self).map { Float(bitPattern: $0) }
-        case "F64": return bytes.loadLittleEndianArray(UInt64.self).map { Float(Double(bitPattern: $0)) }
-        case "BF16": return bytes.loadLittleEndianArray(UInt16.self).map { Float(bitPattern: UInt32($0) << 16) }
-        case "F16": return bytes.loadLittleEndianArray(UInt16.self).map(floatFromHalf)
+        case "F32": return bytes.loadLittleEndianArray(UInt32.self) { Float(bitPattern: $0) }
+        case "F64": return bytes.loadLittleEndianArray(UInt64.self) { Float(Double(bitPattern: $0)) }
+        case "BF16": return bytes.loadLittleEndianArray(UInt16.self) { Float(bitPattern: UInt32($0) << 16) }
+        case "F16": return bytes.loadLittleEndianArray(UInt16.self, floatFromHalf)
         default: return nil
         }
     }
@@ -179,12 +190,14 @@ func floatFromHalf(_ h: UInt16) -> Float {
 }
 
 extension UnsafeRawBufferPointer {
-    /// Little-endian values of `T` packed in these bytes (count / size of them; no alignment needed).
-    func loadLittleEndianArray<T: FixedWidthInteger>(_: T.Type) -> [T] {
+    /// Little-endian values of `T` packed in these bytes (count / size of them; no alignment needed),
+    /// each converted as it is read: no intermediate array, so loading a model holds its file and
+    /// its weights, not a third copy of the largest tensor.
+    func loadLittleEndianArray<T: FixedWidthInteger, Element>(_: T.Type, _ convert: (T) -> Element) -> [Element] {
         let n = count / MemoryLayout<T>.size
-        return [T](unsafeUninitializedCapacity: n) { buffer, initialized in
+        return [Element](unsafeUninitializedCapacity: n) { buffer, initialized in
             for i in 0..<n {
-                buffer[i] = T(littleEndian: loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
+                buffer[i] = convert(T(littleEndian: loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)))
             }
             initialized = n
         }
@@ -204,6 +217,8 @@ final class MappedFile {
     let bytes: UnsafeRawBufferPointer
 
     init(path: String) throws(RecurError) {
+        // C would see only the part before the NUL: a different file than the one named.
+        guard !path.utf8.contains(0) else { throw RecurError(.io, "\(path.debugDescription): path contains a NUL byte") }
         // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below refuses it anyway.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw RecurError(.io, "\(path): open failed: \(String(cString: strerror(errno)))") }
@@ -220,6 +235,17 @@ final class MappedFile {
             throw RecurError(.io, "\(path): mmap of \(size) bytes failed: \(String(cString: strerror(errno)))")
         }
         bytes = UnsafeRawBufferPointer(start: address, count: size)
+    }
+
+    /// Drops the resident pages wholly inside `range` (byte offsets). Contents stay readable: a
+    /// later access reads them from the file again. Loading uses this once a tensor is decoded, so
+    /// the file image and the decoded weights are not both held in memory.
+    func releasePages(_ range: Range<Int>) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard let base = bytes.baseAddress, page > 0, range.lowerBound >= 0, range.upperBound <= bytes.count else { return }
+        let start = (range.lowerBound + page - 1) / page * page, end = range.upperBound / page * page
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, Int32(MADV_DONTNEED))
     }
 
     deinit {

@@ -398,3 +398,12 @@ public func recurGenerate(_ handle: OpaquePointer?, _ prompt: UnsafePointer<Int3
         outLen.pointee = UInt(tokens.count)
     }
 }
+
+// MARK: - Plugins
+
+@_cdecl("recur_plugin_load")
+public func recurPluginLoad(_ path: UnsafePointer<CChar>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        try LayerRegistry.shared.loadPlugin(path: try string(path, "path"))
+    }
+}

@@ -136,7 +136,7 @@ final class Server {
                     case .answered(let replies): replies.forEach(finish)
                     case .decoded(let route, let info, let request):
                         outstanding -= 1  // counted while it waited to be decoded; admit counts it anew
-                        admit(request, info, route)
+                        admit(request, info, route, accepted: true)
                     }
                 }
             }
@@ -222,7 +222,9 @@ final class Server {
     }
 
     /// Takes a decoded request: answers `ping` and `stats` (and failures) at once, queues the rest.
-    private func admit(_ decoded: Result<Request, WireError>, _ info: RequestHeader, _ route: Route) {
+    /// `accepted`: the request was taken in before it was decoded (by a worker), so neither a full
+    /// queue nor a stop signal that came meanwhile refuses it now.
+    private func admit(_ decoded: Result<Request, WireError>, _ info: RequestHeader, _ route: Route, accepted: Bool = false) {
         let request: Request
         switch decoded {
         case .success(let r): request = r
@@ -240,7 +242,7 @@ final class Server {
         default:
             break
         }
-        if let refusal = refusal() { return answer(.failure(refusal), info, route) }
+        if !accepted, let refusal = refusal() { return answer(.failure(refusal), info, route) }
         outstanding += 1
         let incoming = Incoming(request: request, route: route, model: nil)
         if let session = request.session, !busySessions.insert(session).inserted {
@@ -300,7 +302,8 @@ final class Server {
     private func flush(_ key: BatchKey, parts: Int) {
         guard let batch = pending.removeValue(forKey: key) else { return }
         let count = batch.members.count
-        let jobs = max(min(parts, count), 1, (count + config.maxBatch - 1) / config.maxBatch)
+        // ⌈count / maxBatch⌉, written so that a huge --max-batch cannot overflow.
+        let jobs = max(min(parts, count), 1, count / config.maxBatch + (count % config.maxBatch == 0 ? 0 : 1))
         let size = (count + jobs - 1) / jobs
         for start in stride(from: 0, to: count, by: size) {
             let members = Array(batch.members[start..<min(start + size, count)])

@@ -181,6 +181,8 @@ struct Executor: Sendable {
     /// `path` resolved against the load directory (symbolic links and `..` included); a path
     /// outside it is `unauthorized`, so clients cannot make the daemon read arbitrary files.
     private func loadablePath(_ path: String) throws(WireError) -> String {
+        // No file system path holds a NUL; Foundation would read it as "%00" and open(2) as the end.
+        guard !path.utf8.contains(0) else { throw WireError(.badRequest, "path contains a NUL byte") }
         guard let loadDirectory else { return path }
         let base = URL(fileURLWithPath: loadDirectory).standardizedFileURL.resolvingSymlinksInPath().path
         let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: base).appendingPathComponent(path)

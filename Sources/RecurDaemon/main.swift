@@ -12,6 +12,8 @@ struct RecurDaemon: ParsableCommand {
 
     @Option(help: "ZeroMQ endpoint to bind.") var bind = "tcp://127.0.0.1:5555"
     @Option(help: "Directory whose *.safetensors files are loaded at start, each under its file name.") var models: String
+    @Option(name: .customLong("plugin"), help: ArgumentHelp("Layer-type plugin (shared library) to load before the models; repeatable. One that is refused stops the start.", valueName: "path"))
+    var plugins: [String] = []
     @Option(help: "Worker threads (default: the number of cores).") var workers: Int?
     @Option(help: "Most infer / session.step requests computed as one batch (1: no batching).") var maxBatch = 16
     @Option(help: "Milliseconds a request may wait for others to join its batch.") var maxDelayMs = 2.0
@@ -38,7 +40,10 @@ struct RecurDaemon: ParsableCommand {
         guard maxTensorElements >= 1, maxRequestElements >= 1, maxSteps >= 1, maxGenerateTokens >= 0, maxSessions >= 0 else {
             throw ValidationError("limits must be positive")
         }
-        guard sessionTimeout.isFinite, sessionTimeout > 0 else { throw ValidationError("--session-timeout must be a positive number of seconds") }
+        // Bounded so that it converts to a Duration (in milliseconds) without overflowing.
+        guard sessionTimeout.isFinite, sessionTimeout > 0, sessionTimeout <= 1e9 else {
+            throw ValidationError("--session-timeout must be a positive number of seconds, at most 1e9")
+        }
         guard (curveSecretKey == nil) == (curveAllowed == nil) else {
             throw ValidationError("--curve-secret-key and --curve-allowed go together")
         }
@@ -65,6 +70,10 @@ struct RecurDaemon: ParsableCommand {
                                       maxSteps: maxSteps, maxGenerateTokens: maxGenerateTokens),
                 maxSessions: maxSessions, sessionTimeout: .milliseconds(Int64(sessionTimeout * 1000)),
                 maxMessageBytes: maxMessageBytes, curve: curve, loadAnyPath: loadAnyPath)
+            for path in plugins {
+                let plugin = try LayerRegistry.shared.loadPlugin(path: path)
+                logger.notice("plugin loaded", metadata: ["path": "\(path)", "name": "\(plugin.name)", "types": "\(plugin.typeNames.joined(separator: ","))"])
+            }
             let registry = try loadDirectory(models, logger: logger)
             let server = try Server(config: config, models: registry, logger: logger)
             logger.notice("serving", metadata: [

@@ -251,23 +251,8 @@ struct Network: Sendable {
     }
 }
 
-/// The deterministic generator of training (initialisation, shuffling, dropout).
-struct SplitMix64: Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-
+/// Training's draws from the engine's deterministic generator (initialisation, shuffling, dropout).
+extension SplitMix64 {
     /// Standard normal (Box–Muller).
     mutating func nextNormal() -> Double {
         let u = max(nextUnit(), 1e-300), v = nextUnit()

@@ -184,6 +184,7 @@ public final class Trainer {
         }
         root["layers"] = .array(layers)
         let architecture = try Architecture(json: .object(root))
+        try Trainer.checkParameterCount(architecture)
         let network = try Network(architecture)
         guard network.parameterCount > 0 else { throw RecurError(.format, "the architecture has no parameters to train") }
         // The engine's own checks (every shape, every name) on the initial weights.
@@ -204,10 +205,33 @@ public final class Trainer {
         if case .tokens(let v) = architecture.input, case .stream(let ids) = train, let bad = ids.first(where: { Int($0) >= v }) {
             throw RecurError(.format, "token id \(bad) does not fit input.vocab_size \(v)")
         }
+        // Text data's ids index the vocabulary; the embedding table must have a row for each.
+        if let vocabulary = architecture.vocabulary, let embedding = architecture.layers.first(where: { $0.type == "embedding" }),
+           let rows = try? embedding.integer("num_embeddings"), rows < vocabulary.count {
+            throw RecurError(.format, "layer '\(embedding.name)': num_embeddings is \(rows), but the vocabulary has \(vocabulary.count) tokens (use \"auto\")")
+        }
         self.architecture = architecture
         self.network = network
         self.train = train
         self.valid = valid
+    }
+
+    /// Checks every layer's settings as the model loader does and refuses a model whose parameters
+    /// could not be allocated, before anything is sized from them.
+    private static func checkParameterCount(_ architecture: Architecture) throws(RecurError) {
+        var total = 0
+        for config in architecture.layers {
+            // Types the registry does not know are the network's to refuse, by name.
+            guard let kind = LayerRegistry.shared.kind(named: config.type) else { continue }
+            for declaration in try kind.parameters(config) {
+                guard let count = Tensor.elementCount(declaration.shape),
+                      case (let sum, false) = total.addingReportingOverflow(count), sum <= Model.maxElementsPerBuffer
+                else {
+                    throw RecurError(.outOfMemory, "layer '\(config.name)': the model's parameters (\(config.name).\(declaration.suffix) \(declaration.shape)) are over the limit of \(Model.maxElementsPerBuffer) floats")
+                }
+                total = sum
+            }
+        }
     }
 
     private static func setting(_ layer: JSONValue, _ key: String, _ value: Int) -> JSONValue {

@@ -22,6 +22,14 @@ import Testing
         Shape(cell: .gru, batch: 6, steps: 4, input: 3, hidden: 5, layers: 2, directions: 1, bias: false, withStates: true),
         Shape(cell: .lstm, batch: 2, steps: 3, input: 40, hidden: 300, layers: 1, directions: 1),
         Shape(cell: .gru, batch: 2, steps: 3, input: 17, hidden: 257, layers: 1, directions: 2),
+        // The packed kernels' edges: row groups and their remainders (lstm 2, gru 3, rnn 6 rows),
+        // a lone row's paired unit blocks with an odd block count, partial unit blocks (H % 8),
+        // partial column panels (G·H % 16), and steps big enough to split over the worker threads.
+        Shape(cell: .lstm, batch: 7, steps: 5, input: 9, hidden: 20, layers: 2, directions: 1, withStates: true),
+        Shape(cell: .lstm, batch: 1, steps: 4, input: 33, hidden: 264, layers: 1, directions: 1),
+        Shape(cell: .gru, batch: 5, steps: 4, input: 21, hidden: 133, layers: 2, directions: 2, withStates: true),
+        Shape(cell: .rnn, batch: 8, steps: 6, input: 7, hidden: 70, layers: 1, directions: 2, relu: true),
+        Shape(cell: .rnn, batch: 13, steps: 3, input: 12, hidden: 129, layers: 1, directions: 1),
     ]
 
     @Test(arguments: shapes)
@@ -71,6 +79,20 @@ import Testing
             }
         }
         #expect(worst <= 1, "worst error ratio \(worst) (1 = 1e-4 relative / 1e-5 absolute)")
+    }
+
+    /// Threads running one model at once (the worker pool busy with one of them, the others alone)
+    /// get exactly the result of a run by itself.
+    @Test func concurrentRunsEqualOneRun() async throws {
+        let model = try ReferenceRecurrent.random(.lstm, inputSize: 16, hidden: 136, directions: 2, seed: 21).model()
+        let inputs = ["input": try Tensor.float32(testValues(3 * 12 * 16, seed: 22), shape: [3, 12, 16])]
+        let alone = try model.run(inputs)
+        let results = try await withThrowingTaskGroup(of: [NamedTensor].self) { group in
+            for _ in 0..<8 { group.addTask { try model.run(inputs) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == 8)
+        for result in results { #expect(result == alone) }
     }
 
     /// Feeding a sequence in chunks, down to one step at a time, equals one whole run.

@@ -1,12 +1,14 @@
 // recur.h compiled as C++ (g++ -std=c++17 -Wall -Wextra -pedantic -Werror) and linked: a C++
 // caller loads a model, runs it and reads the result through the C ABI.
 #include "recur.h"
+#include "recur_plugin.h"
 
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 static_assert(RECUR_ABI_VERSION == 1, "ABI version");
+static_assert(RECUR_PLUGIN_ABI_VERSION == 1, "plugin ABI version");
 static_assert(sizeof(recur_tensor) == 8 + 4 + 4 + 8 * 8 + 8, "recur_tensor layout");
 
 int main(int argc, char **argv) {

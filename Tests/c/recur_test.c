@@ -971,6 +971,167 @@ static void test_threads(void) {
     st_free(&lm_case);
 }
 
+/* ----------------------------------------------------------------------------------------------- */
+/* Plugins: the example plugin (bindings/c/plugins) against the numpy reference's fixtures
+   (Tests/RecurTests/Fixtures/plugins), sessions and threads through its types, and every refusal
+   with the test plugins (Tests/plugins). */
+
+static const char *env_or(const char *name, const char *fallback) {
+    const char *value = getenv(name);
+    return value && *value ? value : fallback;
+}
+
+static char *joined(const char *dir, const char *file) {
+    size_t n = strlen(dir) + strlen(file) + 2;
+    char *path = malloc(n);
+    snprintf(path, n, "%s/%s", dir, file);
+    return path;
+}
+
+/* The fixture `name`'s model (NULL on failure) and case file. */
+static recur_model *load_plugin_fixture(const char *name, st_file *file) {
+    const char *dir = env_or("RECUR_PLUGIN_FIXTURES", "Tests/RecurTests/Fixtures/plugins");
+    char model_file[96], case_file[96];
+    snprintf(model_file, sizeof model_file, "%s.model.safetensors", name);
+    snprintf(case_file, sizeof case_file, "%s.case.safetensors", name);
+    char *model_path = joined(dir, model_file), *case_path = joined(dir, case_file);
+    recur_model *model = NULL;
+    EXPECT_STATUS(recur_model_load(model_path, &model), RECUR_OK, "");
+    int read = st_load(case_path, file);
+    CHECK(read == 0, "cannot read %s", case_path);
+    free(model_path);
+    free(case_path);
+    if (read != 0) {
+        recur_model_free(model);
+        return NULL;
+    }
+    return model;
+}
+
+typedef struct plugin_work {
+    const recur_model *model;
+    const st_file *file;
+    const recur_result *expected;
+} plugin_work;
+
+static void *plugin_worker(void *argument) {
+    const plugin_work *work = argument;
+    size_t mismatches = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        recur_result *result = NULL;
+        if (run_case(work->model, work->file, 0, &result) != RECUR_OK || !identical(result, work->expected)) mismatches++;
+        recur_result_free(result);
+    }
+    return (void *)(uintptr_t)mismatches;
+}
+
+static void test_plugins(void) {
+    const char *test_plugins = env_or("RECUR_TEST_PLUGINS", ".build/test-plugins");
+    const char *example = env_or("RECUR_EXAMPLE_PLUGIN", "bindings/c/plugins/build/librecur_example_layers.so");
+    st_file file;
+    recur_model *model = NULL;
+
+    /* Before loading, the plugin's types are unknown. */
+    const char *fixtures = env_or("RECUR_PLUGIN_FIXTURES", "Tests/RecurTests/Fixtures/plugins");
+    char *mgu_path = joined(fixtures, "mgu_norm.model.safetensors");
+    EXPECT_STATUS(recur_model_load(mgu_path, &model), RECUR_ERR_FORMAT, "unknown type 'mgu'");
+    free(mgu_path);
+
+    /* Refusals change nothing: "fresh_type" of the duplicate and malformed plugins stays unknown. */
+    static const struct {
+        const char *file;
+        recur_status status;
+        const char *mention;
+    } refusals[] = {
+        {"wrong_abi.so", RECUR_ERR_UNSUPPORTED, "built for plugin ABI version 2"},
+        {"no_entry.so", RECUR_ERR_UNSUPPORTED, "exports no recur_plugin_init"},
+        {"duplicate.so", RECUR_ERR_INVALID_ARGUMENT, "layer type 'lstm' is already registered"},
+        {"failing.so", RECUR_ERR_UNSUPPORTED, "no licence for this machine"},
+        {"malformed.so", RECUR_ERR_FORMAT, "'malformed_type' must have exactly one of forward"},
+        {"not_a_library.so", RECUR_ERR_IO, "cannot be loaded"},
+        {"missing.so", RECUR_ERR_IO, "missing.so"},
+    };
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        char *path = joined(test_plugins, refusals[i].file);
+        EXPECT_STATUS(recur_plugin_load(path), refusals[i].status, refusals[i].mention);
+        free(path);
+    }
+    EXPECT_STATUS(recur_plugin_load(NULL), RECUR_ERR_INVALID_ARGUMENT, "path is NULL");
+    size_t size = 0;
+    unsigned char *fresh = st_build("{\"format\": 1, \"input\": {\"kind\": \"features\", \"size\": 1}, "
+                                    "\"layers\": [{\"name\": \"f\", \"type\": \"fresh_type\"}]}",
+                                    NULL, 0, &size);
+    EXPECT_STATUS(recur_model_load_memory(fresh, size, &model), RECUR_ERR_FORMAT, "unknown type 'fresh_type'");
+    free(fresh);
+
+    /* The example plugin; a second load of it is a duplicate. */
+    EXPECT_STATUS(recur_plugin_load(example), RECUR_OK, "");
+    EXPECT_STATUS(recur_plugin_load(example), RECUR_ERR_INVALID_ARGUMENT, "layer type 'mgu' is already registered");
+
+    /* Numerics against numpy, for a per-step and a bidirectional recurrent stack. */
+    const char *cases[] = {"mgu_norm", "peephole_bidirectional"};
+    for (size_t i = 0; i < 2; i++) {
+        model = load_plugin_fixture(cases[i], &file);
+        if (!model) continue;
+        recur_result *result = NULL;
+        EXPECT_STATUS(run_case(model, &file, 0, &result), RECUR_OK, "");
+        if (result) check_against_expected(result, &file, cases[i]);
+        recur_result_free(result);
+        recur_session *session = NULL;
+        if (i == 1) EXPECT_STATUS(recur_session_open(model, &session), RECUR_ERR_UNSUPPORTED, "bidirectional");
+        recur_model_free(model);
+        st_free(&file);
+    }
+
+    /* Streaming through the recurrent plugin type, and eight threads sharing its layers. */
+    model = load_plugin_fixture("mgu_norm", &file);
+    if (model) {
+        const int64_t chunks[] = {3, 1, 3};
+        check_chunked(model, st_find(&file, "input"), chunks, 3, "mgu_norm 3+1+3");
+        plugin_work work = {model, &file, NULL};
+        recur_result *expected = NULL;
+        EXPECT_STATUS(run_case(model, &file, 0, &expected), RECUR_OK, "");
+        work.expected = expected;
+        pthread_t threads[THREADS];
+        int started = 0;
+        for (int t = 0; expected && t < THREADS; t++) started += pthread_create(&threads[t], NULL, plugin_worker, &work) == 0;
+        size_t mismatches = 0;
+        for (int t = 0; t < started; t++) {
+            void *value = NULL;
+            pthread_join(threads[t], &value);
+            mismatches += (size_t)(uintptr_t)value;
+        }
+        CHECK(started == THREADS && mismatches == 0, "%zu threaded plugin runs differ (%d threads)", mismatches, started);
+        recur_result_free(expected);
+        recur_model_free(model);
+        st_free(&file);
+    }
+
+    /* A plugin's failure at run time is the call's error; the model keeps working. */
+    char *picky = joined(test_plugins, "picky.so");
+    EXPECT_STATUS(recur_plugin_load(picky), RECUR_OK, "");
+    free(picky);
+    unsigned char *bytes = st_build("{\"format\": 1, \"input\": {\"kind\": \"features\", \"size\": 1}, "
+                                    "\"layers\": [{\"name\": \"p\", \"type\": \"picky\"}]}",
+                                    NULL, 0, &size);
+    model = NULL;
+    EXPECT_STATUS(recur_model_load_memory(bytes, size, &model), RECUR_OK, "");
+    free(bytes);
+    if (model) {
+        const float values[2] = {1, 500};
+        const int64_t shape[3] = {2, 1, 1};
+        recur_tensor input = tensor("input", RECUR_F32, 3, shape, values);
+        recur_result *result = NULL;
+        EXPECT_STATUS(recur_model_run(model, &input, 1, &result), RECUR_ERR_INVALID_INPUT,
+                      "plugin 'test-plugin': layer 'p' (picky): input 500 is above 100");
+        CHECK(result == NULL, "a failed run set *out");
+        input.shape[0] = 1;
+        EXPECT_STATUS(recur_model_run(model, &input, 1, &result), RECUR_OK, "");
+        recur_result_free(result);
+        recur_model_free(model);
+    }
+}
+
 int main(void) {
     golden_dir = getenv("RECUR_GOLDEN_DIR");
     if (!golden_dir || !*golden_dir) golden_dir = "../shared/golden";
@@ -986,6 +1147,7 @@ int main(void) {
     test_generation();
     test_encode();
     test_threads();
+    test_plugins();
     printf("c-api: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -73,6 +73,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def write_model(path, arch, tensors):
+    """A model file: float32 tensors plus the architecture as __metadata__["recur"]."""
+    header, offset = {"__metadata__": {"recur": json.dumps(arch)}}, 0
+    for name, array in tensors.items():
+        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    data = b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in tensors.values())
+    Path(path).write_bytes(struct.pack("<Q", len(encoded)) + encoded + data)
+
+
 def inline(array):
     array = np.asarray(array)
     return {"dtype": str(array.dtype), "shape": list(array.shape), "data": array.tolist()}
@@ -137,11 +149,13 @@ class Client:
 
 
 class Daemon:
-    def __init__(self, tmp_path, *options, models=GOLDEN_CASES):
+    def __init__(self, tmp_path, *options, models=GOLDEN_CASES, prepare=None):
         self.models_dir = tmp_path / f"models-{free_port()}"
         self.models_dir.mkdir()
         for name in models:
             shutil.copy(GOLDEN / name / "model.safetensors", self.models_dir / f"{name}.safetensors")
+        if prepare:
+            prepare(self.models_dir)  # more files in the models directory, before recurd reads it
         self.port = free_port()
         self.endpoint = f"tcp://127.0.0.1:{self.port}"
         self.log = open(tmp_path / f"recurd-{self.port}.log", "w+")
@@ -189,8 +203,8 @@ def start_daemon(tmp_path):
     """Starts recurd with extra options; each one is stopped at the end and must exit 0."""
     started = []
 
-    def start(*options, models=GOLDEN_CASES, ready=True):
-        daemon = Daemon(tmp_path, *options, models=models)
+    def start(*options, models=GOLDEN_CASES, ready=True, prepare=None):
+        daemon = Daemon(tmp_path, *options, models=models, prepare=prepare)
         started.append(daemon)
         return daemon.wait_ready() if ready else daemon
 

@@ -103,7 +103,9 @@ def test_batched_requests_equal_one_by_one(start_daemon, case):
 
 
 def test_session_steps_batch_and_keep_order(start_daemon):
-    d = start_daemon("--max-batch", "8", "--max-delay-ms", "200")
+    # One worker: with more, a batch whose wait is over is split over the idle workers, and the
+    # pairs below would run one by one.
+    d = start_daemon("--workers", "1", "--max-batch", "8", "--max-delay-ms", "200")
     client = d.client()
     inputs, expected = golden_case("char_lm")
     ids = inputs["input"]

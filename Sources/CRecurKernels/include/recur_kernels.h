@@ -16,26 +16,97 @@
 extern "C" {
 #endif
 
-/* Y[M, N] = X[M, K] · W[N, K]ᵀ + bias[N]   (bias may be NULL; PyTorch's weight layout [out, in]).
-   Row strides: ldx for X, ldy for Y (in elements); W is dense [N, K]. */
-void rk_linear(size_t M, size_t N, size_t K,
-               const float *X, size_t ldx,
-               const float *W, const float *bias,
-               float *Y, size_t ldy);
+/* ---- packed matrix product ----------------------------------------------------------------
+   Weights are packed once at load into the layout the kernels stream (rk_gemm_pack); the packed
+   buffer replaces the [N, K] original. Kernels pick AVX2+FMA code at run time when the CPU has it,
+   portable code otherwise; results agree within float32 rounding. */
 
-/* One LSTM step for B rows, gates (i, f, g, o) in blocks of H.
-   gx [B, 4H] row stride ldgx: W_ih x + b_ih.  gh [B, 4H] dense: W_hh h + b_hh.
-   c, h [B, H] dense, updated in place. active[b] == 0 leaves row b untouched; active may be NULL (all). */
-void rk_lstm_step(size_t B, size_t H, const float *gx, size_t ldgx, const float *gh,
-                  float *c, float *h, const uint8_t *active);
+/* Floats of W [N, K] packed for rk_gemm_packed. */
+size_t rk_gemm_packed_size(size_t N, size_t K);
+/* P[rk_gemm_packed_size(N, K)] ← W [N, K] (PyTorch's weight layout [out, in]). */
+void rk_gemm_pack(size_t N, size_t K, const float *W, float *P);
+/* Column panels of an N-column product: the unit rk_gemm_packed splits work by. */
+size_t rk_gemm_panels(size_t N);
 
-/* One GRU step (r, z, n), PyTorch's form: n = tanh(gx_n + r ⊙ gh_n). Shapes as rk_lstm_step with 3H. */
-void rk_gru_step(size_t B, size_t H, const float *gx, size_t ldgx, const float *gh,
-                 float *h, const uint8_t *active);
+/* Y[M, N] = X[M, K] · Wᵀ + bias[N] over the column panels panel_begin ..< panel_end of N only
+   (0 ..< rk_gemm_panels(N) for all). P from rk_gemm_pack; bias may be NULL; K ≥ 1.
+   Row strides: ldx for X, ldy for Y (in elements). */
+void rk_gemm_packed(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,
+                    const float *bias, float *Y, size_t ldy, size_t panel_begin, size_t panel_end);
 
-/* One Elman step: h = act(gx + gh), act = relu when relu != 0, else tanh. Shapes as above with H. */
-void rk_rnn_step(size_t B, size_t H, const float *gx, size_t ldgx, const float *gh,
-                 float *h, int relu, const uint8_t *active);
+/* The same product over every column panel, on the worker pool's threads when it is free. */
+void rk_gemm_packed_parallel(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,
+                             const float *bias, float *Y, size_t ldy);
+
+/* ---- recurrent cells ----------------------------------------------------------------------
+   Gate order is PyTorch's: lstm (i, f, g, o), gru (r, z, n), rnn one gate. */
+typedef enum { RK_CELL_RNN_TANH = 0, RK_CELL_RNN_RELU = 1, RK_CELL_LSTM = 2, RK_CELL_GRU = 3 } rk_cell;
+
+/* The most threads one call uses. */
+#define RK_MAX_THREADS 8
+
+/* Hidden units per block of packed recurrent weights: the SIMD width of the fused step. */
+#define RK_UNITS 8
+
+/* Floats of a recurrent weight W_hh [G·H, H] packed for rk_recurrent_step. */
+size_t rk_recurrent_packed_size(size_t gates, size_t H);
+/* P ← W [G·H, H], gate blocks of H rows: for each block of RK_UNITS units, every gate's rows. */
+void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
+
+/* One time step of a recurrent cell: the product of h_prev with W_hh for all gates, fused with the
+   gate math. gx holds W_ih x + b_ih + b_hh at this step (for gru, b_hh only for r and z: the n gate's
+   b_hn is `bias`, since n = tanh(gx_n + r ⊙ (W_hn h + b_hn))). */
+typedef struct {
+    rk_cell cell;
+    size_t batch, hidden;               /* B, H */
+    const float *weights;               /* rk_recurrent_pack of W_hh */
+    const float *bias;                  /* gru: b_hn [H] or NULL; unused otherwise */
+    const float *gx;                    /* row b at gx + b·ldgx: [G·H] */
+    size_t ldgx;
+    const float *h_prev;                /* [B, H] */
+    float *h_next;                      /* [B, H], must not alias h_prev */
+    float *c;                           /* lstm: [B, H] updated in place; NULL otherwise */
+    float *y;                           /* row b's output at y + b·ldy: [H]; NULL for none */
+    size_t ldy;
+    const size_t *lengths;              /* [B]: row b steps only while t < lengths[b]; NULL: all rows */
+    size_t t;
+    float *partial;                     /* workspace [rk_step_partial_size(G, B)] of the calling thread */
+} rk_step;
+
+/* Floats of the partial sums one thread's rk_recurrent_step keeps between chunks of the product. */
+size_t rk_step_partial_size(size_t gates, size_t batch);
+
+/* The step for hidden-unit blocks unit_begin ..< unit_end (of ceil(H / RK_UNITS)), every row. A row
+   that does not step copies h_prev to h_next and leaves c and y. Blocks are independent: threads may
+   run disjoint ranges of one step at once. */
+void rk_recurrent_step(const rk_step *step, size_t unit_begin, size_t unit_end);
+
+/* One direction of one recurrent layer over whole sequences: the input projection of every step as
+   one matrix product, then the time loop of fused steps. */
+typedef struct {
+    rk_cell cell;
+    size_t batch, steps, input_size, hidden;  /* B, T, I, H */
+    const float *x;                     /* [B, T, I] with row stride ldx: row (b·T + t) */
+    size_t ldx;
+    const float *input_weights;         /* rk_gemm_pack of W_ih [G·H, I] */
+    const float *input_bias;            /* [G·H]: b_ih + b_hh (gru: b_hn left out), or NULL */
+    const float *recurrent_weights;     /* rk_recurrent_pack of W_hh */
+    const float *recurrent_bias;        /* gru's b_hn [H], or NULL */
+    const size_t *lengths;              /* [B] in 1 … T, or NULL: every row has T steps */
+    int reverse;                        /* run t = len−1 … 0 */
+    float *gx;                          /* workspace [B·T, G·H] */
+    float *h;                           /* [B, H]: initial state in, final state out */
+    float *h_spare;                     /* workspace [B, H] */
+    float *partial;                     /* workspace [RK_MAX_THREADS, rk_step_partial_size(G, B)] */
+    float *c;                           /* lstm: [B, H] initial in, final out; NULL otherwise */
+    float *y;                           /* [B, T, ·] with row stride ldy: h of row b, step t at y + (b·T + t)·ldy */
+    size_t ldy;
+} rk_sequence;
+
+/* Runs `count` independent sequences (a bidirectional layer's two directions) at once on the worker
+   pool: each sequence's hidden units are split across its threads, which meet at a barrier per step.
+   When the pool is busy with another caller, runs on the calling thread alone. Thread-safe. */
+void rk_run_sequences(const rk_sequence *sequences, size_t count);
 
 /* Element-wise, in place over n values. */
 void rk_sigmoid(size_t n, float *x);

@@ -21,10 +21,22 @@ struct LinearLayer: Layer {
     let name: String
     let inputs: Int
     let outputs: Int
-    /// [outputs, inputs]
-    let weight: [Float]
+    /// rk_gemm_pack of the weight [outputs, inputs]
+    let packedWeight: [Float]
     /// [outputs]
     let bias: [Float]?
+
+    /// `weight` [outputs, inputs] is packed for the kernel; the packed copy replaces it.
+    init(name: String, inputs: Int, outputs: Int, weight: [Float], bias: [Float]?) {
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+        self.bias = bias
+        packedWeight = [Float](unsafeUninitializedCapacity: rk_gemm_packed_size(outputs, inputs)) { packed, count in
+            rk_gemm_pack(outputs, inputs, weight, packed.baseAddress)
+            count = packed.count
+        }
+    }
 
     func outputShape(for input: SignalShape, context: inout ShapeContext) throws(RecurError) -> SignalShape {
         switch input {
@@ -48,9 +60,9 @@ struct LinearLayer: Layer {
     /// x [rows, inputs] → [rows, outputs]
     private func apply(_ x: [Float], rows: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: rows * outputs) { y, initialized in
-            weight.withUnsafeBufferPointer { w in
+            packedWeight.withUnsafeBufferPointer { w in
                 withOptionalPointer(bias) { b in
-                    rk_linear(rows, outputs, inputs, x, inputs, w.baseAddress, b, y.baseAddress, outputs)
+                    rk_gemm_packed_parallel(rows, outputs, inputs, x, inputs, w.baseAddress, b, y.baseAddress, outputs)
                 }
             }
             initialized = rows * outputs

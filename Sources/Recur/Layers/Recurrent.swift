@@ -1,36 +1,45 @@
 import CRecurKernels
 
-/// What distinguishes rnn, lstm and gru: the gate count, the state tensors and one step's
-/// element-wise math. Everything else (directions, lengths, initial states, stacking) is the
-/// shared sequence driver's.
+/// What distinguishes rnn, lstm and gru: the gate count, the state tensors, the step kernel and
+/// where the recurrent bias goes. Everything else (directions, lengths, initial states, stacking,
+/// threads) is the shared sequence driver's.
 protocol RecurrentCell: Sendable {
     /// G: gate blocks of H rows in the weights.
     var gates: Int { get }
     /// "h", plus "c" for lstm.
     var stateNames: [String] { get }
-    /// One step for B rows. `gx` [B, G·H] with row stride `ldgx` is W_ih x + b_ih; `gh` [B, G·H] is
-    /// W_hh h + b_hh. `h` (and `c` for lstm) [B, H] are updated in place where `active` is non-zero.
-    func step(batch: Int, hidden: Int, gx: UnsafePointer<Float>, ldgx: Int, gh: UnsafePointer<Float>,
-              h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?, active: UnsafePointer<UInt8>?)
+    /// The fused step kernel (rk_recurrent_step) for this cell.
+    var kernel: rk_cell { get }
+    /// Splits the biases [G·H] into the part added to the input projection [G·H] and the part the
+    /// step adds inside the gate math (gru's b_hn [H]); nil where there is nothing to add.
+    func foldBiases(input: [Float]?, recurrent: [Float]?, hidden: Int) -> (projection: [Float]?, step: [Float]?)
+}
+
+extension RecurrentCell {
+    /// b_ih + b_hh: every gate's recurrent bias simply adds to its pre-activation.
+    func foldBiases(input: [Float]?, recurrent: [Float]?, hidden: Int) -> (projection: [Float]?, step: [Float]?) {
+        guard let input, let recurrent else { return (input ?? recurrent, nil) }
+        return (zip(input, recurrent).map { $0 + $1 }, nil)
+    }
 }
 
 struct LSTMCell: RecurrentCell {
     var gates: Int { 4 }
     var stateNames: [String] { ["h", "c"] }
-
-    func step(batch: Int, hidden: Int, gx: UnsafePointer<Float>, ldgx: Int, gh: UnsafePointer<Float>,
-              h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?, active: UnsafePointer<UInt8>?) {
-        rk_lstm_step(batch, hidden, gx, ldgx, gh, c, h, active)
-    }
+    var kernel: rk_cell { RK_CELL_LSTM }
 }
 
 struct GRUCell: RecurrentCell {
     var gates: Int { 3 }
     var stateNames: [String] { ["h"] }
+    var kernel: rk_cell { RK_CELL_GRU }
 
-    func step(batch: Int, hidden: Int, gx: UnsafePointer<Float>, ldgx: Int, gh: UnsafePointer<Float>,
-              h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?, active: UnsafePointer<UInt8>?) {
-        rk_gru_step(batch, hidden, gx, ldgx, gh, h, active)
+    /// r and z fold like lstm's gates; b_hn stays in the step: n = tanh(gx_n + r ⊙ (W_hn h + b_hn)).
+    func foldBiases(input: [Float]?, recurrent: [Float]?, hidden: Int) -> (projection: [Float]?, step: [Float]?) {
+        guard let recurrent else { return (input, nil) }
+        var projection = input ?? [Float](repeating: 0, count: 3 * hidden)
+        for i in 0..<(2 * hidden) { projection[i] += recurrent[i] }
+        return (projection, Array(recurrent[(2 * hidden)...]))
     }
 }
 
@@ -38,28 +47,42 @@ struct ElmanCell: RecurrentCell {
     let relu: Bool
     var gates: Int { 1 }
     var stateNames: [String] { ["h"] }
-
-    func step(batch: Int, hidden: Int, gx: UnsafePointer<Float>, ldgx: Int, gh: UnsafePointer<Float>,
-              h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>?, active: UnsafePointer<UInt8>?) {
-        rk_rnn_step(batch, hidden, gx, ldgx, gh, h, relu ? 1 : 0, active)
-    }
+    var kernel: rk_cell { relu ? RK_CELL_RNN_RELU : RK_CELL_RNN_TANH }
 }
 
-/// The weights of one direction of one stacked layer, in PyTorch's layout.
+/// The weights of one direction of one stacked layer, packed once at load for the kernels; the
+/// packed arrays replace PyTorch's [G·H, in] and [G·H, H] matrices.
 struct DirectionWeights: Sendable {
-    /// [G·H, in_k]
+    /// rk_gemm_pack of W_ih [G·H, in_k]
     let input: [Float]
-    /// [G·H, H]
+    /// [G·H]: the biases the input projection adds (RecurrentCell.foldBiases); nil without bias
+    let projectionBias: [Float]?
+    /// rk_recurrent_pack of W_hh [G·H, H]
     let recurrent: [Float]
-    /// [G·H], absent when the layer has `bias: false`
-    let inputBias: [Float]?
-    /// [G·H]
-    let recurrentBias: [Float]?
+    /// gru's b_hn [H]; nil otherwise
+    let stepBias: [Float]?
+
+    init(cell: any RecurrentCell, hidden: Int, inputSize: Int, input: [Float], recurrent: [Float],
+         inputBias: [Float]?, recurrentBias: [Float]?) {
+        let rows = cell.gates * hidden
+        self.input = [Float](unsafeUninitializedCapacity: rk_gemm_packed_size(rows, inputSize)) { packed, count in
+            rk_gemm_pack(rows, inputSize, input, packed.baseAddress)
+            count = packed.count
+        }
+        self.recurrent = [Float](unsafeUninitializedCapacity: rk_recurrent_packed_size(cell.gates, hidden)) { packed, count in
+            rk_recurrent_pack(cell.gates, hidden, recurrent, packed.baseAddress)
+            count = packed.count
+        }
+        (projectionBias, stepBias) = cell.foldBiases(input: inputBias, recurrent: recurrentBias, hidden: hidden)
+    }
 }
 
 /// The `rnn`, `lstm` and `gru` layer types.
 struct RecurrentKind: LayerKind {
     let typeName: String
+
+    /// The most stacked layers (`num_layers`) one rnn, lstm or gru layer may have.
+    static let maxStackedLayers = 1 << 16
 
     struct Shape {
         let inputSize: Int, hidden: Int, layers: Int, directions: Int, bias: Bool
@@ -73,10 +96,16 @@ struct RecurrentKind: LayerKind {
         case "gru": cell = GRUCell()
         default: cell = ElmanCell(relu: try config.choice("nonlinearity", ["tanh", "relu"], default: "tanh") == "relu")
         }
+        let layers = try config.integer("num_layers", default: 1)
+        // Every stacked layer declares tensors of its own, so an absurd count would build an endless
+        // list before any tensor is looked up.
+        guard layers <= RecurrentKind.maxStackedLayers else {
+            throw RecurError.format("layer '\(config.name)' (\(typeName)): num_layers must be at most \(RecurrentKind.maxStackedLayers), found \(layers)")
+        }
         return Shape(
             inputSize: try config.integer("input_size"),
             hidden: try config.integer("hidden_size"),
-            layers: try config.integer("num_layers", default: 1),
+            layers: layers,
             directions: try config.boolean("bidirectional", default: false) ? 2 : 1,
             bias: try config.boolean("bias", default: true),
             cell: cell)
@@ -109,6 +138,7 @@ struct RecurrentKind: LayerKind {
             stacked.append((0..<s.directions).map { d in
                 let id = RecurrentKind.suffix(k, d)
                 return DirectionWeights(
+                    cell: s.cell, hidden: s.hidden, inputSize: k == 0 ? s.inputSize : s.directions * s.hidden,
                     input: weights["weight_ih_\(id)"] ?? [], recurrent: weights["weight_hh_\(id)"] ?? [],
                     inputBias: weights["bias_ih_\(id)"], recurrentBias: weights["bias_hh_\(id)"])
             })
@@ -150,23 +180,21 @@ struct RecurrentLayer: Layer {
         let rows = weights.count * directions
         let stateSize = batch * hidden
         let initial = cell.stateNames.map { context.initialStates["\(name).\($0)0"] }
-        var finals = cell.stateNames.map { _ in [Float](repeating: 0, count: rows * stateSize) }
-        var driver = SequenceDriver(batch: batch, steps: steps, hidden: hidden, gates: cell.gates, lengths: context.lengths)
+        // [rows, B, H] each: the initial states in, the final states out, row by row as layers run.
+        var states = initial.map { $0 ?? [Float](repeating: 0, count: rows * stateSize) }
+        var driver = SequenceDriver(cell: cell, batch: batch, steps: steps, hidden: hidden, directions: directions,
+                                    lengths: context.lengths)
         for (k, layerWeights) in weights.enumerated() {
             var y = [Float](repeating: 0, count: batch * steps * width)
-            for (d, w) in layerWeights.enumerated() {
-                let row = k * directions + d
-                let stateRange = (row * stateSize)..<((row + 1) * stateSize)
-                var h = initial[0].map { Array($0[stateRange]) } ?? [Float](repeating: 0, count: stateSize)
-                var c = initial.count > 1 ? (initial[1].map { Array($0[stateRange]) } ?? [Float](repeating: 0, count: stateSize)) : []
-                driver.run(cell: cell, weights: w, input: x, inputSize: k == 0 ? inputSize : width,
-                           reverse: d == 1, h: &h, c: &c, output: &y, outputWidth: width, outputColumn: d * hidden)
-                finals[0].replaceSubrange(stateRange, with: h)
-                if finals.count > 1 { finals[1].replaceSubrange(stateRange, with: c) }
-            }
+            let range = (k * directions * stateSize)..<((k + 1) * directions * stateSize)
+            var h = Array(states[0][range])
+            var c = states.count > 1 ? Array(states[1][range]) : []
+            driver.run(weights: layerWeights, input: x, inputSize: k == 0 ? inputSize : width, h: &h, c: &c, output: &y)
+            states[0].replaceSubrange(range, with: h)
+            if states.count > 1 { states[1].replaceSubrange(range, with: c) }
             x = y
         }
-        for (stateName, values) in zip(cell.stateNames, finals) {
+        for (stateName, values) in zip(cell.stateNames, states) {
             context.emitFinalState("\(name).\(stateName)_n", Tensor(floats: values, shape: [rows, batch, hidden]))
         }
         // The top stacked layer's final h, directions side by side: [B, D·H].
@@ -176,7 +204,7 @@ struct RecurrentLayer: Layer {
             for b in 0..<batch {
                 let source = row * stateSize + b * hidden
                 top.replaceSubrange((b * width + d * hidden)..<(b * width + (d + 1) * hidden),
-                                    with: finals[0][source..<(source + hidden)])
+                                    with: states[0][source..<(source + hidden)])
             }
         }
         context.finalStateFeatures = top
@@ -184,74 +212,66 @@ struct RecurrentLayer: Layer {
     }
 }
 
-/// Runs one direction of one stacked recurrent layer over a batch, honouring per-sequence lengths:
-/// a sequence's state is touched only at its valid steps, forward over t = 0 … len−1, backward over
-/// t = len−1 … 0. Owns the workspace, so the time loop allocates nothing.
+/// Runs one stacked recurrent layer (all its directions at once) over a batch, honouring
+/// per-sequence lengths: a sequence's state is touched only at its valid steps, forward over
+/// t = 0 … len−1, backward over t = len−1 … 0. The time loop is rk_run_sequences': the input
+/// projection of every step as one matrix product, then one fused product-and-gates step per time
+/// step, split over the worker threads. Owns the workspace, reused across stacked layers, so
+/// nothing is allocated per step.
 struct SequenceDriver {
-    let batch: Int, steps: Int, hidden: Int, gates: Int
+    let cell: any RecurrentCell
+    let batch: Int, steps: Int, hidden: Int, directions: Int
     let lengths: [Int]?
-    /// [B, T, G·H]: the input projection of every step, computed as one matrix product.
-    private var inputProjection: [Float]
-    /// [B, G·H]: the recurrent projection of one step.
-    private var recurrentProjection: [Float]
-    /// [B]: 1 where the step is inside the sequence.
-    private var active: [UInt8]
+    /// Per direction: [B·T, G·H] input projections, [B, H] spare state, then the step's partial
+    /// sums for each thread [RK_MAX_THREADS, rk_step_partial_size(G, B)].
+    private var workspace: [Float]
 
-    init(batch: Int, steps: Int, hidden: Int, gates: Int, lengths: [Int]?) {
+    init(cell: any RecurrentCell, batch: Int, steps: Int, hidden: Int, directions: Int, lengths: [Int]?) {
+        self.cell = cell
         self.batch = batch
         self.steps = steps
         self.hidden = hidden
-        self.gates = gates
+        self.directions = directions
         self.lengths = lengths
-        inputProjection = [Float](repeating: 0, count: batch * steps * gates * hidden)
-        recurrentProjection = [Float](repeating: 0, count: batch * gates * hidden)
-        active = [UInt8](repeating: 1, count: batch)
+        workspace = [Float](repeating: 0, count: directions * SequenceDriver.workspaceStride(
+            cell: cell, batch: batch, steps: steps, hidden: hidden))
     }
 
-    /// input [B, T, inputSize]; h, c [B, H] initial state in, final state out (c empty unless lstm);
-    /// writes h at each valid step into output [B, T, outputWidth] at columns outputColumn ..< +H.
-    mutating func run(cell: any RecurrentCell, weights: DirectionWeights, input: [Float], inputSize: Int,
-                      reverse: Bool, h: inout [Float], c: inout [Float],
-                      output: inout [Float], outputWidth: Int, outputColumn: Int) {
-        let (B, T, H) = (batch, steps, hidden)
-        let GH = gates * H
-        let maxLength = lengths?.max() ?? T
-        input.withUnsafeBufferPointer { x in
-            weights.input.withUnsafeBufferPointer { w in
-                withOptionalPointer(weights.inputBias) { bias in
-                    rk_linear(B * T, GH, inputSize, x.baseAddress, inputSize, w.baseAddress, bias, &inputProjection, GH)
-                }
-            }
-        }
-        let lengths = self.lengths
-        weights.recurrent.withUnsafeBufferPointer { wHH in
-            withOptionalPointer(weights.recurrentBias) { bHH in
-                inputProjection.withUnsafeBufferPointer { gx in
-                    recurrentProjection.withUnsafeMutableBufferPointer { gh in
-                        active.withUnsafeMutableBufferPointer { active in
-                            h.withUnsafeMutableBufferPointer { h in
-                                c.withUnsafeMutableBufferPointer { c in
-                                    output.withUnsafeMutableBufferPointer { y in
-                                        for s in 0..<maxLength {
-                                            let t = reverse ? maxLength - 1 - s : s
-                                            var allActive = true
-                                            if let lengths {
-                                                for b in 0..<B {
-                                                    let valid = t < lengths[b]
-                                                    active[b] = valid ? 1 : 0
-                                                    allActive = allActive && valid
-                                                }
-                                            }
-                                            rk_linear(B, GH, H, h.baseAddress, H, wHH.baseAddress, bHH, gh.baseAddress, GH)
-                                            cell.step(batch: B, hidden: H, gx: gx.baseAddress! + t * GH, ldgx: T * GH,
-                                                      gh: gh.baseAddress!, h: h.baseAddress!, c: c.baseAddress,
-                                                      active: allActive ? nil : UnsafePointer(active.baseAddress))
-                                            for b in 0..<B where active[b] != 0 || allActive {
-                                                let destination = y.baseAddress! + (b * T + t) * outputWidth + outputColumn
-                                                destination.update(from: h.baseAddress! + b * H, count: H)
-                                            }
-                                        }
+    /// Floats of one direction's workspace.
+    private static func workspaceStride(cell: any RecurrentCell, batch: Int, steps: Int, hidden: Int) -> Int {
+        batch * steps * cell.gates * hidden + batch * hidden + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch)
+    }
+
+    /// input [B, T, inputSize]; h, c [D, B, H] initial state in, final state out (c empty unless
+    /// lstm); writes direction d's h at each valid step into output [B, T, D·H] at columns d·H ..< (d+1)·H.
+    mutating func run(weights: [DirectionWeights], input: [Float], inputSize: Int,
+                      h: inout [Float], c: inout [Float], output: inout [Float]) {
+        let (B, T, H, D) = (batch, steps, hidden, directions)
+        let projectionSize = B * T * cell.gates * H
+        let stride = SequenceDriver.workspaceStride(cell: cell, batch: B, steps: T, hidden: H)
+        let (kernel, lengths) = (cell.kernel, self.lengths)
+        let constants: [[Float]?] = weights.flatMap { [$0.input, $0.projectionBias, $0.recurrent, $0.stepBias] }
+        withOptionalPointers(constants[...]) { constant in
+            input.withUnsafeBufferPointer { x in
+                workspace.withUnsafeMutableBufferPointer { work in
+                    h.withUnsafeMutableBufferPointer { h in
+                        c.withUnsafeMutableBufferPointer { c in
+                            output.withUnsafeMutableBufferPointer { y in
+                                withOptionalLengths(lengths) { lengths in
+                                    let sequences = (0..<D).map { d in
+                                        rk_sequence(
+                                            cell: kernel, batch: B, steps: T, input_size: inputSize, hidden: H,
+                                            x: x.baseAddress, ldx: inputSize,
+                                            input_weights: constant[4 * d], input_bias: constant[4 * d + 1],
+                                            recurrent_weights: constant[4 * d + 2], recurrent_bias: constant[4 * d + 3],
+                                            lengths: lengths, reverse: d == 1 ? 1 : 0,
+                                            gx: work.baseAddress! + d * stride,
+                                            h: h.baseAddress! + d * B * H, h_spare: work.baseAddress! + d * stride + projectionSize,
+                                            partial: work.baseAddress! + d * stride + projectionSize + B * H,
+                                            c: c.isEmpty ? nil : c.baseAddress! + d * B * H,
+                                            y: y.baseAddress! + d * H, ldy: D * H)
                                     }
+                                    rk_run_sequences(sequences, sequences.count)
                                 }
                             }
                         }
@@ -263,7 +283,22 @@ struct SequenceDriver {
 }
 
 /// Calls `body` with the array's base address, or with nil when there is no array.
-func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+func withOptionalPointer<Element, R>(_ array: [Element]?, _ body: (UnsafePointer<Element>?) -> R) -> R {
     guard let array else { return body(nil) }
     return array.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
+/// Calls `body` with every array's base address in order (nil for an absent array).
+func withOptionalPointers<R>(_ arrays: ArraySlice<[Float]?>, collected: [UnsafePointer<Float>?] = [],
+                             _ body: ([UnsafePointer<Float>?]) -> R) -> R {
+    guard let first = arrays.first else { return body(collected) }
+    return withOptionalPointer(first) { pointer in
+        withOptionalPointers(arrays.dropFirst(), collected: collected + [pointer], body)
+    }
+}
+
+/// Calls `body` with the lengths' base address (C's size_t is Swift's Int), or nil.
+private func withOptionalLengths<R>(_ lengths: [Int]?, _ body: (UnsafePointer<Int>?) -> R) -> R {
+    guard let lengths else { return body(nil) }
+    return lengths.withUnsafeBufferPointer { body($0.baseAddress) }
 }

@@ -1,15 +1,16 @@
 """Recur: recurrent sequence models (RNN, LSTM, GRU) computed as PyTorch computes them.
 
-In-process through librecur.so (``Model``), remotely through the ``recurd`` daemon (``Client``,
-needs pyzmq), and model files from PyTorch weights (``save``). See python-api.md and
-docs/python.md.
+In-process through librecur.so (``Model``; ``load_plugin`` adds layer types), remotely through
+the ``recurd`` daemon (``Client``, needs pyzmq), and model files from PyTorch weights (``save``).
+See python-api.md, docs/python.md and docs/plugins.md.
 """
 
 from ._errors import RecurError
 from ._model import Model, Session
+from ._plugins import load_plugin
 from ._safetensors import load_tensors, save, save_tensors
 
-__all__ = ["RecurError", "Model", "Session", "Client", "RemoteSession", "load_tensors", "save", "save_tensors"]
+__all__ = ["RecurError", "Model", "Session", "load_plugin", "Client", "RemoteSession", "load_tensors", "save", "save_tensors"]
 
 
 def __getattr__(name):

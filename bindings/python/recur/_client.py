@@ -32,12 +32,7 @@ class Client:
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", timeout: float = 10.0, *,
                  server_key=None, public_key=None, secret_key=None):
-        try:
-            seconds = float(timeout)
-        except (TypeError, ValueError):
-            seconds = math.nan
-        if not 0 < seconds < math.inf:
-            raise RecurError("invalid_argument", f"timeout must be a positive number of seconds, found {timeout!r}")
+        self.timeout = timeout
         if server_key is None and (public_key is not None or secret_key is not None):
             raise RecurError("invalid_argument", "CURVE keys need the server's public key (server_key) too")
         if (public_key is None) != (secret_key is None):
@@ -45,7 +40,6 @@ class Client:
         if server_key is not None and public_key is None:
             public_key, secret_key = zmq.curve_keypair()
         self._endpoint = endpoint
-        self._timeout_ms = max(1, round(seconds * 1000))
         self._keys = None if server_key is None else tuple(
             _z85_key(name, key) for name, key in
             (("server_key", server_key), ("public_key", public_key), ("secret_key", secret_key)))
@@ -56,6 +50,21 @@ class Client:
         except BaseException:
             self._context.term()
             raise
+
+    @property
+    def timeout(self) -> float:
+        """Seconds each call waits for its reply; may be changed between calls."""
+        return self._timeout_ms / 1000
+
+    @timeout.setter
+    def timeout(self, timeout: float) -> None:
+        try:
+            seconds = float(timeout)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not 0 < seconds < math.inf:
+            raise RecurError("invalid_argument", f"timeout must be a positive number of seconds, found {timeout!r}")
+        self._timeout_ms = max(1, round(seconds * 1000))
 
     def _connect(self) -> "zmq.Socket":
         socket = self._context.socket(zmq.REQ)
@@ -158,8 +167,11 @@ class Client:
 
     def generate(self, name: str, prompt, max_tokens, temperature=1.0, top_k=0, top_p=1.0, seed=None,
                  stop=()) -> list:
-        """As ``Model.generate``, on the daemon's model ``name``."""
+        """As ``Model.generate``, on the daemon's model ``name``. The daemon reads ``seed`` as a
+        JSON integer, so it must be below 2**63 (in-process, any 64-bit seed)."""
         arguments = generation_arguments(prompt, max_tokens, temperature, top_k, top_p, seed, stop)
+        if arguments["seed"] >= 2**63:
+            raise RecurError("invalid_argument", f"seed must be in [0, {2**63 - 1}] for the daemon, found {seed}")
         reply, _ = self._request({"op": "generate", "model": name, **arguments})
         tokens = _field(reply, "generate", "tokens", list)
         if not all(type(t) is int for t in tokens):

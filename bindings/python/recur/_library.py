@@ -112,6 +112,10 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.recur_generate.argtypes = [c_void_p, c_void_p, c_size_t, POINTER(Sampling), c_void_p, c_size_t,
                                    c_size_t, c_void_p, POINTER(c_size_t)]
     lib.recur_generate.restype = c_int
+
+    # recur_status recur_plugin_load(const char *path);
+    lib.recur_plugin_load.argtypes = [c_char_p]
+    lib.recur_plugin_load.restype = c_int
     return lib
 
 
@@ -155,3 +159,11 @@ def check(lib: ctypes.CDLL, status: int, call: str) -> None:
         return
     message = (lib.recur_last_error() or b"").decode("utf-8", "replace")
     raise RecurError(STATUS_NAMES.get(status, f"status_{status}"), message or f"{call} failed with status {status}")
+
+
+def encode_path(path) -> bytes:
+    """A str or path-like as the bytes C receives; a NUL inside would silently cut it."""
+    encoded = os.fsencode(path)
+    if b"\0" in encoded:
+        raise RecurError("invalid_argument", f"path {path!r} contains a NUL character")
+    return encoded

@@ -2,7 +2,6 @@
 
 import ctypes
 import json
-import os
 import threading
 from ctypes import byref, c_size_t, c_void_p
 
@@ -95,9 +94,7 @@ class Model:
     def __init__(self, path):
         """Loads a model file (model-format.md). RecurError "io" if it cannot be read, "format" if
         it is malformed."""
-        encoded = os.fsencode(path)
-        if b"\0" in encoded:
-            raise RecurError("invalid_argument", f"path {path!r} contains a NUL character")
+        encoded = _library.encode_path(path)
         lib = _library.library()
         handle = c_void_p()
         _library.check(lib, lib.recur_model_load(encoded, byref(handle)), "recur_model_load")

@@ -57,12 +57,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def start_daemon(binary: Path, models: Path, *options: str, **client_keys):
-    """recurd on a free loopback port until the block ends (ready once it answers a ping made with
-    ``client_keys``); then SIGTERM, on which it must exit 0. Yields the endpoint."""
+def start_daemon(binary: Path, models: Path, *options: str, endpoint: str | None = None, **client_keys):
+    """recurd on ``endpoint`` (default: a free loopback port) until the block ends (ready once it
+    answers a ping made with ``client_keys``); then SIGTERM, on which it must exit 0. Yields the
+    endpoint."""
     log = models.parent / f"recurd-{models.name}.log"
-    for _ in range(3):  # another process may take the probed port before recurd binds it
-        endpoint = f"tcp://127.0.0.1:{free_port()}"
+    given = endpoint
+    for _ in range(1 if given else 3):  # another process may take a probed port before recurd binds it
+        endpoint = given or f"tcp://127.0.0.1:{free_port()}"
         with open(log, "wb") as output:
             process = subprocess.Popen([str(binary), "--bind", endpoint, "--models", str(models), *options],
                                        stdout=output, stderr=subprocess.STDOUT)

@@ -10,7 +10,7 @@ import pytest
 import zmq
 
 import recur
-from support import GOLDEN_CASES, assert_close, load_case, model_path, start_daemon
+from support import GOLDEN_CASES, assert_close, free_port, load_case, model_path, start_daemon
 
 
 def test_ping_reports_the_versions(client):
@@ -42,6 +42,16 @@ def test_remote_generation_matches_in_process(client):
     with recur.Model(model_path("char_lm")) as model:
         local = model.generate([3, 1], 25, temperature=0.7, top_k=5, top_p=0.9, seed=123, stop=[11])
     assert client.generate("char_lm", [3, 1], 25, temperature=0.7, top_k=5, top_p=0.9, seed=123, stop=[11]) == local
+
+
+def test_seeds_travel_exactly(client):
+    with recur.Model(model_path("char_lm")) as model:
+        for seed in (0, 2**53 + 1, 2**63 - 1):  # past 2**53 a double would round it
+            assert client.generate("char_lm", [3], 30, seed=seed) == model.generate([3], 30, seed=seed), seed
+        assert model.generate([3], 5, seed=2**64 - 1)
+    with pytest.raises(recur.RecurError) as error:
+        client.generate("char_lm", [3], 5, seed=2**63)
+    assert error.value.code == "invalid_argument" and "seed" in error.value.message
 
 
 def test_load_and_unload(client, served_models):
@@ -238,6 +248,7 @@ def test_curve_needs_an_allowed_key(recurd, tmp_path):
 def test_client_argument_checks():
     for endpoint, options in [("tcp://127.0.0.1:9", {"timeout": 0}), ("tcp://127.0.0.1:9", {"timeout": "soon"}),
                               ("tcp://127.0.0.1:9", {"timeout": float("inf")}),
+                              ("tcp://127.0.0.1:9", {"timeout": -1}),
                               ("tcp://127.0.0.1:9", {"public_key": "x" * 40, "secret_key": "y" * 40}),
                               ("tcp://127.0.0.1:9", {"server_key": "z" * 40, "public_key": "x" * 40}),
                               ("tcp://127.0.0.1:9", {"server_key": "short"}),
@@ -246,3 +257,46 @@ def test_client_argument_checks():
         with pytest.raises(recur.RecurError) as error:
             recur.Client(endpoint, **options)
         assert error.value.code == "invalid_argument"
+
+
+def test_a_late_reply_never_answers_the_next_request(daemon):
+    # 10000 greedy tokens take longer than the time-out: their reply comes after the client has
+    # given up and replaced its socket, while its next request waits, and must not be taken for it.
+    with recur.Model(model_path("char_lm")) as model:
+        expected = model.generate([2], 5000, temperature=0)
+    with recur.Client(daemon, timeout=0.01) as client:
+        with pytest.raises(recur.RecurError) as error:
+            client.generate("char_lm", [1], 10000, temperature=0)
+        assert error.value.code == "timeout"
+        with pytest.raises(recur.RecurError):
+            client.timeout = 0
+        client.timeout = 30
+        assert client.timeout == 30.0
+        assert client.generate("char_lm", [2], 5000, temperature=0) == expected
+        assert client.ping()["abi"] == 1
+
+
+def test_the_client_reconnects_to_a_restarted_daemon(recurd, served_models):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with recur.Client(endpoint, timeout=2.0) as client:
+        with start_daemon(recurd, served_models, endpoint=endpoint):
+            assert client.ping()["abi"] == 1
+        with pytest.raises(recur.RecurError) as error:  # nobody there: a time-out, not a stuck socket
+            client.ping()
+        assert error.value.code == "timeout"
+        with start_daemon(recurd, served_models, endpoint=endpoint):
+            assert client.ping()["abi"] == 1
+            assert "char_lm" in {entry["name"] for entry in client.models()}
+
+
+def test_a_remote_session_is_closed_on_the_daemon(client):
+    data = load_case("char_lm")
+    before = client.stats()["sessions_open"]
+    with client.session("char_lm") as session:
+        assert client.stats()["sessions_open"] == before + 1
+        session.step(data["input"][:, :2])
+    assert client.stats()["sessions_open"] == before
+    session.close()  # idempotent
+    with pytest.raises(recur.RecurError) as error:
+        session.reset()
+    assert "closed" in error.value.message

@@ -59,3 +59,14 @@ def test_import_does_not_need_the_library(tmp_path):
     result = run_python(code, tmp_path / "absent.so", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "2.0"
+
+
+def test_the_package_under_test_is_the_installed_one():
+    # scripts/test.sh installs the package into a fresh venv and names it here: the tests must
+    # not pick up the source tree instead.
+    venv = os.environ.get("RECUR_EXPECT_INSTALLED")
+    package = os.path.realpath(os.path.dirname(recur.__file__))
+    if venv:
+        assert package.startswith(os.path.realpath(venv) + os.sep), package
+        assert "site-packages" in package
+    assert os.path.isfile(os.path.join(package, "py.typed"))  # package data came along

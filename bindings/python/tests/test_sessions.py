@@ -63,3 +63,21 @@ def test_closed_session_raises(transport):
     with pytest.raises(recur.RecurError) as error:
         session.step(load_case("lstm_basic")["input"])
     assert "closed" in error.value.message
+
+
+@pytest.mark.parametrize("case", ["pool_mean_max", "lstm_last_pool"])
+def test_pooling_applies_to_each_chunk(transport, case):
+    # model-format.md: pooling applies to the chunk given, while the recurrent state carries over;
+    # so a step equals a run over that chunk from the state the previous steps left.
+    x = load_case(case)["input"]
+    with transport.session(case) as session:
+        first = session.step(x[:, :2])
+        second = session.step(x[:, 2:])
+    assert first["output"].shape == second["output"].shape == (x.shape[0], first["output"].shape[1])
+    alone = transport.run(case, x[:, :2])
+    for name in first:
+        assert_close(first[name], alone[name], f"{case} first chunk {name}")
+    carried = {name.replace(".h_n", ".h0").replace(".c_n", ".c0"): value for name, value in first.items() if name != "output"}
+    alone = transport.run(case, x[:, 2:], states=carried)
+    for name in second:
+        assert_close(second[name], alone[name], f"{case} second chunk {name}")

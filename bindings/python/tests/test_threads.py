@@ -1,5 +1,7 @@
 """Several threads sharing one Model: the same answers as one thread, PyTorch's answers."""
 
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -57,3 +59,53 @@ def test_one_session_shared_by_threads_is_serialized():
     whole = model.run(np.full((1, 25), 4))
     assert_close(final["output"][:, -1], whole["output"][:, -1], "serialized steps")
     model.close()
+
+
+class InCall:
+    """The real librecur.so, marking while a recur_model_run call is in progress."""
+
+    def __init__(self, lib):
+        self.lib = lib
+        self.active = False
+
+    def __getattr__(self, name):
+        return getattr(self.lib, name)
+
+    def recur_model_run(self, *arguments):
+        self.active = True
+        try:
+            return self.lib.recur_model_run(*arguments)
+        finally:
+            self.active = False
+
+
+def test_the_gil_is_released_during_library_calls():
+    # With a switch interval far longer than the test, a thread gives up the GIL only by itself
+    # (ctypes does so around calls into a CDLL). The main thread then runs Python while the other
+    # thread is inside recur_model_run only if that call released the GIL.
+    model = recur.Model(model_path("lstm_basic"))
+    call = model._lib = InCall(model._lib)
+    x = np.zeros((4, 20000, 5), np.float32)
+    seen = threading.Event()
+    done = threading.Event()
+
+    def work():
+        for _ in range(20):  # long calls, until the main thread has seen one from outside
+            model.run(x)
+            if seen.is_set():
+                break
+        done.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        worker = threading.Thread(target=work)
+        worker.start()
+        while not done.wait(0.001):  # waiting releases the GIL; returning needs it back
+            if call.active:
+                seen.set()
+        worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+        model.close()
+    assert seen.is_set(), "no Python ran in another thread during recur_model_run: the GIL was held"

@@ -1,0 +1,368 @@
+// The worker pool and the recurrent sequence runner (recur_kernels.h).
+//
+// One process-wide pool of (cores − 1) threads that sleep on a futex when idle. A caller that finds
+// the pool free borrows it for one job and works on it as thread 0; a caller that finds it busy
+// runs the job alone. Work inside a job is claimed, never assigned: whichever threads turn up
+// (a worker may be descheduled on a busy machine, or never arrive) share it, and the caller alone
+// finishes whatever nobody claimed. So nobody waits for a thread that is not running, concurrent
+// callers and nested calls cannot deadlock, and results do not depend on who computed what.
+//
+// A recurrent sequence's time loop is split by hidden-unit chunks: each thread first claims the
+// chunks it owns (so its slice of W_hh stays warm in its own cache, as in DeepCPU, USENIX ATC
+// 2018), then steals what is left of the step, then waits (spinning, then on a futex) until the
+// step's last chunk is done. A bidirectional layer's directions are owned by different threads.
+#define _GNU_SOURCE
+#include "recur_kernels.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
+
+/* Per-step products below this many multiply-adds run on one thread: waiting for the step's other
+   chunks would cost more. */
+enum { MIN_PARALLEL_STEP_WORK = 1 << 17 };
+/* Chunks per step and per owning thread: the unit of stealing. */
+enum { CHUNKS_PER_THREAD = 4, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
+/* How long a waiting thread spins before it sleeps: an idle worker long enough to catch the next
+   call of a caller running passes back to back; a thread waiting for the rest of a step only as
+   long as a chunk takes, since past that its peer is likely descheduled and needs the core. */
+static const long IDLE_SPIN_NANOSECONDS = 200000, STEP_SPIN_NANOSECONDS = 50000;
+
+/* ---- waiting ------------------------------------------------------------------------------ */
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t expected) {
+#if defined(__linux__)
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+#else
+    (void)word, (void)expected;
+    sched_yield();
+#endif
+}
+
+static void futex_wake_all(_Atomic uint32_t *word) {
+#if defined(__linux__)
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+#else
+    (void)word;
+#endif
+}
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static long monotonic_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* Waits while *word == value: spins first, then sleeps; `sleepers` tells wakers to make the call. */
+static void wait_while_equal(_Atomic uint32_t *word, uint32_t value, _Atomic uint32_t *sleepers, long spin_nanoseconds) {
+    long deadline = 0;
+    for (unsigned spins = 0; atomic_load_explicit(word, memory_order_acquire) == value; spins++) {
+        if ((spins & 63) != 63) {
+            cpu_relax();
+            continue;
+        }
+        long now = monotonic_ns();
+        if (deadline == 0) deadline = now + spin_nanoseconds;
+        if (now < deadline) continue;
+        atomic_fetch_add(sleepers, 1);
+        if (atomic_load(word) == value) futex_wait(word, value);
+        atomic_fetch_sub(sleepers, 1);
+    }
+}
+
+/* Wakes whoever sleeps on *word after a change to it; seq_cst pairs with the sleeper's
+   increment-then-check in wait_while_equal. */
+static void wake(_Atomic uint32_t *word, _Atomic uint32_t *sleepers) {
+    if (atomic_load(sleepers) > 0) futex_wake_all(word);
+}
+
+/* ---- progress counters ---------------------------------------------------------------- */
+
+/* Completed work items, and a 32-bit copy of "how many waits are over" for futex sleeping. */
+typedef struct {
+    _Atomic uint64_t done;
+    _Atomic uint32_t word, sleepers;
+} progress;
+
+/* Milestones (first, first + every, first + 2·every, …) at or below `done`. */
+static uint64_t milestones(uint64_t done, uint64_t every, uint64_t first) {
+    return done < first ? 0 : 1 + (done - first) / every;
+}
+
+/* Adds `count` done items; wakes the waiters when that passes a milestone (the end of a phase). */
+static void progress_add(progress *p, uint64_t count, uint64_t milestone_every, uint64_t first_milestone) {
+    if (count == 0) return;
+    uint64_t before = atomic_fetch_add(&p->done, count);
+    if (milestones(before + count, milestone_every, first_milestone) > milestones(before, milestone_every, first_milestone))
+        atomic_fetch_add(&p->word, 1), wake(&p->word, &p->sleepers);
+}
+
+/* Waits until `target` items are done. */
+static void progress_wait(progress *p, uint64_t target) {
+    while (atomic_load(&p->done) < target) {
+        uint32_t word = atomic_load(&p->word);
+        if (atomic_load(&p->done) >= target) break;
+        wait_while_equal(&p->word, word, &p->sleepers, STEP_SPIN_NANOSECONDS);
+    }
+}
+
+/* ---- pool --------------------------------------------------------------------------------- */
+
+typedef void (*task_fn)(void *context, size_t thread, size_t threads);
+
+/* The job word: generation (8 bits) | closed (1 bit) | threads inside the job (23 bits). */
+enum { JOB_CLOSED = 1u << 23, JOB_INSIDE = JOB_CLOSED - 1 };
+
+static struct {
+    pthread_once_t once;
+    size_t workers;
+    atomic_flag busy;
+    task_fn task;
+    void *context;
+    size_t threads;
+    _Atomic uint32_t generation, generation_sleepers;
+    _Atomic uint32_t job, job_sleepers;
+} pool = {.once = PTHREAD_ONCE_INIT, .busy = ATOMIC_FLAG_INIT};
+
+/* Enters the job of `generation` if it is still open; false when it closed or a newer one began. */
+static int enter_job(uint32_t generation) {
+    uint32_t job = atomic_load(&pool.job);
+    for (;;) {
+        if (job >> 24 != (generation & 0xff) || (job & JOB_CLOSED)) return 0;
+        if (atomic_compare_exchange_weak(&pool.job, &job, job + 1)) return 1;
+    }
+}
+
+static void *worker_main(void *argument) {
+    size_t index = (size_t)(uintptr_t)argument;
+    uint32_t seen = 0;
+    for (;;) {
+        wait_while_equal(&pool.generation, seen, &pool.generation_sleepers, IDLE_SPIN_NANOSECONDS);
+        seen = atomic_load(&pool.generation);
+        if (!enter_job(seen)) continue;
+        if (index < pool.threads) pool.task(pool.context, index, pool.threads);
+        uint32_t left = atomic_fetch_sub(&pool.job, 1) - 1;
+        if ((left & JOB_INSIDE) == 0 && (left & JOB_CLOSED)) wake(&pool.job, &pool.job_sleepers);
+    }
+    return NULL;
+}
+
+/* Threads in all: online cores, or RECUR_THREADS when set to a smaller positive number. */
+static long thread_budget(void) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *setting = getenv("RECUR_THREADS");
+    long wanted = setting ? strtol(setting, NULL, 10) : 0;
+    return wanted > 0 && wanted < cores ? wanted : cores;
+}
+
+static void pool_start(void) {
+    long cores = thread_budget();
+    size_t wanted = cores > RK_MAX_THREADS ? RK_MAX_THREADS - 1 : cores > 1 ? (size_t)cores - 1 : 0;
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setstacksize(&attributes, 256 * 1024);
+    for (size_t i = 1; i <= wanted; i++) {
+        pthread_t thread;
+        if (pthread_create(&thread, &attributes, worker_main, (void *)(uintptr_t)i) != 0) break;
+        pthread_detach(thread);
+        pool.workers = i;
+    }
+    pthread_attr_destroy(&attributes);
+}
+
+/* Runs task(context, i, n) on the caller as i = 0 and on whichever workers 1 ..< n join before the
+   caller's own call returns; n ≤ wanted, and 1 when the pool is busy. The task must claim its work
+   so that the caller's call alone completes it. Returns once every joined worker has left. */
+static void parallel(task_fn task, void *context, size_t wanted) {
+    if (wanted > 1) pthread_once(&pool.once, pool_start);
+    size_t threads = wanted < pool.workers + 1 ? wanted : pool.workers + 1;
+    if (threads <= 1 || atomic_flag_test_and_set_explicit(&pool.busy, memory_order_acquire)) {
+        task(context, 0, 1);
+        return;
+    }
+    pool.task = task;
+    pool.context = context;
+    pool.threads = threads;
+    uint32_t generation = atomic_load(&pool.generation) + 1;
+    atomic_store(&pool.job, (generation & 0xff) << 24);
+    atomic_store(&pool.generation, generation);
+    wake(&pool.generation, &pool.generation_sleepers);
+    task(context, 0, threads);
+    uint32_t job = atomic_fetch_or(&pool.job, JOB_CLOSED) | JOB_CLOSED;
+    while (job & JOB_INSIDE) {
+        wait_while_equal(&pool.job, job, &pool.job_sleepers, STEP_SPIN_NANOSECONDS);
+        job = atomic_load(&pool.job);
+    }
+    atomic_flag_clear_explicit(&pool.busy, memory_order_release);
+}
+
+static size_t share(size_t total, size_t part, size_t parts) { return total * part / parts; }
+
+/* ---- matrix product over the pool -------------------------------------------------------- */
+
+typedef struct {
+    size_t M, N, K, ldx, ldy;
+    const float *X, *P, *bias;
+    float *Y;
+    size_t chunks;
+    _Atomic size_t next;
+    progress progress;
+} gemm_job;
+
+static void gemm_chunk(const gemm_job *j, size_t chunk) {
+    size_t panels = rk_gemm_panels(j->N);
+    rk_gemm_packed(j->M, j->N, j->K, j->X, j->ldx, j->P, j->bias, j->Y, j->ldy,
+                   share(panels, chunk, j->chunks), share(panels, chunk + 1, j->chunks));
+}
+
+static void gemm_task(void *context, size_t thread, size_t threads) {
+    gemm_job *j = context;
+    (void)thread, (void)threads;
+    for (size_t chunk; (chunk = atomic_fetch_add(&j->next, 1)) < j->chunks;) {
+        gemm_chunk(j, chunk);
+        progress_add(&j->progress, 1, j->chunks, j->chunks);
+    }
+    progress_wait(&j->progress, j->chunks);
+}
+
+void rk_gemm_packed_parallel(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,
+                             const float *bias, float *Y, size_t ldy) {
+    size_t panels = rk_gemm_panels(N);
+    /* Small products are not worth a wake-up. */
+    size_t chunks = M * N * K >= (1u << 18) ? (panels < MAX_CHUNKS ? panels : MAX_CHUNKS) : 1;
+    gemm_job job = {M, N, K, ldx, ldy, X, P, bias, Y, chunks > 0 ? chunks : 1};
+    parallel(gemm_task, &job, job.chunks);
+}
+
+/* ---- sequences ---------------------------------------------------------------------------- */
+
+static size_t gate_count(rk_cell cell) { return cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1; }
+
+typedef struct {
+    _Alignas(64) _Atomic uint64_t claimed_steps; /* a chunk for step s is claimed by moving s → s + 1 */
+} chunk_claim;
+
+/* One sequence's shared progress: the input projection's panel chunks, then every step's chunks. */
+typedef struct {
+    const rk_sequence *s;
+    size_t length;              /* steps that run: the longest sequence */
+    size_t owners;              /* threads the chunks are nominally dealt to */
+    size_t projection_chunks, step_chunks, units;
+    _Atomic size_t next_projection_chunk;
+    progress progress;          /* projection chunks, then step chunks */
+    chunk_claim claims[MAX_CHUNKS];
+} sequence_run;
+
+static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) {
+    size_t B = s->batch, T = s->steps, H = s->hidden, GH = gate_count(s->cell) * H;
+    r->s = s;
+    r->length = T;
+    if (s->lengths) {
+        r->length = 0;
+        for (size_t b = 0; b < B; b++) r->length = s->lengths[b] > r->length ? s->lengths[b] : r->length;
+    }
+    r->owners = owners;
+    size_t panels = rk_gemm_panels(GH), most = owners * CHUNKS_PER_THREAD;
+    r->projection_chunks = panels < most ? panels : most;
+    r->units = (H + RK_UNITS - 1) / RK_UNITS;
+    r->step_chunks = r->units < most ? r->units : most;
+    atomic_init(&r->next_projection_chunk, 0);
+    atomic_init(&r->progress.done, 0);
+    atomic_init(&r->progress.word, 0);
+    atomic_init(&r->progress.sleepers, 0);
+    for (size_t c = 0; c < r->step_chunks; c++) atomic_init(&r->claims[c].claimed_steps, 0);
+}
+
+static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t thread) {
+    const rk_sequence *s = r->s;
+    size_t B = s->batch, T = s->steps, GH = gate_count(s->cell) * s->hidden;
+    size_t t = s->reverse ? r->length - 1 - step_index : step_index;
+    rk_step step = {
+        .cell = s->cell, .batch = B, .hidden = s->hidden, .weights = s->recurrent_weights, .bias = s->recurrent_bias,
+        .gx = s->gx + t * GH, .ldgx = T * GH,
+        .h_prev = step_index % 2 == 0 ? s->h : s->h_spare, .h_next = step_index % 2 == 0 ? s->h_spare : s->h,
+        .c = s->c, .y = s->y + t * s->ldy, .ldy = T * s->ldy, .lengths = s->lengths, .t = t,
+        .partial = s->partial + thread * rk_step_partial_size(gate_count(s->cell), B),
+    };
+    rk_recurrent_step(&step, share(r->units, chunk, r->step_chunks), share(r->units, chunk + 1, r->step_chunks));
+}
+
+/* Works on the sequence as `thread` (owner `rank` of r->owners, or a helper when rank ≥ owners)
+   until every step is done. */
+static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
+    const rk_sequence *s = r->s;
+    size_t GH = gate_count(s->cell) * s->hidden, panels = rk_gemm_panels(GH);
+    uint64_t projection = r->projection_chunks, chunks = r->step_chunks;
+    for (size_t c; (c = atomic_fetch_add(&r->next_projection_chunk, 1)) < projection;) {
+        rk_gemm_packed(s->batch * s->steps, GH, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias, s->gx, GH,
+                       share(panels, c, projection), share(panels, c + 1, projection));
+        progress_add(&r->progress, 1, chunks, projection);
+    }
+    progress_wait(&r->progress, projection);
+    /* Own chunks first, then the others from the end of this thread's share round the ring. */
+    size_t own = rank < r->owners ? share(chunks, rank, r->owners) : 0;
+    uint64_t step = (atomic_load(&r->progress.done) - projection) / chunks;
+    for (; step < r->length; step++) {
+        /* Done chunks are counted once per step, so the shared counter's line moves once per thread. */
+        uint64_t computed = 0;
+        for (size_t i = 0; i < chunks; i++) {
+            size_t c = (own + i) % chunks;
+            uint64_t expected = step;
+            if (atomic_load_explicit(&r->claims[c].claimed_steps, memory_order_relaxed) != step) continue;
+            if (!atomic_compare_exchange_strong(&r->claims[c].claimed_steps, &expected, step + 1)) continue;
+            step_chunk(r, step, c, thread);
+            computed++;
+        }
+        progress_add(&r->progress, computed, chunks, projection);
+        progress_wait(&r->progress, projection + (step + 1) * chunks);
+    }
+}
+
+/* An odd step count leaves the final state in the spare buffer. */
+static void sequence_finish(const sequence_run *r) {
+    const rk_sequence *s = r->s;
+    if (r->length % 2 == 1) memcpy(s->h, s->h_spare, s->batch * s->hidden * sizeof(float));
+}
+
+typedef struct {
+    sequence_run runs[RK_MAX_THREADS];
+    size_t count, per_sequence;
+} sequences_job;
+
+/* Thread i owns sequence i mod count (as owner i / count of its threads), then helps the others. */
+static void sequences_task(void *context, size_t thread, size_t threads) {
+    sequences_job *job = context;
+    (void)threads;
+    size_t first = thread % job->count, rank = thread / job->count;
+    for (size_t i = 0; i < job->count; i++)
+        sequence_work(&job->runs[(first + i) % job->count], thread, i == 0 ? rank : job->per_sequence);
+}
+
+void rk_run_sequences(const rk_sequence *sequences, size_t count) {
+    for (size_t first = 0; first < count; first += RK_MAX_THREADS) {
+        sequences_job job;
+        job.count = count - first < RK_MAX_THREADS ? count - first : RK_MAX_THREADS;
+        const rk_sequence *s = &sequences[first];
+        size_t threads = 1;
+        if (s->batch * gate_count(s->cell) * s->hidden * s->hidden >= MIN_PARALLEL_STEP_WORK) {
+            pthread_once(&pool.once, pool_start);
+            threads = pool.workers + 1;
+        }
+        job.per_sequence = threads > job.count ? threads / job.count : 1;
+        for (size_t i = 0; i < job.count; i++) sequence_init(&job.runs[i], &sequences[first + i], job.per_sequence);
+        parallel(sequences_task, &job, job.per_sequence * job.count);
+        for (size_t i = 0; i < job.count; i++) sequence_finish(&job.runs[i]);
+    }
+}

@@ -1,0 +1,1 @@
+../../../Include/recur_plugin.h
