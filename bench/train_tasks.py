@@ -19,7 +19,8 @@ Architectures: embedding → lstm|gru (hidden 64–128, 1–2 layers) → pool l
     python3 bench/train_tasks.py --tasks first_token --arch gru64 --flags "--epochs 20"
     python3 bench/train_tasks.py --torch               # also PyTorch, same data, same settings
 
-Needs numpy and the binding (PYTHONPATH with `recur`, or it uses bindings/python in place) with
+Needs numpy. Scores through this checkout's bindings/python (RECUR_INSTALLED_BINDING=1: the
+installed `recur` package instead, e.g. one pip-installed into a scratch folder on PYTHONPATH) with
 RECUR_LIBRARY at librecur.so (default: .build/release/librecur.so).
 """
 
@@ -28,6 +29,7 @@ import json
 import math
 import os
 import random
+import resource
 import shlex
 import struct
 import subprocess
@@ -39,11 +41,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("RECUR_LIBRARY", str(REPO / ".build" / "release" / "librecur.so"))
-try:
-    import recur
-except ImportError:
+if not os.environ.get("RECUR_INSTALLED_BINDING"):
+    # This checkout's binding, which matches its librecur.so (not whatever `recur` is installed).
     sys.path.insert(0, str(REPO / "bindings" / "python"))
-    import recur
+import recur  # noqa: E402
 
 # ---------------------------------------------------------------------------------------- data
 
@@ -301,13 +302,15 @@ def run_recur(cli, task, arch, paths, directory, flags):
     out = directory / f"{arch}.safetensors"
     command = [str(cli), "train", "--arch", str(arch_path), "--task", "lm" if task.kind == "lm" else "classify",
                "--data", str(paths["train"]), "--valid", str(paths["valid"]), "--out", str(out)] + shlex.split(flags)
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     log = subprocess.run(command, capture_output=True, text=True)
     seconds = time.monotonic() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
     (directory / f"{arch}.log").write_text(log.stderr + log.stdout)
     if log.returncode != 0:
         raise SystemExit(f"recur train failed ({' '.join(command)}):\n{log.stderr[-2000:]}")
-    return out, seconds
+    return out, seconds, cpu
 
 
 def main():
@@ -329,10 +332,10 @@ def main():
             directory = directory / args.label
         paths = prepare(task, directory, args.seed)
         for arch in args.arch.split(","):
-            out, seconds = run_recur(args.cli, task, arch, paths, directory, args.flags)
+            out, seconds, cpu = run_recur(args.cli, task, arch, paths, directory, args.flags)
             score = held_out_score(task, out, paths["test"])
             metric = "bpc" if task.kind == "lm" else "accuracy"
-            row = f"{name:12s} {arch:9s} recur  {metric} {score:.3f}  {seconds:6.1f} s  flags '{args.flags}'"
+            row = f"{name:12s} {arch:9s} recur  {metric} {score:.3f}  {seconds:6.1f} s wall {cpu:6.1f} s cpu  flags '{args.flags}'"
             if args.torch:
                 import train_tasks_torch
                 torch_score, torch_seconds = train_tasks_torch.train(task, architecture(task, arch), paths, args.flags)

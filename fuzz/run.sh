@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes one target for a while: fuzz/run.sh TARGET SECONDS [libFuzzer options ...]
-# TARGET is json, model, architecture, run, request or capi (fuzz/README.md). Builds the target if
+# TARGET is json, model, architecture, run, request, capi or train (fuzz/README.md). Builds the target if
 # needed, seeds its corpus (fuzz/.build/corpus/TARGET) from the golden models, the examples and
 # the committed regressions, and writes any crashing input to fuzz/.build/crashes/TARGET/.
 # One job at nice 10: the machine is shared.

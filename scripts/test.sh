@@ -26,6 +26,9 @@ make -s -C Tests/plugins
 echo "== swift test"
 swift test
 
+echo "== swift test, portable kernels (the code CPUs without AVX2 run) on the recurrent and golden cases"
+RECUR_PORTABLE_KERNELS=1 swift test --filter 'RecurrentTests|GoldenTests|BatchingTests'
+
 echo "== C API (Tests/c: recur.h as C11 and C++17, librecur.so tests, then under valgrind; bindings/c example)"
 make -s -C Tests/c check
 make -s -C bindings/c run >/dev/null

@@ -2,6 +2,8 @@
 // compiled twice: an AVX2+FMA variant chosen at run time and a portable one.
 #include "recur_kernels.h"
 #include "simd.h"
+#include <stdatomic.h>
+#include <stdlib.h>
 
 /* ---- packing ------------------------------------------------------------------------------ */
 
@@ -210,9 +212,17 @@ RK_AVX2 static void gemm_avx2(size_t M, size_t N, size_t K, const float *X, size
 }
 RK_AVX2 static void step_avx2(const rk_step *s, size_t ub, size_t ue) { step_body(s, ub, ue); }
 
+/* 1 with AVX2 and FMA, 0 without or when RECUR_PORTABLE_KERNELS is set (the tests run the portable
+   code that way); asked once (racing first callers store the same answer). */
 static int have_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    static _Atomic int known = -1;
+    int answer = atomic_load_explicit(&known, memory_order_relaxed);
+    if (answer < 0) {
+        __builtin_cpu_init();
+        answer = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("RECUR_PORTABLE_KERNELS");
+        atomic_store_explicit(&known, answer, memory_order_relaxed);
+    }
+    return answer;
 }
 #endif
 

@@ -26,7 +26,7 @@
 
 /* Per-step products below this many multiply-adds run on one thread: waiting for the step's other
    chunks would cost more. */
-enum { MIN_PARALLEL_STEP_WORK = 1 << 16 };
+enum { MIN_PARALLEL_STEP_WORK = 1 << 17 };
 /* Chunks per step and per owning thread: the unit of stealing. */
 enum { CHUNKS_PER_THREAD = 4, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
 /* How long a waiting thread spins before it sleeps: an idle worker long enough to catch the next
@@ -96,9 +96,16 @@ typedef struct {
     _Atomic uint32_t word, sleepers;
 } progress;
 
-static void progress_add(progress *p, uint64_t milestone_every, uint64_t first_milestone) {
-    uint64_t done = atomic_fetch_add(&p->done, 1) + 1;
-    if (done == first_milestone || (done > first_milestone && (done - first_milestone) % milestone_every == 0))
+/* Milestones (first, first + every, first + 2·every, …) at or below `done`. */
+static uint64_t milestones(uint64_t done, uint64_t every, uint64_t first) {
+    return done < first ? 0 : 1 + (done - first) / every;
+}
+
+/* Adds `count` done items; wakes the waiters when that passes a milestone (the end of a phase). */
+static void progress_add(progress *p, uint64_t count, uint64_t milestone_every, uint64_t first_milestone) {
+    if (count == 0) return;
+    uint64_t before = atomic_fetch_add(&p->done, count);
+    if (milestones(before + count, milestone_every, first_milestone) > milestones(before, milestone_every, first_milestone))
         atomic_fetch_add(&p->word, 1), wake(&p->word, &p->sleepers);
 }
 
@@ -225,7 +232,7 @@ static void gemm_task(void *context, size_t thread, size_t threads) {
     (void)thread, (void)threads;
     for (size_t chunk; (chunk = atomic_fetch_add(&j->next, 1)) < j->chunks;) {
         gemm_chunk(j, chunk);
-        progress_add(&j->progress, j->chunks, j->chunks);
+        progress_add(&j->progress, 1, j->chunks, j->chunks);
     }
     progress_wait(&j->progress, j->chunks);
 }
@@ -301,21 +308,24 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
     for (size_t c; (c = atomic_fetch_add(&r->next_projection_chunk, 1)) < projection;) {
         rk_gemm_packed(s->batch * s->steps, GH, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias, s->gx, GH,
                        share(panels, c, projection), share(panels, c + 1, projection));
-        progress_add(&r->progress, chunks, projection);
+        progress_add(&r->progress, 1, chunks, projection);
     }
     progress_wait(&r->progress, projection);
     /* Own chunks first, then the others from the end of this thread's share round the ring. */
     size_t own = rank < r->owners ? share(chunks, rank, r->owners) : 0;
     uint64_t step = (atomic_load(&r->progress.done) - projection) / chunks;
     for (; step < r->length; step++) {
+        /* Done chunks are counted once per step, so the shared counter's line moves once per thread. */
+        uint64_t computed = 0;
         for (size_t i = 0; i < chunks; i++) {
             size_t c = (own + i) % chunks;
             uint64_t expected = step;
             if (atomic_load_explicit(&r->claims[c].claimed_steps, memory_order_relaxed) != step) continue;
             if (!atomic_compare_exchange_strong(&r->claims[c].claimed_steps, &expected, step + 1)) continue;
             step_chunk(r, step, c, thread);
-            progress_add(&r->progress, chunks, projection);
+            computed++;
         }
+        progress_add(&r->progress, computed, chunks, projection);
         progress_wait(&r->progress, projection + (step + 1) * chunks);
     }
 }

@@ -36,8 +36,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "lm: steps per truncated-BPTT chunk (state carries across chunks).") var bptt = 64
     @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 0
     @Option(name: .customLong("init"),
-            help: "chrono (PyTorch's init, then gate biases that remember over up to the longest sequence) or pytorch (PyTorch's init exactly).")
-    var initialization = "chrono"
+            help: "auto (chrono for classify, else pytorch), chrono (PyTorch's init, then gate biases that remember up to the longest sequence) or pytorch (PyTorch's init exactly).")
+    var initialization = "auto"
     @Option(help: "Learning rate over the planned steps: cosine (decays to a tenth) or constant.") var schedule = "cosine"
 
     func run() throws {
@@ -52,7 +52,7 @@ struct TrainCommand: ParsableCommand {
             throw RecurError(.invalidArgument, "--optimizer must be adam or sgd, found '\(optimizer)'")
         }
         guard let start = TrainingOptions.Initialization(rawValue: initialization) else {
-            throw RecurError(.invalidArgument, "--init must be chrono or pytorch, found '\(initialization)'")
+            throw RecurError(.invalidArgument, "--init must be auto, chrono or pytorch, found '\(initialization)'")
         }
         var options = TrainingOptions(task: trainingTask)
         options.initialization = start

@@ -74,18 +74,10 @@ import Testing
 
 /// `recur train` checks the architecture before sizing anything from it.
 @Suite struct TrainingInputHardeningTests {
-    private func temporary(_ name: String, _ contents: String) throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("recur-hardening-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let path = directory.appendingPathComponent(name).path
-        try contents.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     private func trainer(_ architecture: String, data: String) throws -> Trainer {
         var options = TrainingOptions(task: .lm)
         options.epochs = 1
-        return try Trainer(architecture: try JSONValue.parse(architecture), trainPath: try temporary("lm.txt", data), validPath: nil, options: options)
+        return try Trainer(architecture: try JSONValue.parse(architecture), trainPath: try temporaryFile("lm.txt", data), validPath: nil, options: options)
     }
 
     /// An embedding of 2³¹ × 2⁴⁰ floats: its size overflowed Int while the trainer laid out parameters.

@@ -61,3 +61,17 @@ func testValues(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
         return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale
     }
 }
+
+/// A new folder for one test's files. Tests run in parallel, so two tests never share a path.
+func scratchDirectory() throws -> URL {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("recur-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    return directory
+}
+
+/// Writes `contents` to a file called `name` in a new folder; returns its path.
+func temporaryFile(_ name: String, _ contents: String) throws -> String {
+    let path = try scratchDirectory().appendingPathComponent(name).path
+    try contents.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}

@@ -77,8 +77,7 @@ import Testing
     }
 
     @Test func learnsALongRangeDependencyWithDefaultSettings() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("recur-defaults-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try scratchDirectory()
         let train = directory.appendingPathComponent("train.tsv").path, valid = directory.appendingPathComponent("valid.tsv").path
         try Self.firstTokenData(320, seed: 1).write(toFile: train, atomically: true, encoding: .utf8)
         try Self.firstTokenData(100, seed: 2).write(toFile: valid, atomically: true, encoding: .utf8)

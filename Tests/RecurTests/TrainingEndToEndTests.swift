@@ -30,14 +30,6 @@ import Testing
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private func temporary(_ name: String, _ contents: String) throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("recur-training-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let path = directory.appendingPathComponent(name).path
-        try contents.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     private func options(_ task: TrainingTask, epochs: Int, seed: UInt64) -> TrainingOptions {
         var options = TrainingOptions(task: task)
         options.epochs = epochs
@@ -48,8 +40,8 @@ import Testing
     }
 
     @Test func learnsWordOrderAndWritesALoadableModel() throws {
-        let train = try temporary("order-train.tsv", Self.wordOrderData(400, seed: 1))
-        let valid = try temporary("order-valid.tsv", Self.wordOrderData(100, seed: 2))
+        let train = try temporaryFile("order-train.tsv", Self.wordOrderData(400, seed: 1))
+        let valid = try temporaryFile("order-valid.tsv", Self.wordOrderData(100, seed: 2))
         let out = train + ".safetensors"
         let trainer = try Trainer(architecture: try JSONValue.parse(Self.classifierArchitecture), trainPath: train, validPath: valid,
                                   options: options(.classify, epochs: 12, seed: 3))
@@ -75,7 +67,7 @@ import Testing
     }
 
     @Test func sameSeedSameBytesOtherSeedOtherBytes() throws {
-        let train = try temporary("det-train.tsv", Self.wordOrderData(120, seed: 4))
+        let train = try temporaryFile("det-train.tsv", Self.wordOrderData(120, seed: 4))
         func bytes(seed: UInt64) throws -> [UInt8] {
             let trainer = try Trainer(architecture: try JSONValue.parse(Self.classifierArchitecture), trainPath: train, validPath: nil,
                                       options: options(.classify, epochs: 2, seed: seed))
@@ -89,7 +81,7 @@ import Testing
     }
 
     @Test func stopRequestKeepsAModel() throws {
-        let train = try temporary("stop-train.tsv", Self.wordOrderData(200, seed: 7))
+        let train = try temporaryFile("stop-train.tsv", Self.wordOrderData(200, seed: 7))
         let out = train + ".safetensors"
         let trainer = try Trainer(architecture: try JSONValue.parse(Self.classifierArchitecture), trainPath: train, validPath: nil,
                                   options: options(.classify, epochs: 50, seed: 1))
@@ -102,7 +94,7 @@ import Testing
 
     @Test func vocabularyIsPaddingUnknownThenByFrequency() throws {
         // Counts: b 3, a 2, c 2 (a appears first), d 1.
-        let train = try temporary("vocab.txt", "b a c b a c b d")
+        let train = try temporaryFile("vocab.txt", "b a c b a c b d")
         let arch = """
         {"format": 1, "input": {"kind": "tokens", "vocab_size": "auto"}, "tokenizer": {"kind": "word"}, "layers": [
           {"name": "e", "type": "embedding", "num_embeddings": "auto", "embedding_dim": 2},
@@ -118,7 +110,7 @@ import Testing
     /// Truncated BPTT with state carried across chunks learns a periodic character stream.
     @Test func languageModelLearnsAPeriodicStream() throws {
         let text = String(repeating: "abcdefg", count: 300)
-        let train = try temporary("periodic.txt", text), valid = try temporary("periodic-valid.txt", String(text.prefix(700)))
+        let train = try temporaryFile("periodic.txt", text), valid = try temporaryFile("periodic-valid.txt", String(text.prefix(700)))
         let arch = """
         {"format": 1, "input": {"kind": "tokens", "vocab_size": "auto"}, "tokenizer": {"kind": "char"}, "layers": [
           {"name": "e", "type": "embedding", "num_embeddings": "auto", "embedding_dim": 6},
@@ -135,12 +127,12 @@ import Testing
     }
 
     @Test func givenLabelsKeepTheirOrder() throws {
-        let train = try temporary("labels.tsv", "pos\tgood\nneg\tbad\n")
+        let train = try temporaryFile("labels.tsv", "pos\tgood\nneg\tbad\n")
         guard case .object(var root) = try JSONValue.parse(Self.classifierArchitecture) else { return }
         root["labels"] = .array([.string("pos"), .string("neg")])
         let trainer = try Trainer(architecture: .object(root), trainPath: train, validPath: nil, options: options(.classify, epochs: 1, seed: 0))
         #expect(trainer.architecture.labels == ["pos", "neg"])
-        let other = try temporary("labels-other.tsv", "meh\tgood\n")
+        let other = try temporaryFile("labels-other.tsv", "meh\tgood\n")
         #expect(throws: RecurError.self) { _ = try Trainer(architecture: .object(root), trainPath: other, validPath: nil, options: options(.classify, epochs: 1, seed: 0)) }
     }
 
@@ -155,12 +147,12 @@ import Testing
     }
 
     @Test func badDataIsAnErrorNamingTheLine() throws {
-        let noTab = try temporary("bad1.tsv", "pos\tfine\nno tab here\n")
+        let noTab = try temporaryFile("bad1.tsv", "pos\tfine\nno tab here\n")
         let error = #expect(throws: RecurError.self) {
             _ = try Trainer(architecture: try JSONValue.parse(Self.classifierArchitecture), trainPath: noTab, validPath: nil, options: options(.classify, epochs: 1, seed: 0))
         }
         #expect(error?.message.contains("bad1.tsv:2") == true)
-        let tags = try temporary("bad2.tsv", "a b c\tX Y\n")
+        let tags = try temporaryFile("bad2.tsv", "a b c\tX Y\n")
         let tagger = """
         {"format": 1, "input": {"kind": "tokens", "vocab_size": "auto"}, "tokenizer": {"kind": "word"}, "layers": [
           {"name": "e", "type": "embedding", "num_embeddings": "auto", "embedding_dim": 2},
@@ -168,7 +160,7 @@ import Testing
           {"name": "o", "type": "linear", "in_features": 3, "out_features": "auto"}]}
         """
         #expect(throws: RecurError.self) { _ = try Trainer(architecture: try JSONValue.parse(tagger), trainPath: tags, validPath: nil, options: options(.tag, epochs: 1, seed: 0)) }
-        let train = try temporary("ok.tsv", "pos\tfine\nneg\tbad\n"), valid = try temporary("unknown-label.tsv", "meh\tso so\n")
+        let train = try temporaryFile("ok.tsv", "pos\tfine\nneg\tbad\n"), valid = try temporaryFile("unknown-label.tsv", "meh\tso so\n")
         #expect(throws: RecurError.self) { _ = try Trainer(architecture: try JSONValue.parse(Self.classifierArchitecture), trainPath: train, validPath: valid, options: options(.classify, epochs: 1, seed: 0)) }
         // A classifier architecture cannot learn a per-step task.
         #expect(throws: RecurError.self) { _ = try Trainer(architecture: try JSONValue.parse(Self.classifierArchitecture), trainPath: train, validPath: nil, options: options(.lm, epochs: 1, seed: 0)) }

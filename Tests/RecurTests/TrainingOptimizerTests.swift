@@ -63,7 +63,7 @@ import Testing
 /// Features data (safetensors x, y, lengths) for classify and tag.
 @Suite struct TrainingFeaturesTests {
     private func write(_ tensors: [(String, Tensor)], _ name: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("recur-features-\(getpid())-\(name)").path
+        let path = try scratchDirectory().appendingPathComponent(name).path
         try SafeTensorsWriter.write(tensors.map { (name: $0.0, tensor: $0.1) }, to: path)
         return path
     }
