@@ -31,7 +31,6 @@ import os
 import random
 import resource
 import shlex
-import struct
 import subprocess
 import sys
 import time
@@ -151,22 +150,6 @@ def english_text():
     return "\n".join(topics[key] for key in sorted(topics))
 
 
-def write_safetensors(path, tensors):
-    """A safetensors file of float32/int64 numpy arrays (no torch needed)."""
-    header, blobs, offset = {}, [], 0
-    for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
-        dtype = {np.float32: "F32", np.int64: "I64"}[array.dtype.type]
-        data = array.tobytes()
-        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    encoded = json.dumps(header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(encoded)) + encoded + b"".join(blobs))
-
-
 # ---------------------------------------------------------------------------------------- tasks
 
 
@@ -236,25 +219,11 @@ def prepare(task, directory, seed):
             paths[split].write_text("\n".join(task.make(rng, n)) + "\n", encoding="utf-8")
         else:
             paths[split] = directory / f"{split}.safetensors"
-            write_safetensors(paths[split], task.make(rng, n))
+            recur.save_tensors(paths[split], task.make(rng, n))
     return paths
 
 
 # ---------------------------------------------------------------------------------------- scoring
-
-
-def read_safetensors(path):
-    data = Path(path).read_bytes()
-    size = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + size])
-    out = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = entry["data_offsets"]
-        dtype = {"F32": np.float32, "I64": np.int64}[entry["dtype"]]
-        out[name] = np.frombuffer(data[8 + size + start:8 + size + end], dtype=dtype).reshape(entry["shape"])
-    return out
 
 
 def log_softmax(logits):
@@ -288,7 +257,7 @@ def held_out_score(task, model_path, test_path):
                 predicted = model.run(ids, lengths)["output"].argmax(axis=-1)
                 correct += sum(model.labels[p] == l for p, l in zip(predicted, labels[start:start + 64]))
             return correct / len(texts)
-        data = read_safetensors(test_path)
+        data = recur.load_tensors(test_path)
         predicted = model.run(data["x"], data["lengths"])["output"].argmax(axis=-1)
         return float((predicted == data["y"]).mean())
 

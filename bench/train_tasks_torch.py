@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from train_tasks import read_safetensors
+from train_tasks import recur
 
 
 def settings(flags):
@@ -71,7 +71,7 @@ def classify_data(task, paths, vocabulary=None, labels=None):
     if task.kind == "features":
         out = {}
         for split in ("train", "valid", "test"):
-            d = read_safetensors(paths[split])
+            d = recur.load_tensors(paths[split])
             out[split] = (torch.tensor(d["x"]), torch.tensor(d["lengths"]), torch.tensor(d["y"]))
         return out, None, int(out["train"][2].max()) + 1
     splits = {}
