@@ -9,7 +9,7 @@
 
 /* Matrix product panels: NR output columns side by side for every k, so the kernel reads one
    contiguous stream per panel: P[p][k][c] = W[p·NR + c][k], zero past N. */
-enum { GEMM_MR = 6, GEMM_NR = 16, GEMM_KC = 256, GEMM_MC = 96 };
+enum { GEMM_NR = 16, GEMM_KC = 256, GEMM_MC = 96 };
 
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -38,51 +38,64 @@ void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) {
                 }
 }
 
-/* ---- matrix product ----------------------------------------------------------------------- */
+/* ---- the tile ------------------------------------------------------------------------------ */
 
-/* acc[6][2] (+)= rows[0..6)[0..kc) · panel[kc][16]. */
-RK_INLINE void gemm_micro(size_t kc, const float *const rows[GEMM_MR], const float *panel, v8f acc[GEMM_MR][2]) {
-    for (size_t k = 0; k < kc; k++, panel += GEMM_NR) {
-        v8f w0 = load8(panel), w1 = load8(panel + 8);
-        for (int r = 0; r < GEMM_MR; r++) {
-            v8f x = splat(rows[r][k]);
-            acc[r][0] += x * w0;
-            acc[r][1] += x * w1;
+/* Every product here is made of one tile: acc[r][v] (+)= Σ_{k < kc} rows[r][k] · w[v][k·stride ..< +16],
+   MR rows times NV streams of 16 weights per k (MR, NV constants after inlining). The AVX2 variant
+   runs 6 × 1 (12 registers of 8 floats), the AVX-512 one 12 × 2 (24 of 16). */
+RK_INLINE void tile_micro(int MR, int NV, size_t kc, const float *const *rows, const float *const *w, size_t stride,
+                          v16f acc[MR][NV]) {
+    for (size_t k = 0; k < kc; k++) {
+        v16f weights[NV];
+        for (int v = 0; v < NV; v++) weights[v] = load16(w[v] + k * stride);
+        for (int r = 0; r < MR; r++) {
+            v16f x = splat16(rows[r][k]);
+            for (int v = 0; v < NV; v++) acc[r][v] += x * weights[v];
         }
     }
 }
 
-RK_INLINE void gemm_body(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P, const float *bias,
-                         float *Y, size_t ldy, size_t panel_begin, size_t panel_end) {
+/* ---- matrix product ----------------------------------------------------------------------- */
+
+/* Rows m ..< m_end (in tiles of MR; a short last tile repeats its last row, computed and never
+   stored) of panels p ..< p+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0) or Y. */
+RK_INLINE void gemm_tiles(int MR, int NV, size_t m, size_t m_end, size_t p, size_t k0, size_t kc, size_t N, size_t K,
+                          const float *X, size_t ldx, const float *P, const float *bias, float *Y, size_t ldy) {
+    const float *w[NV];
+    size_t n0[NV], width[NV];
+    for (int v = 0; v < NV; v++) {
+        w[v] = P + (p + v) * GEMM_NR * K + k0 * GEMM_NR;
+        n0[v] = (p + v) * GEMM_NR;
+        width[v] = N - n0[v] < GEMM_NR ? N - n0[v] : GEMM_NR;
+    }
+    for (; m < m_end; m += MR) {
+        size_t mr = m_end - m < (size_t)MR ? m_end - m : (size_t)MR;
+        const float *rows[MR];
+        v16f acc[MR][NV];
+        for (int r = 0; r < MR; r++) {
+            size_t row = m + ((size_t)r < mr ? (size_t)r : mr - 1);
+            rows[r] = X + row * ldx + k0;
+            for (int v = 0; v < NV; v++) {
+                if (k0 > 0) acc[r][v] = load16_n(Y + row * ldy + n0[v], width[v]);
+                else acc[r][v] = bias ? load16_n(bias + n0[v], width[v]) : splat16(0.0f);
+            }
+        }
+        tile_micro(MR, NV, kc, rows, w, GEMM_NR, acc);
+        for (size_t r = 0; r < mr; r++)
+            for (int v = 0; v < NV; v++) store16_n(Y + (m + r) * ldy + n0[v], acc[r][v], width[v]);
+    }
+}
+
+/* k in blocks of GEMM_KC (a panel's block stays in L1), rows in blocks of GEMM_MC (in L2). */
+RK_INLINE void gemm_body(int MR, int NV, size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,
+                         const float *bias, float *Y, size_t ldy, size_t panel_begin, size_t panel_end) {
     for (size_t k0 = 0; k0 < K || k0 == 0; k0 += GEMM_KC) {
         size_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
         for (size_t m0 = 0; m0 < M; m0 += GEMM_MC) {
             size_t m_end = M - m0 < GEMM_MC ? M : m0 + GEMM_MC;
-            for (size_t p = panel_begin; p < panel_end; p++) {
-                const float *panel = P + p * GEMM_NR * K + k0 * GEMM_NR;
-                size_t n0 = p * GEMM_NR, width = N - n0 < GEMM_NR ? N - n0 : GEMM_NR;
-                v8f start[2] = {splat(0.0f), splat(0.0f)};
-                if (bias && k0 == 0) start[0] = load_n(bias + n0, width), start[1] = width > 8 ? load_n(bias + n0 + 8, width - 8) : splat(0.0f);
-                for (size_t m = m0; m < m_end; m += GEMM_MR) {
-                    size_t mr = m_end - m < GEMM_MR ? m_end - m : GEMM_MR;
-                    const float *rows[GEMM_MR];
-                    v8f acc[GEMM_MR][2];
-                    for (int r = 0; r < GEMM_MR; r++) {
-                        /* Rows past the tail repeat the last row: no branch in the kernel, never stored. */
-                        size_t row = m + ((size_t)r < mr ? (size_t)r : mr - 1);
-                        rows[r] = X + row * ldx + k0;
-                        float *y = Y + row * ldy + n0;
-                        if (k0 == 0) acc[r][0] = start[0], acc[r][1] = start[1];
-                        else acc[r][0] = load_n(y, width), acc[r][1] = width > 8 ? load_n(y + 8, width - 8) : splat(0.0f);
-                    }
-                    gemm_micro(kc, rows, panel, acc);
-                    for (size_t r = 0; r < mr; r++) {
-                        float *y = Y + (m + r) * ldy + n0;
-                        store_n(y, acc[r][0], width);
-                        if (width > 8) store_n(y + 8, acc[r][1], width - 8);
-                    }
-                }
-            }
+            size_t p = panel_begin;
+            for (; p + NV <= panel_end; p += NV) gemm_tiles(MR, NV, m0, m_end, p, k0, kc, N, K, X, ldx, P, bias, Y, ldy);
+            for (; p < panel_end; p++) gemm_tiles(MR, 1, m0, m_end, p, k0, kc, N, K, X, ldx, P, bias, Y, ldy);
         }
         if (K == 0) break;
     }
@@ -118,6 +131,13 @@ RK_INLINE void step_epilogue(const rk_step *s, int cell, v8f *acc, size_t b, siz
     if (s->y) store_n(s->y + b * s->ldy + j, h, n);
 }
 
+/* Where gate g's sum for units j ..< j+n of a row starts: the row's input projection gx, except
+   gru's n gate, whose recurrent product is gated by r apart from gx_n: it starts from b_hn. */
+RK_INLINE v8f gate_start(const rk_step *s, int cell, const float *gx, int g, size_t j, size_t n) {
+    if (cell == RK_CELL_GRU && g == 2) return s->bias ? load_n(s->bias + j, n) : splat(0.0f);
+    return load_n(gx + g * s->hidden + j, n);
+}
+
 /* Rows b0 ..< b0+mr of unit blocks u ..< u+NB, G gates, the sums over k0 ..< k1 of H; MR and NB
    constants after inlining (MR ≥ mr). Sums start from gx (k0 = 0) or the partial sums, and end in
    the gate math (k1 = H) or the partial sums. Every row's sums run over k in order whatever MR and
@@ -134,11 +154,8 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size
         for (int i = 0; i < NB; i++) {
             size_t j = (u + i) * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
             const float *partial = s->partial + (b * 2 + (u + i) % 2) * G * RK_UNITS;
-            for (int g = 0; g < G; g++) {
-                if (k0 > 0) acc[r][i][g] = load8(partial + g * RK_UNITS);
-                else if (cell == RK_CELL_GRU && g == 2) acc[r][i][g] = s->bias ? load_n(s->bias + j, n) : splat(0.0f);
-                else acc[r][i][g] = load_n(gx + g * H + j, n);
-            }
+            for (int g = 0; g < G; g++)
+                acc[r][i][g] = k0 > 0 ? load8(partial + g * RK_UNITS) : gate_start(s, cell, gx, g, j, n);
         }
     }
     const float *block = s->weights + u * RK_UNITS * G * H + k0 * G * RK_UNITS;
@@ -165,19 +182,65 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size
     }
 }
 
-/* Groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers); a last single
-   row takes two unit blocks at once, so a batch of one still has 2·G independent sums in flight.
-   The sums go in chunks of STEP_KC over k so a unit block's weights for the chunk stay in L1 while
-   every row group uses them. */
+/* Rows b0 ..< b0+MR of unit block u, the sums over k0 ..< k1, as matrix-product tiles over the
+   block's gate pairs (G even: a pair's 16 weights per k are contiguous), NV pairs per tile. Sums start
+   and end as in step_rows, in the same partial-sum layout, and run over k in the same order: a row's
+   numbers are the same whichever path takes it. */
+RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size_t u, size_t b0, size_t k0, size_t k1) {
+    size_t H = s->hidden, j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
+    const float *rows[MR];
+    float *partial[MR];
+    for (int r = 0; r < MR; r++) {
+        rows[r] = s->h_prev + (b0 + r) * H + k0;
+        partial[r] = s->partial + ((b0 + r) * 2 + u % 2) * G * RK_UNITS;
+    }
+    const float *block = s->weights + u * RK_UNITS * G * H + k0 * G * RK_UNITS;
+    for (int pair = 0; pair < G / 2; pair += NV) {
+        const float *w[NV];
+        v16f acc[MR][NV];
+        for (int v = 0; v < NV; v++) w[v] = block + (pair + v) * 2 * RK_UNITS;
+        for (int r = 0; r < MR; r++) {
+            const float *gx = s->gx + (b0 + r) * s->ldgx;
+            for (int v = 0; v < NV; v++) {
+                int g = 2 * (pair + v);
+                acc[r][v] = k0 > 0 ? load16(partial[r] + g * RK_UNITS)
+                                   : join16(gate_start(s, cell, gx, g, j, n), gate_start(s, cell, gx, g + 1, j, n));
+            }
+        }
+        tile_micro(MR, NV, k1 - k0, rows, w, G * RK_UNITS, acc);
+        for (int r = 0; r < MR; r++)
+            for (int v = 0; v < NV; v++) store16(partial[r] + (pair + v) * 2 * RK_UNITS, acc[r][v]);
+    }
+    if (k1 < H) return;
+    for (int r = 0; r < MR; r++) {
+        size_t b = b0 + r;
+        if (!row_active(s, b)) {
+            memcpy(s->h_next + b * H + j, s->h_prev + b * H + j, n * sizeof(float));
+            continue;
+        }
+        v8f acc[G];
+        for (int g = 0; g < G; g++) acc[g] = load8(partial[r] + g * RK_UNITS);
+        step_epilogue(s, cell, acc, b, j, n);
+    }
+}
+
+/* Rows go in whole tiles of TILE_MR first when G is even (TILE_MR 0: never), then in groups of MR
+   rows (MR·G accumulators and G weight vectors fit the 16 registers); a last single row takes two
+   unit blocks at once, so a batch of one still has 2·G independent sums in flight. The sums go in
+   chunks of STEP_KC over k so a unit block's weights for the chunk stay in L1 while every row uses
+   them. */
 enum { STEP_KC = 128 };
-RK_INLINE void step_cell(const rk_step *s, int cell, int G, int MR, size_t unit_begin, size_t unit_end) {
-    size_t H = s->hidden, full = s->batch / MR * MR, rest = s->batch - full;
+RK_INLINE void step_cell(const rk_step *s, int cell, int G, int MR, int TILE_MR, int TILE_NV, size_t unit_begin,
+                         size_t unit_end) {
+    size_t H = s->hidden, tiled = TILE_MR > 0 && G % 2 == 0 ? s->batch / TILE_MR * TILE_MR : 0;
+    size_t full = tiled + (s->batch - tiled) / MR * MR, rest = s->batch - full;
     for (size_t u = unit_begin; u < unit_end; u += 2) {
         int pair = u + 1 < unit_end;
         for (size_t k0 = 0; k0 < H; k0 += STEP_KC) {
             size_t k1 = H - k0 < STEP_KC ? H : k0 + STEP_KC;
             for (size_t i = 0; i <= (size_t)pair; i++) {
-                for (size_t b = 0; b < full; b += MR) step_rows(s, cell, G, MR, 1, u + i, b, MR, k0, k1);
+                for (size_t b = 0; b < tiled; b += TILE_MR) step_tile(s, cell, G, TILE_MR, TILE_NV, u + i, b, k0, k1);
+                for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, MR, 1, u + i, b, MR, k0, k1);
                 if (rest > 1) step_rows(s, cell, G, MR, 1, u + i, full, rest, k0, k1);
             }
             if (rest == 1) {
@@ -188,43 +251,76 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int MR, size_t unit_
     }
 }
 
-RK_INLINE void step_body(const rk_step *s, size_t unit_begin, size_t unit_end) {
+RK_INLINE void step_body(int TILE_MR, int TILE_NV, const rk_step *s, size_t unit_begin, size_t unit_end) {
     switch (s->cell) {
-    case RK_CELL_LSTM: step_cell(s, RK_CELL_LSTM, 4, 2, unit_begin, unit_end); break;
-    case RK_CELL_GRU: step_cell(s, RK_CELL_GRU, 3, 3, unit_begin, unit_end); break;
-    case RK_CELL_RNN_RELU: step_cell(s, RK_CELL_RNN_RELU, 1, 6, unit_begin, unit_end); break;
-    default: step_cell(s, RK_CELL_RNN_TANH, 1, 6, unit_begin, unit_end); break;
+    case RK_CELL_LSTM: step_cell(s, RK_CELL_LSTM, 4, 2, TILE_MR, TILE_NV, unit_begin, unit_end); break;
+    case RK_CELL_GRU: step_cell(s, RK_CELL_GRU, 3, 3, TILE_MR, TILE_NV, unit_begin, unit_end); break;
+    case RK_CELL_RNN_RELU: step_cell(s, RK_CELL_RNN_RELU, 1, 6, TILE_MR, TILE_NV, unit_begin, unit_end); break;
+    default: step_cell(s, RK_CELL_RNN_TANH, 1, 6, TILE_MR, TILE_NV, unit_begin, unit_end); break;
     }
 }
 
 /* ---- variants and dispatch ---------------------------------------------------------------- */
 
-static void gemm_portable(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P, const float *bias,
-                          float *Y, size_t ldy, size_t pb, size_t pe) {
-    gemm_body(M, N, K, X, ldx, P, bias, Y, ldy, pb, pe);
-}
-static void step_portable(const rk_step *s, size_t ub, size_t ue) { step_body(s, ub, ue); }
+/* One instruction set and tile shape (MR rows × NV streams of 16) for the products. */
+typedef struct {
+    const char *name;
+    void (*gemm)(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P, const float *bias, float *Y,
+                 size_t ldy, size_t panel_begin, size_t panel_end);
+    void (*step)(const rk_step *s, size_t unit_begin, size_t unit_end);
+} kernel_variant;
 
+#define RK_VARIANT(NAME, TARGET, MR, NV)                                                                              \
+    TARGET static void gemm_##NAME(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,           \
+                                   const float *bias, float *Y, size_t ldy, size_t pb, size_t pe) {                    \
+        gemm_body(MR, NV, M, N, K, X, ldx, P, bias, Y, ldy, pb, pe);                                                   \
+    }                                                                                                                  \
+    TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) { step_body(MR, NV, s, ub, ue); }        \
+    static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME};
+
+RK_VARIANT(portable, , 6, 1)
 #if RK_HAVE_AVX2_VARIANT
-RK_AVX2 static void gemm_avx2(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P, const float *bias,
-                              float *Y, size_t ldy, size_t pb, size_t pe) {
-    gemm_body(M, N, K, X, ldx, P, bias, Y, ldy, pb, pe);
-}
-RK_AVX2 static void step_avx2(const rk_step *s, size_t ub, size_t ue) { step_body(s, ub, ue); }
-
-/* 1 with AVX2 and FMA, 0 without or when RECUR_PORTABLE_KERNELS is set (the tests run the portable
-   code that way); asked once (racing first callers store the same answer). */
-static int have_avx2(void) {
-    static _Atomic int known = -1;
-    int answer = atomic_load_explicit(&known, memory_order_relaxed);
-    if (answer < 0) {
-        __builtin_cpu_init();
-        answer = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("RECUR_PORTABLE_KERNELS");
-        atomic_store_explicit(&known, answer, memory_order_relaxed);
-    }
-    return answer;
-}
+RK_VARIANT(avx2, RK_AVX2, 6, 1)
+RK_VARIANT(avx512, RK_AVX512, 12, 2)
+/* AVX-512's tile shapes in AVX2 instructions: slow (the tiles spill), only for running the AVX-512
+   variant's code paths on a machine without AVX-512 (RECUR_KERNELS=avx512_tiles_on_avx2). */
+RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 2)
 #endif
+#undef RK_VARIANT
+
+static int cpu_runs(const kernel_variant *v) {
+#if RK_HAVE_AVX2_VARIANT
+    __builtin_cpu_init();
+    int has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (v == &avx512) return has_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    if (v == &avx2 || v == &avx512_tiles_on_avx2) return has_avx2;
+#endif
+    return v == &portable;
+}
+
+/* The variant RECUR_KERNELS names when this CPU runs it, else the fastest it runs; chosen once (racing
+   first callers store the same answer). */
+static const kernel_variant *kernels(void) {
+    static const kernel_variant *_Atomic chosen = NULL;
+    const kernel_variant *v = atomic_load_explicit(&chosen, memory_order_acquire);
+    if (v) return v;
+    const kernel_variant *const fastest_first[] = {
+#if RK_HAVE_AVX2_VARIANT
+        &avx512, &avx2, &avx512_tiles_on_avx2,
+#endif
+        &portable,
+    };
+    const char *wanted = getenv("RECUR_KERNELS");
+    size_t count = sizeof fastest_first / sizeof fastest_first[0];
+    for (size_t i = 0; i < count && !v; i++)
+        if (wanted && strcmp(wanted, fastest_first[i]->name) == 0 && cpu_runs(fastest_first[i])) v = fastest_first[i];
+    for (size_t i = 0; i < count && !v; i++)
+        if (cpu_runs(fastest_first[i])) v = fastest_first[i];
+    atomic_store_explicit(&chosen, v, memory_order_release);
+    return v;
+}
+
+const char *rk_kernels_name(void) { return kernels()->name; }
 
 size_t rk_step_partial_size(size_t gates, size_t batch) { return batch * 2 * gates * RK_UNITS; }
 
@@ -233,21 +329,9 @@ size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }
 void rk_gemm_packed(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P, const float *bias,
                     float *Y, size_t ldy, size_t panel_begin, size_t panel_end) {
     if (M == 0 || panel_begin >= panel_end) return;
-#if RK_HAVE_AVX2_VARIANT
-    if (have_avx2()) {
-        gemm_avx2(M, N, K, X, ldx, P, bias, Y, ldy, panel_begin, panel_end);
-        return;
-    }
-#endif
-    gemm_portable(M, N, K, X, ldx, P, bias, Y, ldy, panel_begin, panel_end);
+    kernels()->gemm(M, N, K, X, ldx, P, bias, Y, ldy, panel_begin, panel_end);
 }
 
 void rk_recurrent_step(const rk_step *step, size_t unit_begin, size_t unit_end) {
-#if RK_HAVE_AVX2_VARIANT
-    if (have_avx2()) {
-        step_avx2(step, unit_begin, unit_end);
-        return;
-    }
-#endif
-    step_portable(step, unit_begin, unit_end);
+    kernels()->step(step, unit_begin, unit_end);
 }

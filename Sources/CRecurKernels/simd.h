@@ -16,11 +16,16 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 /* Same vector with 4-byte alignment: loads and stores anywhere in a float buffer. */
 typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4)));
+/* Sixteen floats: one AVX-512 register, a pair of AVX2 ones. The matrix-product tiles are written
+   over it, so one source serves both widths. */
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v16f_unaligned __attribute__((vector_size(64), aligned(4)));
 
 #define RK_INLINE static inline __attribute__((always_inline))
 #if defined(__x86_64__) || defined(__i386__)
 #define RK_HAVE_AVX2_VARIANT 1
 #define RK_AVX2 __attribute__((target("avx2,fma")))
+#define RK_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #else
 #define RK_HAVE_AVX2_VARIANT 0
 #endif
@@ -44,6 +49,33 @@ RK_INLINE v8f load_n(const float *p, size_t n) { return n >= 8 ? load8(p) : load
 RK_INLINE void store_n(float *p, v8f v, size_t n) {
     if (n >= 8) store8(p, v);
     else store_partial(p, v, n);
+}
+
+RK_INLINE v16f splat16(float s) { return (v16f){s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s}; }
+RK_INLINE v16f load16(const float *p) { return *(const v16f_unaligned *)p; }
+RK_INLINE void store16(float *p, v16f v) { *(v16f_unaligned *)p = v; }
+RK_INLINE v16f join16(v8f low, v8f high) {
+    return __builtin_shufflevector(low, high, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+/* The first n floats of p (zero past n), and the store of only n lanes. The partial cases are
+   out of line, so a loop's accumulators stay in registers around them. */
+__attribute__((noinline, cold)) static void copy_floats(float *to, const float *from, size_t n) {
+    memcpy(to, from, n * sizeof(float));
+}
+RK_INLINE v16f load16_n(const float *p, size_t n) {
+    if (n >= 16) return load16(p);
+    float lanes[16] = {0};
+    copy_floats(lanes, p, n);
+    return load16(lanes);
+}
+RK_INLINE void store16_n(float *p, v16f v, size_t n) {
+    if (n >= 16) {
+        store16(p, v);
+        return;
+    }
+    float lanes[16];
+    store16(lanes, v);
+    copy_floats(p, lanes, n);
 }
 
 RK_INLINE v8f vmin(v8f a, v8f b) { return __builtin_elementwise_min(a, b); }

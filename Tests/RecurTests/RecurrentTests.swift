@@ -30,6 +30,12 @@ import Testing
         Shape(cell: .gru, batch: 5, steps: 4, input: 21, hidden: 133, layers: 2, directions: 2, withStates: true),
         Shape(cell: .rnn, batch: 8, steps: 6, input: 7, hidden: 70, layers: 1, directions: 2, relu: true),
         Shape(cell: .rnn, batch: 13, steps: 3, input: 12, hidden: 129, layers: 1, directions: 1),
+        // Matrix-product tiles of the step (6 rows with AVX2, 12 with AVX-512) with row groups after
+        // them, partial unit blocks, k in more than one chunk (H > 128), lengths and states.
+        Shape(cell: .lstm, batch: 29, steps: 4, input: 11, hidden: 20, layers: 1, directions: 1, withStates: true),
+        Shape(cell: .lstm, batch: 25, steps: 3, input: 16, hidden: 140, layers: 2, directions: 2),
+        Shape(cell: .gru, batch: 26, steps: 3, input: 10, hidden: 36, layers: 1, directions: 1, withStates: true),
+        Shape(cell: .rnn, batch: 37, steps: 3, input: 19, hidden: 44, layers: 1, directions: 1, withStates: true),
     ]
 
     @Test(arguments: shapes)
@@ -79,6 +85,27 @@ import Testing
             }
         }
         #expect(worst <= 1, "worst error ratio \(worst) (1 = 1e-4 relative / 1e-5 absolute)")
+    }
+
+    /// A sequence gives the same numbers, bit for bit, wherever it sits in a batch: alone, or in a
+    /// batch big enough that the step computes most rows in matrix-product tiles and the rest in row
+    /// groups. Dynamic batching relies on it.
+    @Test(arguments: [ReferenceRecurrent.Cell.lstm, .gru, .rnn])
+    func rowsAreTheSameInAnyBatch(_ cell: ReferenceRecurrent.Cell) throws {
+        let (B, T, F, H) = (31, 5, 12, 140)
+        let model = try ReferenceRecurrent.random(cell, inputSize: F, hidden: H, seed: 31).model()
+        let x = testValues(B * T * F, seed: 32)
+        let lengths = (0..<B).map { Int64(1 + ($0 * 3) % T) }
+        let together = try model.run(["input": try .float32(x, shape: [B, T, F]),
+                                      "lengths": try .int64(lengths, shape: [B])])
+        let output = try #require(together.first { $0.name == "output" }?.tensor.floats)
+        for b in [0, 5, 6, 11, 12, 23, 24, 29, 30] {
+            let alone = try model.run(["input": try .float32(Array(x[(b * T * F)..<((b + 1) * T * F)]), shape: [1, T, F]),
+                                       "lengths": try .int64([lengths[b]], shape: [1])])
+            let row = try #require(alone.first { $0.name == "output" }?.tensor.floats)
+            let differing = zip(output[(b * T * H)..<((b + 1) * T * H)], row).filter { $0 != $1 }.count
+            #expect(row.count == T * H && differing == 0, "row \(b) of \(B): \(differing) of \(T * H) values differ from its run alone")
+        }
     }
 
     /// Threads running one model at once (the worker pool busy with one of them, the others alone)

@@ -21,6 +21,11 @@ extern "C" {
    buffer replaces the [N, K] original. Kernels pick AVX2+FMA code at run time when the CPU has it,
    portable code otherwise; results agree within float32 rounding. */
 
+/* The kernel variant in use: "avx512", "avx2" or "portable", the fastest this CPU runs; chosen on
+   first use. RECUR_KERNELS=NAME asks for another one the CPU runs (tests run the portable one
+   that way, and "avx512_tiles_on_avx2", AVX-512's code paths in AVX2 instructions). */
+const char *rk_kernels_name(void);
+
 /* Floats of W [N, K] packed for rk_gemm_packed. */
 size_t rk_gemm_packed_size(size_t N, size_t K);
 /* P[rk_gemm_packed_size(N, K)] ← W [N, K] (PyTorch's weight layout [out, in]). */
