@@ -26,8 +26,13 @@ make -s -C Tests/plugins
 echo "== swift test"
 swift test
 
-echo "== swift test, portable kernels (the code CPUs without AVX2 run) on the recurrent and golden cases"
-RECUR_PORTABLE_KERNELS=1 swift test --filter 'RecurrentTests|GoldenTests|BatchingTests'
+# Every kernel variant on the recurrent, golden and batching cases: the portable code (CPUs without
+# AVX2), AVX2, and AVX-512's tile shapes in AVX2 instructions (its code paths on any x86-64); the
+# plain run above used the fastest variant this CPU has, AVX-512 where there is one.
+for kernels in portable avx2 avx512_tiles_on_avx2; do
+    echo "== swift test, RECUR_KERNELS=$kernels, on the recurrent, golden and batching cases"
+    RECUR_KERNELS=$kernels swift test --filter 'RecurrentTests|GoldenTests|BatchingTests'
+done
 
 echo "== C API (Tests/c: recur.h as C11 and C++17, librecur.so tests, then under valgrind; bindings/c example)"
 make -s -C Tests/c check
