@@ -39,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "RecurCLI",
             dependencies: [
-                "Recur", "RecurTraining", "RecurZMQ",
+                "Recur", "RecurTraining", "RecurZMQ", "CRecurKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -51,7 +51,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "RecurTests", dependencies: ["Recur", "RecurTraining"], exclude: ["Fixtures"]),
+        .testTarget(name: "RecurTests", dependencies: ["Recur", "RecurTraining", "CRecurKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "RecurZMQTests", dependencies: ["RecurZMQ"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CRecurKernels
 import Recur
 
 #if canImport(Glibc)
@@ -15,7 +16,7 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             Prints the median, fastest and 90th-percentile wall time of one forward pass over the \
             whole batch, after warm-up runs. With --json, one line {"model", "batch", "steps", \
-            "runs", "median_ms", "min_ms", "p90_ms", "cpu_ms"}; \
+            "runs", "median_ms", "min_ms", "p90_ms", "cpu_ms", "kernels"}; \
             cpu_ms is the process's CPU time per pass over all threads, a steadier figure on a busy machine.
             """)
 
@@ -53,10 +54,11 @@ struct BenchCommand: ParsableCommand {
         let cpu = (seconds(CLOCK_PROCESS_CPUTIME_ID) - cpuStart) * 1e3 / Double(runs)
         times.sort()
         let (median, fastest, p90) = (times[times.count / 2], times[0], times[min(times.count - 1, times.count * 9 / 10)])
+        let kernels = String(cString: rk_kernels_name())
         if json {
-            print(#"{"model": "\#(model)", "batch": \#(batch), "steps": \#(steps), "runs": \#(runs), "median_ms": \#(format4(median)), "min_ms": \#(format4(fastest)), "p90_ms": \#(format4(p90)), "cpu_ms": \#(format4(cpu))}"#)
+            print(#"{"model": "\#(model)", "batch": \#(batch), "steps": \#(steps), "runs": \#(runs), "median_ms": \#(format4(median)), "min_ms": \#(format4(fastest)), "p90_ms": \#(format4(p90)), "cpu_ms": \#(format4(cpu)), "kernels": "\#(kernels)"}"#)
         } else {
-            print("\(model) B=\(batch) T=\(steps): median \(format4(median)) ms, min \(format4(fastest)) ms, p90 \(format4(p90)) ms over \(runs) runs; \(format4(cpu)) ms CPU time per pass (all threads)")
+            print("\(model) B=\(batch) T=\(steps): median \(format4(median)) ms, min \(format4(fastest)) ms, p90 \(format4(p90)) ms over \(runs) runs; \(format4(cpu)) ms CPU time per pass (all threads); \(kernels) kernels")
         }
     }
 

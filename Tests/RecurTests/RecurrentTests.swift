@@ -1,4 +1,6 @@
 import Recur
+import CRecurKernels
+import Foundation
 import Testing
 
 /// The engine against the independent float64 reference on shapes the golden cases leave open:
@@ -105,6 +107,19 @@ import Testing
             let row = try #require(alone.first { $0.name == "output" }?.tensor.floats)
             let differing = zip(output[(b * T * H)..<((b + 1) * T * H)], row).filter { $0 != $1 }.count
             #expect(row.count == T * H && differing == 0, "row \(b) of \(B): \(differing) of \(T * H) values differ from its run alone")
+        }
+    }
+
+    /// RECUR_KERNELS picks the kernel variant whenever the CPU runs it (test.sh runs these tests under
+    /// each variant, and would otherwise test one variant three times).
+    @Test func kernelVariantFollowsTheEnvironment() throws {
+        let name = String(cString: rk_kernels_name())
+        #expect(["portable", "avx2", "avx512", "avx512_tiles_on_avx2"].contains(name))
+        guard let wanted = ProcessInfo.processInfo.environment["RECUR_KERNELS"] else { return }
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(whereSeparator: \.isWhitespace) ?? []
+        let hasAVX2 = flags.contains("avx2") && flags.contains("fma")
+        if wanted == "portable" || (hasAVX2 && ["avx2", "avx512_tiles_on_avx2"].contains(wanted)) {
+            #expect(name == wanted)
         }
     }
 
