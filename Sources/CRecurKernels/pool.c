@@ -221,10 +221,31 @@ typedef struct {
     progress progress;
 } gemm_job;
 
+/* Products with at least this many rows split into bands of rows, fewer into bands of column panels.
+   A band of rows keeps its rows in its core's L2 while all the weights stream past; with few rows
+   the weights are the bigger part, and each core streams only its own panels. */
+enum { ROW_SPLIT_MIN_ROWS = 512, ROW_BAND_MIN = 96 };
+
+/* How many parts the product Y[M, N] = X·Wᵀ is cut into, at most `most`. */
+static size_t gemm_parts(size_t M, size_t N, size_t most) {
+    size_t bands = M >= ROW_SPLIT_MIN_ROWS ? M / ROW_BAND_MIN : rk_gemm_panels(N);
+    return bands < most ? bands : most > 0 ? most : 1;
+}
+
+/* Part `part` of `parts` of that product. */
+static void gemm_part(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P, const float *bias,
+                      float *Y, size_t ldy, size_t part, size_t parts) {
+    if (M >= ROW_SPLIT_MIN_ROWS) {
+        size_t first = share(M, part, parts), end = share(M, part + 1, parts);
+        rk_gemm_packed(end - first, N, K, X + first * ldx, ldx, P, bias, Y + first * ldy, ldy, 0, rk_gemm_panels(N));
+    } else {
+        size_t panels = rk_gemm_panels(N);
+        rk_gemm_packed(M, N, K, X, ldx, P, bias, Y, ldy, share(panels, part, parts), share(panels, part + 1, parts));
+    }
+}
+
 static void gemm_chunk(const gemm_job *j, size_t chunk) {
-    size_t panels = rk_gemm_panels(j->N);
-    rk_gemm_packed(j->M, j->N, j->K, j->X, j->ldx, j->P, j->bias, j->Y, j->ldy,
-                   share(panels, chunk, j->chunks), share(panels, chunk + 1, j->chunks));
+    gemm_part(j->M, j->N, j->K, j->X, j->ldx, j->P, j->bias, j->Y, j->ldy, chunk, j->chunks);
 }
 
 static void gemm_task(void *context, size_t thread, size_t threads) {
@@ -239,10 +260,9 @@ static void gemm_task(void *context, size_t thread, size_t threads) {
 
 void rk_gemm_packed_parallel(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,
                              const float *bias, float *Y, size_t ldy) {
-    size_t panels = rk_gemm_panels(N);
     /* Small products are not worth a wake-up. */
-    size_t chunks = M * N * K >= (1u << 18) ? (panels < MAX_CHUNKS ? panels : MAX_CHUNKS) : 1;
-    gemm_job job = {M, N, K, ldx, ldy, X, P, bias, Y, chunks > 0 ? chunks : 1};
+    size_t chunks = M * N * K >= (1u << 18) ? gemm_parts(M, N, MAX_CHUNKS) : 1;
+    gemm_job job = {M, N, K, ldx, ldy, X, P, bias, Y, chunks};
     parallel(gemm_task, &job, job.chunks);
 }
 
@@ -274,8 +294,8 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
         for (size_t b = 0; b < B; b++) r->length = s->lengths[b] > r->length ? s->lengths[b] : r->length;
     }
     r->owners = owners;
-    size_t panels = rk_gemm_panels(GH), most = owners * CHUNKS_PER_THREAD;
-    r->projection_chunks = panels < most ? panels : most;
+    size_t most = owners * CHUNKS_PER_THREAD;
+    r->projection_chunks = gemm_parts(B * T, GH, most);
     r->units = (H + RK_UNITS - 1) / RK_UNITS;
     r->step_chunks = r->units < most ? r->units : most;
     atomic_init(&r->next_projection_chunk, 0);
@@ -303,11 +323,11 @@ static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t 
    until every step is done. */
 static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
     const rk_sequence *s = r->s;
-    size_t GH = gate_count(s->cell) * s->hidden, panels = rk_gemm_panels(GH);
+    size_t GH = gate_count(s->cell) * s->hidden;
     uint64_t projection = r->projection_chunks, chunks = r->step_chunks;
     for (size_t c; (c = atomic_fetch_add(&r->next_projection_chunk, 1)) < projection;) {
-        rk_gemm_packed(s->batch * s->steps, GH, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias, s->gx, GH,
-                       share(panels, c, projection), share(panels, c + 1, projection));
+        gemm_part(s->batch * s->steps, GH, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias, s->gx, GH, c,
+                  projection);
         progress_add(&r->progress, 1, chunks, projection);
     }
     progress_wait(&r->progress, projection);
