@@ -26,7 +26,9 @@ void rk_gemm_pack(size_t N, size_t K, const float *W, float *P) {
 
 /* Recurrent weights in blocks of RK_UNITS hidden units: for each k, the block's rows of every gate,
    so one block's product for all gates is one contiguous stream: P[u][k][g][l] = W[g·H + u·8 + l][k]. */
-size_t rk_recurrent_packed_size(size_t gates, size_t H) { return ceil_div(H, RK_UNITS) * RK_UNITS * gates * H; }
+size_t rk_recurrent_packed_size(size_t gates, size_t H) {
+    return ceil_div(H, RK_UNITS) * RK_UNITS * gates * H + (gates % 2 == 1 ? RK_UNITS : 0);
+}
 
 void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) {
     for (size_t u = 0; u < ceil_div(H, RK_UNITS); u++)
@@ -36,6 +38,8 @@ void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) {
                     size_t j = u * RK_UNITS + l;
                     *P++ = j < H ? W[(g * H + j) * H + k] : 0.0f;
                 }
+    if (gates % 2 == 1)
+        for (size_t l = 0; l < RK_UNITS; l++) *P++ = 0.0f;
 }
 
 /* ---- the tile ------------------------------------------------------------------------------ */
@@ -183,9 +187,11 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size
 }
 
 /* Rows b0 ..< b0+MR of unit block u, the sums over k0 ..< k1, as matrix-product tiles over the
-   block's gate pairs (G even: a pair's 16 weights per k are contiguous), NV pairs per tile. Sums start
-   and end as in step_rows, in the same partial-sum layout, and run over k in the same order: a row's
-   numbers are the same whichever path takes it. */
+   block's gate pairs (a pair's 16 weights per k are contiguous), NV pairs per tile. With G odd the
+   last pair's second half is the next k's first gate: those lanes are summed and ignored (and the
+   packed weights have RK_UNITS floats of padding for the last k). Sums start and end as in
+   step_rows, in the same partial-sum layout, and run over k in the same order: a row's numbers are
+   the same whichever path takes it. */
 RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size_t u, size_t b0, size_t k0, size_t k1) {
     size_t H = s->hidden, j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
     const float *rows[MR];
@@ -195,7 +201,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size
         partial[r] = s->partial + ((b0 + r) * 2 + u % 2) * G * RK_UNITS;
     }
     const float *block = s->weights + u * RK_UNITS * G * H + k0 * G * RK_UNITS;
-    for (int pair = 0; pair < G / 2; pair += NV) {
+    for (int pair = 0; pair < (G + 1) / 2; pair += NV) {
         const float *w[NV];
         v16f acc[MR][NV];
         for (int v = 0; v < NV; v++) w[v] = block + (pair + v) * 2 * RK_UNITS;
@@ -203,13 +209,20 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size
             const float *gx = s->gx + (b0 + r) * s->ldgx;
             for (int v = 0; v < NV; v++) {
                 int g = 2 * (pair + v);
-                acc[r][v] = k0 > 0 ? load16(partial[r] + g * RK_UNITS)
-                                   : join16(gate_start(s, cell, gx, g, j, n), gate_start(s, cell, gx, g + 1, j, n));
+                v8f first = k0 > 0 ? load8(partial[r] + g * RK_UNITS) : gate_start(s, cell, gx, g, j, n);
+                v8f second = g + 1 == G ? splat(0.0f)
+                             : k0 > 0  ? load8(partial[r] + (g + 1) * RK_UNITS)
+                                       : gate_start(s, cell, gx, g + 1, j, n);
+                acc[r][v] = join16(first, second);
             }
         }
         tile_micro(MR, NV, k1 - k0, rows, w, G * RK_UNITS, acc);
         for (int r = 0; r < MR; r++)
-            for (int v = 0; v < NV; v++) store16(partial[r] + (pair + v) * 2 * RK_UNITS, acc[r][v]);
+            for (int v = 0; v < NV; v++) {
+                int g = 2 * (pair + v);
+                if (g + 1 < G) store16(partial[r] + g * RK_UNITS, acc[r][v]);
+                else store8(partial[r] + g * RK_UNITS, __builtin_shufflevector(acc[r][v], acc[r][v], 0, 1, 2, 3, 4, 5, 6, 7));
+            }
     }
     if (k1 < H) return;
     for (int r = 0; r < MR; r++) {
@@ -224,7 +237,9 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size
     }
 }
 
-/* Rows go in whole tiles of TILE_MR first when G is even (TILE_MR 0: never), then in groups of MR
+/* Rows go in whole tiles of TILE_MR first when a tile covers whole gate pairs (G even), or when it
+   covers all of gru's pairs at once, the wasted half pair costing less than narrower sums (not
+   rnn's single gate: half of every sum would be waste); then in groups of MR
    rows (MR·G accumulators and G weight vectors fit the 16 registers); a last single row takes two
    unit blocks at once, so a batch of one still has 2·G independent sums in flight. The sums go in
    chunks of STEP_KC over k so a unit block's weights for the chunk stay in L1 while every row uses
@@ -232,7 +247,8 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size
 enum { STEP_KC = 128 };
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int MR, int TILE_MR, int TILE_NV, size_t unit_begin,
                          size_t unit_end) {
-    size_t H = s->hidden, tiled = TILE_MR > 0 && G % 2 == 0 ? s->batch / TILE_MR * TILE_MR : 0;
+    int tiles = TILE_MR > 0 && (G % 2 == 0 || (G > 1 && (G + 1) / 2 == TILE_NV));
+    size_t H = s->hidden, tiled = tiles ? s->batch / TILE_MR * TILE_MR : 0;
     size_t full = tiled + (s->batch - tiled) / MR * MR, rest = s->batch - full;
     for (size_t u = unit_begin; u < unit_end; u += 2) {
         int pair = u + 1 < unit_end;

@@ -53,7 +53,8 @@ typedef enum { RK_CELL_RNN_TANH = 0, RK_CELL_RNN_RELU = 1, RK_CELL_LSTM = 2, RK_
 /* Hidden units per block of packed recurrent weights: the SIMD width of the fused step. */
 #define RK_UNITS 8
 
-/* Floats of a recurrent weight W_hh [G·H, H] packed for rk_recurrent_step. */
+/* Floats of a recurrent weight W_hh [G·H, H] packed for rk_recurrent_step (with an odd G, RK_UNITS
+   floats of zero padding at the end). */
 size_t rk_recurrent_packed_size(size_t gates, size_t H);
 /* P ← W [G·H, H], gate blocks of H rows: for each block of RK_UNITS units, every gate's rows. */
 void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
