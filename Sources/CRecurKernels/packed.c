@@ -61,47 +61,53 @@ RK_INLINE void tile_micro(int MR, int NV, size_t kc, const float *const *rows, c
 
 /* ---- matrix product ----------------------------------------------------------------------- */
 
+/* Where row m of the product goes. */
+RK_INLINE float *product_row(const rk_product *p, size_t m) {
+    return p->Y + (m / p->group) * p->ldy_group + (m % p->group) * p->ldy;
+}
+
 /* Rows m ..< m_end (in tiles of MR; a short last tile repeats its last row, computed and never
-   stored) of panels p ..< p+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0) or Y. */
-RK_INLINE void gemm_tiles(int MR, int NV, size_t m, size_t m_end, size_t p, size_t k0, size_t kc, size_t N, size_t K,
-                          const float *X, size_t ldx, const float *P, const float *bias, float *Y, size_t ldy) {
+   stored) of panels q ..< q+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0) or Y. */
+RK_INLINE void gemm_tiles(int MR, int NV, const rk_product *p, size_t m, size_t m_end, size_t q, size_t k0, size_t kc) {
     const float *w[NV];
     size_t n0[NV], width[NV];
     for (int v = 0; v < NV; v++) {
-        w[v] = P + (p + v) * GEMM_NR * K + k0 * GEMM_NR;
-        n0[v] = (p + v) * GEMM_NR;
-        width[v] = N - n0[v] < GEMM_NR ? N - n0[v] : GEMM_NR;
+        w[v] = p->P + (q + v) * GEMM_NR * p->K + k0 * GEMM_NR;
+        n0[v] = (q + v) * GEMM_NR;
+        width[v] = p->N - n0[v] < GEMM_NR ? p->N - n0[v] : GEMM_NR;
     }
     for (; m < m_end; m += MR) {
         size_t mr = m_end - m < (size_t)MR ? m_end - m : (size_t)MR;
         const float *rows[MR];
+        float *out[MR];
         v16f acc[MR][NV];
         for (int r = 0; r < MR; r++) {
             size_t row = m + ((size_t)r < mr ? (size_t)r : mr - 1);
-            rows[r] = X + row * ldx + k0;
+            rows[r] = p->X + row * p->ldx + k0;
+            out[r] = product_row(p, row);
             for (int v = 0; v < NV; v++) {
-                if (k0 > 0) acc[r][v] = load16_n(Y + row * ldy + n0[v], width[v]);
-                else acc[r][v] = bias ? load16_n(bias + n0[v], width[v]) : splat16(0.0f);
+                if (k0 > 0) acc[r][v] = load16_n(out[r] + n0[v], width[v]);
+                else acc[r][v] = p->bias ? load16_n(p->bias + n0[v], width[v]) : splat16(0.0f);
             }
         }
         tile_micro(MR, NV, kc, rows, w, GEMM_NR, acc);
         for (size_t r = 0; r < mr; r++)
-            for (int v = 0; v < NV; v++) store16_n(Y + (m + r) * ldy + n0[v], acc[r][v], width[v]);
+            for (int v = 0; v < NV; v++) store16_n(out[r] + n0[v], acc[r][v], width[v]);
     }
 }
 
 /* k in blocks of GEMM_KC (a panel's block stays in L1), rows in blocks of GEMM_MC (in L2). */
-RK_INLINE void gemm_body(int MR, int NV, size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,
-                         const float *bias, float *Y, size_t ldy, size_t panel_begin, size_t panel_end) {
-    for (size_t k0 = 0; k0 < K || k0 == 0; k0 += GEMM_KC) {
-        size_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
-        for (size_t m0 = 0; m0 < M; m0 += GEMM_MC) {
-            size_t m_end = M - m0 < GEMM_MC ? M : m0 + GEMM_MC;
-            size_t p = panel_begin;
-            for (; p + NV <= panel_end; p += NV) gemm_tiles(MR, NV, m0, m_end, p, k0, kc, N, K, X, ldx, P, bias, Y, ldy);
-            for (; p < panel_end; p++) gemm_tiles(MR, 1, m0, m_end, p, k0, kc, N, K, X, ldx, P, bias, Y, ldy);
+RK_INLINE void gemm_body(int MR, int NV, const rk_product *p, size_t row_begin, size_t row_end, size_t panel_begin,
+                         size_t panel_end) {
+    for (size_t k0 = 0; k0 < p->K || k0 == 0; k0 += GEMM_KC) {
+        size_t kc = p->K - k0 < GEMM_KC ? p->K - k0 : GEMM_KC;
+        for (size_t m0 = row_begin; m0 < row_end; m0 += GEMM_MC) {
+            size_t m_end = row_end - m0 < GEMM_MC ? row_end : m0 + GEMM_MC;
+            size_t q = panel_begin;
+            for (; q + NV <= panel_end; q += NV) gemm_tiles(MR, NV, p, m0, m_end, q, k0, kc);
+            for (; q < panel_end; q++) gemm_tiles(MR, 1, p, m0, m_end, q, k0, kc);
         }
-        if (K == 0) break;
+        if (p->K == 0) break;
     }
 }
 
@@ -281,15 +287,13 @@ RK_INLINE void step_body(int TILE_MR, int TILE_NV, const rk_step *s, size_t unit
 /* One instruction set and tile shape (MR rows × NV streams of 16) for the products. */
 typedef struct {
     const char *name;
-    void (*gemm)(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P, const float *bias, float *Y,
-                 size_t ldy, size_t panel_begin, size_t panel_end);
+    void (*gemm)(const rk_product *p, size_t row_begin, size_t row_end, size_t panel_begin, size_t panel_end);
     void (*step)(const rk_step *s, size_t unit_begin, size_t unit_end);
 } kernel_variant;
 
 #define RK_VARIANT(NAME, TARGET, MR, NV)                                                                              \
-    TARGET static void gemm_##NAME(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,           \
-                                   const float *bias, float *Y, size_t ldy, size_t pb, size_t pe) {                    \
-        gemm_body(MR, NV, M, N, K, X, ldx, P, bias, Y, ldy, pb, pe);                                                   \
+    TARGET static void gemm_##NAME(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {                \
+        gemm_body(MR, NV, p, rb, re, pb, pe);                                                                          \
     }                                                                                                                  \
     TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) { step_body(MR, NV, s, ub, ue); }        \
     static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME};
@@ -342,10 +346,9 @@ size_t rk_step_partial_size(size_t gates, size_t batch) { return batch * 2 * gat
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }
 
-void rk_gemm_packed(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P, const float *bias,
-                    float *Y, size_t ldy, size_t panel_begin, size_t panel_end) {
-    if (M == 0 || panel_begin >= panel_end) return;
-    kernels()->gemm(M, N, K, X, ldx, P, bias, Y, ldy, panel_begin, panel_end);
+void rk_gemm_packed(const rk_product *product, size_t row_begin, size_t row_end, size_t panel_begin, size_t panel_end) {
+    if (row_begin >= row_end || panel_begin >= panel_end) return;
+    kernels()->gemm(product, row_begin, row_end, panel_begin, panel_end);
 }
 
 void rk_recurrent_step(const rk_step *step, size_t unit_begin, size_t unit_end) {

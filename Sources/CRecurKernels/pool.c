@@ -213,9 +213,7 @@ static size_t share(size_t total, size_t part, size_t parts) { return total * pa
 /* ---- matrix product over the pool -------------------------------------------------------- */
 
 typedef struct {
-    size_t M, N, K, ldx, ldy;
-    const float *X, *P, *bias;
-    float *Y;
+    rk_product product;
     size_t chunks;
     _Atomic size_t next;
     progress progress;
@@ -226,33 +224,24 @@ typedef struct {
    the weights are the bigger part, and each core streams only its own panels. */
 enum { ROW_SPLIT_MIN_ROWS = 512, ROW_BAND_MIN = 96 };
 
-/* How many parts the product Y[M, N] = X·Wᵀ is cut into, at most `most`. */
+/* How many parts a product of M rows and N columns is cut into, at most `most`. */
 static size_t gemm_parts(size_t M, size_t N, size_t most) {
     size_t bands = M >= ROW_SPLIT_MIN_ROWS ? M / ROW_BAND_MIN : rk_gemm_panels(N);
     return bands < most ? bands : most > 0 ? most : 1;
 }
 
-/* Part `part` of `parts` of that product. */
-static void gemm_part(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P, const float *bias,
-                      float *Y, size_t ldy, size_t part, size_t parts) {
-    if (M >= ROW_SPLIT_MIN_ROWS) {
-        size_t first = share(M, part, parts), end = share(M, part + 1, parts);
-        rk_gemm_packed(end - first, N, K, X + first * ldx, ldx, P, bias, Y + first * ldy, ldy, 0, rk_gemm_panels(N));
-    } else {
-        size_t panels = rk_gemm_panels(N);
-        rk_gemm_packed(M, N, K, X, ldx, P, bias, Y, ldy, share(panels, part, parts), share(panels, part + 1, parts));
-    }
-}
-
-static void gemm_chunk(const gemm_job *j, size_t chunk) {
-    gemm_part(j->M, j->N, j->K, j->X, j->ldx, j->P, j->bias, j->Y, j->ldy, chunk, j->chunks);
+/* Part `part` of `parts` of the product. */
+static void gemm_part(const rk_product *p, size_t part, size_t parts) {
+    size_t panels = rk_gemm_panels(p->N);
+    if (p->M >= ROW_SPLIT_MIN_ROWS) rk_gemm_packed(p, share(p->M, part, parts), share(p->M, part + 1, parts), 0, panels);
+    else rk_gemm_packed(p, 0, p->M, share(panels, part, parts), share(panels, part + 1, parts));
 }
 
 static void gemm_task(void *context, size_t thread, size_t threads) {
     gemm_job *j = context;
     (void)thread, (void)threads;
     for (size_t chunk; (chunk = atomic_fetch_add(&j->next, 1)) < j->chunks;) {
-        gemm_chunk(j, chunk);
+        gemm_part(&j->product, chunk, j->chunks);
         progress_add(&j->progress, 1, j->chunks, j->chunks);
     }
     progress_wait(&j->progress, j->chunks);
@@ -262,7 +251,7 @@ void rk_gemm_packed_parallel(size_t M, size_t N, size_t K, const float *X, size_
                              const float *bias, float *Y, size_t ldy) {
     /* Small products are not worth a wake-up. */
     size_t chunks = M * N * K >= (1u << 18) ? gemm_parts(M, N, MAX_CHUNKS) : 1;
-    gemm_job job = {M, N, K, ldx, ldy, X, P, bias, Y, chunks};
+    gemm_job job = {{M, N, K, X, ldx, P, bias, Y, ldy, SIZE_MAX, 0}, chunks};
     parallel(gemm_task, &job, job.chunks);
 }
 
@@ -279,6 +268,7 @@ typedef struct {
     const rk_sequence *s;
     size_t length;              /* steps that run: the longest sequence */
     size_t owners;              /* threads the chunks are nominally dealt to */
+    rk_product projection;      /* x [B·T, I] · W_ihᵀ + b into gx, time-major: row b·T + t at gx[t][b] */
     size_t projection_chunks, step_chunks, units;
     _Atomic size_t next_projection_chunk;
     progress progress;          /* projection chunks, then step chunks */
@@ -295,6 +285,8 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     }
     r->owners = owners;
     size_t most = owners * CHUNKS_PER_THREAD;
+    r->projection = (rk_product){B * T, GH, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias,
+                                 s->gx, B * GH, T, GH};
     r->projection_chunks = gemm_parts(B * T, GH, most);
     r->units = (H + RK_UNITS - 1) / RK_UNITS;
     r->step_chunks = r->units < most ? r->units : most;
@@ -311,7 +303,7 @@ static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t 
     size_t t = s->reverse ? r->length - 1 - step_index : step_index;
     rk_step step = {
         .cell = s->cell, .batch = B, .hidden = s->hidden, .weights = s->recurrent_weights, .bias = s->recurrent_bias,
-        .gx = s->gx + t * GH, .ldgx = T * GH,
+        .gx = s->gx + t * B * GH, .ldgx = GH,
         .h_prev = step_index % 2 == 0 ? s->h : s->h_spare, .h_next = step_index % 2 == 0 ? s->h_spare : s->h,
         .c = s->c, .y = s->y + t * s->ldy, .ldy = T * s->ldy, .lengths = s->lengths, .t = t,
         .partial = s->partial + thread * rk_step_partial_size(gate_count(s->cell), B),
@@ -326,8 +318,7 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
     size_t GH = gate_count(s->cell) * s->hidden;
     uint64_t projection = r->projection_chunks, chunks = r->step_chunks;
     for (size_t c; (c = atomic_fetch_add(&r->next_projection_chunk, 1)) < projection;) {
-        gemm_part(s->batch * s->steps, GH, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias, s->gx, GH, c,
-                  projection);
+        gemm_part(&r->projection, c, projection);
         progress_add(&r->progress, 1, chunks, projection);
     }
     progress_wait(&r->progress, projection);

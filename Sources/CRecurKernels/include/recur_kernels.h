@@ -33,13 +33,23 @@ void rk_gemm_pack(size_t N, size_t K, const float *W, float *P);
 /* Column panels of an N-column product: the unit rk_gemm_packed splits work by. */
 size_t rk_gemm_panels(size_t N);
 
-/* Y[M, N] = X[M, K] · Wᵀ + bias[N] over the column panels panel_begin ..< panel_end of N only
-   (0 ..< rk_gemm_panels(N) for all). P from rk_gemm_pack; bias may be NULL; K ≥ 1.
-   Row strides: ldx for X, ldy for Y (in elements). */
-void rk_gemm_packed(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,
-                    const float *bias, float *Y, size_t ldy, size_t panel_begin, size_t panel_end);
+/* Y[M, N] = X[M, K] · Wᵀ + bias[N], with rows placed by a row map so that a [B·T] product can be
+   written time-major: row m of Y at Y + (m / group)·ldy_group + (m % group)·ldy (a plain matrix:
+   group = SIZE_MAX, ldy its row stride). P from rk_gemm_pack; bias may be NULL; K ≥ 1. */
+typedef struct {
+    size_t M, N, K;
+    const float *X;                     /* row m at X + m·ldx */
+    size_t ldx;
+    const float *P, *bias;
+    float *Y;
+    size_t ldy, group, ldy_group;
+} rk_product;
 
-/* The same product over every column panel, on the worker pool's threads when it is free. */
+/* Rows row_begin ..< row_end of the product over column panels panel_begin ..< panel_end
+   (0 ..< rk_gemm_panels(N) for all). */
+void rk_gemm_packed(const rk_product *product, size_t row_begin, size_t row_end, size_t panel_begin, size_t panel_end);
+
+/* Y[M, N] = X[M, K] · Wᵀ + bias[N] (rows of Y ldy apart), on the worker pool's threads when it is free. */
 void rk_gemm_packed_parallel(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,
                              const float *bias, float *Y, size_t ldy);
 
@@ -100,7 +110,7 @@ typedef struct {
     const float *recurrent_bias;        /* gru's b_hn [H], or NULL */
     const size_t *lengths;              /* [B] in 1 … T, or NULL: every row has T steps */
     int reverse;                        /* run t = len−1 … 0 */
-    float *gx;                          /* workspace [B·T, G·H] */
+    float *gx;                          /* workspace [T, B, G·H]: time-major, so one step's rows are together */
     float *h;                           /* [B, H]: initial state in, final state out */
     float *h_spare;                     /* workspace [B, H] */
     float *partial;                     /* workspace [RK_MAX_THREADS, rk_step_partial_size(G, B)] */

@@ -222,7 +222,7 @@ struct SequenceDriver {
     let cell: any RecurrentCell
     let batch: Int, steps: Int, hidden: Int, directions: Int
     let lengths: [Int]?
-    /// Per direction: [B·T, G·H] input projections, [B, H] spare state, then the step's partial
+    /// Per direction: [T, B, G·H] input projections (time-major), [B, H] spare state, then the step's partial
     /// sums for each thread [RK_MAX_THREADS, rk_step_partial_size(G, B)].
     private var workspace: [Float]
 
