@@ -26,7 +26,7 @@
 
 /* Per-step products below this many multiply-adds run on one thread: waiting for the step's other
    chunks would cost more. */
-enum { MIN_PARALLEL_STEP_WORK = 1 << 17 };
+enum { MIN_PARALLEL_STEP_WORK = 1 << 15 };
 /* Chunks per step and per owning thread: the unit of stealing. */
 enum { CHUNKS_PER_THREAD = 4, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
 /* How long a waiting thread spins before it sleeps: an idle worker long enough to catch the next
