@@ -44,17 +44,22 @@ void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) {
 
 /* ---- the tile ------------------------------------------------------------------------------ */
 
+/* The largest tile of any variant. Tile arrays have these fixed sizes (not MR × NV, which would make
+   them variable-length arrays): the compiler keeps fixed arrays in registers, and the loops over
+   them are unrolled completely so every index is a constant. */
+enum { TILE_MAX_MR = 12, TILE_MAX_NV = 2 };
+
 /* Every product here is made of one tile: acc[r][v] (+)= Σ_{k < kc} rows[r][k] · w[v][k·stride ..< +16],
    MR rows times NV streams of 16 weights per k (MR, NV constants after inlining). The AVX2 variant
    runs 6 × 1 (12 registers of 8 floats), the AVX-512 one 12 × 2 (24 of 16). */
 RK_INLINE void tile_micro(int MR, int NV, size_t kc, const float *const *rows, const float *const *w, size_t stride,
-                          v16f acc[MR][NV]) {
+                          v16f acc[TILE_MAX_MR][TILE_MAX_NV]) {
     for (size_t k = 0; k < kc; k++) {
-        v16f weights[NV];
-        for (int v = 0; v < NV; v++) weights[v] = load16(w[v] + k * stride);
-        for (int r = 0; r < MR; r++) {
+        v16f weights[TILE_MAX_NV];
+        RK_UNROLL for (int v = 0; v < NV; v++) weights[v] = load16(w[v] + k * stride);
+        RK_UNROLL for (int r = 0; r < MR; r++) {
             v16f x = splat16(rows[r][k]);
-            for (int v = 0; v < NV; v++) acc[r][v] += x * weights[v];
+            RK_UNROLL for (int v = 0; v < NV; v++) acc[r][v] += x * weights[v];
         }
     }
 }
@@ -69,30 +74,31 @@ RK_INLINE float *product_row(const rk_product *p, size_t m) {
 /* Rows m ..< m_end (in tiles of MR; a short last tile repeats its last row, computed and never
    stored) of panels q ..< q+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0) or Y. */
 RK_INLINE void gemm_tiles(int MR, int NV, const rk_product *p, size_t m, size_t m_end, size_t q, size_t k0, size_t kc) {
-    const float *w[NV];
-    size_t n0[NV], width[NV];
-    for (int v = 0; v < NV; v++) {
+    const float *w[TILE_MAX_NV];
+    size_t n0[TILE_MAX_NV], width[TILE_MAX_NV];
+    RK_UNROLL for (int v = 0; v < NV; v++) {
         w[v] = p->P + (q + v) * GEMM_NR * p->K + k0 * GEMM_NR;
         n0[v] = (q + v) * GEMM_NR;
         width[v] = p->N - n0[v] < GEMM_NR ? p->N - n0[v] : GEMM_NR;
     }
     for (; m < m_end; m += MR) {
         size_t mr = m_end - m < (size_t)MR ? m_end - m : (size_t)MR;
-        const float *rows[MR];
-        float *out[MR];
-        v16f acc[MR][NV];
-        for (int r = 0; r < MR; r++) {
+        const float *rows[TILE_MAX_MR];
+        float *out[TILE_MAX_MR];
+        v16f acc[TILE_MAX_MR][TILE_MAX_NV];
+        RK_UNROLL for (int r = 0; r < MR; r++) {
             size_t row = m + ((size_t)r < mr ? (size_t)r : mr - 1);
             rows[r] = p->X + row * p->ldx + k0;
             out[r] = product_row(p, row);
-            for (int v = 0; v < NV; v++) {
+            RK_UNROLL for (int v = 0; v < NV; v++) {
                 if (k0 > 0) acc[r][v] = load16_n(out[r] + n0[v], width[v]);
                 else acc[r][v] = p->bias ? load16_n(p->bias + n0[v], width[v]) : splat16(0.0f);
             }
         }
         tile_micro(MR, NV, kc, rows, w, GEMM_NR, acc);
-        for (size_t r = 0; r < mr; r++)
-            for (int v = 0; v < NV; v++) store16_n(out[r] + n0[v], acc[r][v], width[v]);
+        RK_UNROLL for (int r = 0; r < MR; r++)
+            RK_UNROLL for (int v = 0; v < NV; v++)
+                if ((size_t)r < mr) store16_n(out[r] + n0[v], acc[r][v], width[v]);
     }
 }
 
@@ -200,20 +206,20 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size
    the same whichever path takes it. */
 RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size_t u, size_t b0, size_t k0, size_t k1) {
     size_t H = s->hidden, j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
-    const float *rows[MR];
-    float *partial[MR];
-    for (int r = 0; r < MR; r++) {
+    const float *rows[TILE_MAX_MR];
+    float *partial[TILE_MAX_MR];
+    RK_UNROLL for (int r = 0; r < MR; r++) {
         rows[r] = s->h_prev + (b0 + r) * H + k0;
         partial[r] = s->partial + ((b0 + r) * 2 + u % 2) * G * RK_UNITS;
     }
     const float *block = s->weights + u * RK_UNITS * G * H + k0 * G * RK_UNITS;
     for (int pair = 0; pair < (G + 1) / 2; pair += NV) {
-        const float *w[NV];
-        v16f acc[MR][NV];
-        for (int v = 0; v < NV; v++) w[v] = block + (pair + v) * 2 * RK_UNITS;
-        for (int r = 0; r < MR; r++) {
+        const float *w[TILE_MAX_NV];
+        v16f acc[TILE_MAX_MR][TILE_MAX_NV];
+        RK_UNROLL for (int v = 0; v < NV; v++) w[v] = block + (pair + v) * 2 * RK_UNITS;
+        RK_UNROLL for (int r = 0; r < MR; r++) {
             const float *gx = s->gx + (b0 + r) * s->ldgx;
-            for (int v = 0; v < NV; v++) {
+            RK_UNROLL for (int v = 0; v < NV; v++) {
                 int g = 2 * (pair + v);
                 v8f first = k0 > 0 ? load8(partial[r] + g * RK_UNITS) : gate_start(s, cell, gx, g, j, n);
                 v8f second = g + 1 == G ? splat(0.0f)
@@ -223,8 +229,8 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size
             }
         }
         tile_micro(MR, NV, k1 - k0, rows, w, G * RK_UNITS, acc);
-        for (int r = 0; r < MR; r++)
-            for (int v = 0; v < NV; v++) {
+        RK_UNROLL for (int r = 0; r < MR; r++)
+            RK_UNROLL for (int v = 0; v < NV; v++) {
                 int g = 2 * (pair + v);
                 if (g + 1 < G) store16(partial[r] + g * RK_UNITS, acc[r][v]);
                 else store8(partial[r] + g * RK_UNITS, __builtin_shufflevector(acc[r][v], acc[r][v], 0, 1, 2, 3, 4, 5, 6, 7));

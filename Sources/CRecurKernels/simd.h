@@ -22,6 +22,12 @@ typedef float v16f __attribute__((vector_size(64)));
 typedef float v16f_unaligned __attribute__((vector_size(64), aligned(4)));
 
 #define RK_INLINE static inline __attribute__((always_inline))
+/* Unrolls the next loop completely (its trip count is a constant after inlining). */
+#if defined(__clang__)
+#define RK_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define RK_UNROLL _Pragma("GCC unroll 32")
+#endif
 #if defined(__x86_64__) || defined(__i386__)
 #define RK_HAVE_AVX2_VARIANT 1
 #define RK_AVX2 __attribute__((target("avx2,fma")))
