@@ -19,6 +19,9 @@ pytest_collecting() {
 echo "== swift build (release: librecur.so, recurd, recur-cli)"
 swift build -c release
 
+echo "== kernel code: each variant's matrix-product tile held in registers (AVX-512's cannot run here)"
+python3 scripts/check_kernel_codegen.py "$(dirname "$(command -v swift)")/clang"
+
 echo "== plugins (bindings/c/plugins: the example; Tests/plugins: one per refusal), used by every stage below"
 make -s -C bindings/c/plugins
 make -s -C Tests/plugins

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Checks the machine code of the matrix-product tiles (Sources/CRecurKernels/packed.c).
+
+The AVX-512 variant cannot run on the development machine, so its speed is never measured there;
+this reads the assembly clang makes of it instead. Each variant's products must contain an inner
+loop holding its whole tile in registers: `rows × streams` fused multiply-adds on registers of its
+width, and no vector value stored to or loaded from the stack inside the loop. A tile that falls
+back to memory (as a variable-length array does) runs several times slower, and only this notices.
+
+Usage: scripts/check_kernel_codegen.py [CLANG]  (default: clang on PATH)
+"""
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "Sources" / "CRecurKernels" / "packed.c"
+# Flags as Package.swift gives the target.
+FLAGS = ["-O3", "-fno-math-errno", "-Wno-psabi", "-I", str(SOURCE.parent / "include")]
+
+# function → (register width, fused multiply-adds in the tile): avx2 tiles are 6 rows × 16 floats
+# (12 ymm), avx512 ones 12 rows × 2 × 16 floats (24 zmm).
+EXPECTED = {
+    "gemm_avx2": ("ymm", 12),
+    "step_avx2": ("ymm", 12),
+    "gemm_avx512": ("zmm", 24),
+    "step_avx512": ("zmm", 24),
+}
+
+
+def function_body(assembly: str, name: str) -> list[str]:
+    lines = assembly.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split("#")[0].strip() == f"{name}:")
+    end = next(i for i in range(start, len(lines)) if lines[i].strip().startswith(f".size\t{name}"))
+    return lines[start:end]
+
+
+def inner_loops(body: list[str]):
+    """The instructions of each innermost loop: from its header comment to its backward branch."""
+    for i, line in enumerate(body):
+        if "Inner Loop Header" not in line:
+            continue
+        loop = []
+        for instruction in body[i + 1:]:
+            loop.append(instruction)
+            if re.match(r"\s+j(ne|b|l|a|ae|be|g|le)\s", instruction):
+                break
+        yield loop
+
+
+def main() -> int:
+    if platform.machine() not in ("x86_64", "AMD64"):
+        print(f"no x86-64 variants to check on {platform.machine()}")
+        return 0
+    clang = sys.argv[1] if len(sys.argv) > 1 else "clang"
+    with tempfile.TemporaryDirectory() as directory:
+        output = Path(directory) / "packed.s"
+        subprocess.run([clang, *FLAGS, "-S", str(SOURCE), "-o", str(output)], check=True)
+        assembly = output.read_text()
+    failures = []
+    for name, (register, fmas) in EXPECTED.items():
+        found = False
+        for loop in inner_loops(function_body(assembly, name)):
+            count = sum(1 for line in loop if re.search(rf"vfmadd\d+ps\s.*%{register}\d+, %{register}\d+$", line.split("#")[0].strip()))
+            # Vector stores (an accumulator in memory) or vector values from the stack; a scalar
+            # reload (the loop bound) is harmless.
+            code = [line.split("#")[0].strip() for line in loop]
+            stack = any(
+                "Spill" in line
+                or ("%rsp" in text and re.search(r"%[xyz]mm", text))
+                or (text.startswith("v") and re.search(r"%[xyz]mm\d+, [^,%]*\(", text))
+                for line, text in zip(loop, code))
+            if count == fmas and not stack:
+                found = True
+                break
+        print(f"{name}: {'ok' if found else 'NO'} loop with {fmas} {register} multiply-adds in registers")
+        if not found:
+            failures.append(name)
+    if failures:
+        print(f"tile not kept in registers in: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
