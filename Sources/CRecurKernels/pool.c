@@ -28,7 +28,7 @@
    chunks would cost more. */
 enum { MIN_PARALLEL_STEP_WORK = 1 << 15 };
 /* Chunks per step and per owning thread: the unit of stealing. */
-enum { CHUNKS_PER_THREAD = 4, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
+enum { CHUNKS_PER_THREAD = 8, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
 /* How long a waiting thread spins before it sleeps: an idle worker long enough to catch the next
    call of a caller running passes back to back; a thread waiting for the rest of a step only as
    long as a chunk takes, since past that its peer is likely descheduled and needs the core. */
