@@ -71,9 +71,9 @@ RK_INLINE float *product_row(const rk_product *p, size_t m) {
     return p->Y + (m / p->group) * p->ldy_group + (m % p->group) * p->ldy;
 }
 
-/* Rows m ..< m_end (in tiles of MR; a short last tile repeats its last row, computed and never
-   stored) of panels q ..< q+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0) or Y. */
-RK_INLINE void gemm_tiles(int MR, int NV, const rk_product *p, size_t m, size_t m_end, size_t q, size_t k0, size_t kc) {
+/* Rows m ..< m+mr (mr ≤ MR; rows past mr repeat the last one, computed and never stored) of panels
+   q ..< q+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0) or Y. */
+RK_INLINE void gemm_tile(int MR, int NV, const rk_product *p, size_t m, size_t mr, size_t q, size_t k0, size_t kc) {
     const float *w[TILE_MAX_NV];
     size_t n0[TILE_MAX_NV], width[TILE_MAX_NV];
     RK_UNROLL for (int v = 0; v < NV; v++) {
@@ -81,37 +81,45 @@ RK_INLINE void gemm_tiles(int MR, int NV, const rk_product *p, size_t m, size_t 
         n0[v] = (q + v) * GEMM_NR;
         width[v] = p->N - n0[v] < GEMM_NR ? p->N - n0[v] : GEMM_NR;
     }
-    for (; m < m_end; m += MR) {
-        size_t mr = m_end - m < (size_t)MR ? m_end - m : (size_t)MR;
-        const float *rows[TILE_MAX_MR];
-        float *out[TILE_MAX_MR];
-        v16f acc[TILE_MAX_MR][TILE_MAX_NV];
-        RK_UNROLL for (int r = 0; r < MR; r++) {
-            size_t row = m + ((size_t)r < mr ? (size_t)r : mr - 1);
-            rows[r] = p->X + row * p->ldx + k0;
-            out[r] = product_row(p, row);
-            RK_UNROLL for (int v = 0; v < NV; v++) {
-                if (k0 > 0) acc[r][v] = load16_n(out[r] + n0[v], width[v]);
-                else acc[r][v] = p->bias ? load16_n(p->bias + n0[v], width[v]) : splat16(0.0f);
-            }
+    const float *rows[TILE_MAX_MR];
+    float *out[TILE_MAX_MR];
+    v16f acc[TILE_MAX_MR][TILE_MAX_NV];
+    RK_UNROLL for (int r = 0; r < MR; r++) {
+        size_t row = m + ((size_t)r < mr ? (size_t)r : mr - 1);
+        rows[r] = p->X + row * p->ldx + k0;
+        out[r] = product_row(p, row);
+        RK_UNROLL for (int v = 0; v < NV; v++) {
+            if (k0 > 0) acc[r][v] = load16_n(out[r] + n0[v], width[v]);
+            else acc[r][v] = p->bias ? load16_n(p->bias + n0[v], width[v]) : splat16(0.0f);
         }
-        tile_micro(MR, NV, kc, rows, w, GEMM_NR, acc);
-        RK_UNROLL for (int r = 0; r < MR; r++)
-            RK_UNROLL for (int v = 0; v < NV; v++)
-                if ((size_t)r < mr) store16_n(out[r] + n0[v], acc[r][v], width[v]);
     }
+    tile_micro(MR, NV, kc, rows, w, GEMM_NR, acc);
+    RK_UNROLL for (int r = 0; r < MR; r++)
+        RK_UNROLL for (int v = 0; v < NV; v++)
+            if ((size_t)r < mr) store16_n(out[r] + n0[v], acc[r][v], width[v]);
+}
+
+/* Rows m ..< m_end of panels q ..< q+NV: tiles of MR rows, then what is left in short tiles of
+   SHORT_MR rows (when SHORT_MR > 0), so a tall tile does not compute up to MR − 1 rows for nothing. */
+RK_INLINE void gemm_tiles(int MR, int SHORT_MR, int NV, const rk_product *p, size_t m, size_t m_end, size_t q,
+                          size_t k0, size_t kc) {
+    for (; m + MR <= m_end; m += MR) gemm_tile(MR, NV, p, m, MR, q, k0, kc);
+    if (SHORT_MR > 0)
+        for (; m < m_end; m += SHORT_MR) gemm_tile(SHORT_MR, NV, p, m, m_end - m < (size_t)SHORT_MR ? m_end - m : SHORT_MR, q, k0, kc);
+    else if (m < m_end)
+        gemm_tile(MR, NV, p, m, m_end - m, q, k0, kc);
 }
 
 /* k in blocks of GEMM_KC (a panel's block stays in L1), rows in blocks of GEMM_MC (in L2). */
-RK_INLINE void gemm_body(int MR, int NV, const rk_product *p, size_t row_begin, size_t row_end, size_t panel_begin,
-                         size_t panel_end) {
+RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, const rk_product *p, size_t row_begin, size_t row_end,
+                         size_t panel_begin, size_t panel_end) {
     for (size_t k0 = 0; k0 < p->K || k0 == 0; k0 += GEMM_KC) {
         size_t kc = p->K - k0 < GEMM_KC ? p->K - k0 : GEMM_KC;
         for (size_t m0 = row_begin; m0 < row_end; m0 += GEMM_MC) {
             size_t m_end = row_end - m0 < GEMM_MC ? row_end : m0 + GEMM_MC;
             size_t q = panel_begin;
-            for (; q + NV <= panel_end; q += NV) gemm_tiles(MR, NV, p, m0, m_end, q, k0, kc);
-            for (; q < panel_end; q++) gemm_tiles(MR, 1, p, m0, m_end, q, k0, kc);
+            for (; q + NV <= panel_end; q += NV) gemm_tiles(MR, SHORT_MR, NV, p, m0, m_end, q, k0, kc);
+            for (; q < panel_end; q++) gemm_tiles(MR, SHORT_MR, 1, p, m0, m_end, q, k0, kc);
         }
         if (p->K == 0) break;
     }
@@ -249,25 +257,28 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size
     }
 }
 
-/* Rows go in whole tiles of TILE_MR first when a tile covers whole gate pairs (G even), or when it
-   covers all of gru's pairs at once, the wasted half pair costing less than narrower sums (not
-   rnn's single gate: half of every sum would be waste); then in groups of MR
+/* Rows go in whole tiles of TILE_MR first, then of SHORT_MR (when > 0), when a tile covers whole
+   gate pairs (G even), or when it covers all of gru's pairs at once, the wasted half pair costing
+   less than narrower sums (not rnn's single gate: half of every sum would be waste); then in groups of MR
    rows (MR·G accumulators and G weight vectors fit the 16 registers); a last single row takes two
    unit blocks at once, so a batch of one still has 2·G independent sums in flight. The sums go in
    chunks of STEP_KC over k so a unit block's weights for the chunk stay in L1 while every row uses
    them. */
 enum { STEP_KC = 128 };
-RK_INLINE void step_cell(const rk_step *s, int cell, int G, int MR, int TILE_MR, int TILE_NV, size_t unit_begin,
-                         size_t unit_end) {
+RK_INLINE void step_cell(const rk_step *s, int cell, int G, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
+                         size_t unit_begin, size_t unit_end) {
     int tiles = TILE_MR > 0 && (G % 2 == 0 || (G > 1 && (G + 1) / 2 == TILE_NV));
-    size_t H = s->hidden, tiled = tiles ? s->batch / TILE_MR * TILE_MR : 0;
+    size_t H = s->hidden, tall = tiles ? s->batch / TILE_MR * TILE_MR : 0;
+    size_t tiled = tiles && SHORT_MR > 0 ? tall + (s->batch - tall) / SHORT_MR * SHORT_MR : tall;
     size_t full = tiled + (s->batch - tiled) / MR * MR, rest = s->batch - full;
     for (size_t u = unit_begin; u < unit_end; u += 2) {
         int pair = u + 1 < unit_end;
         for (size_t k0 = 0; k0 < H; k0 += STEP_KC) {
             size_t k1 = H - k0 < STEP_KC ? H : k0 + STEP_KC;
             for (size_t i = 0; i <= (size_t)pair; i++) {
-                for (size_t b = 0; b < tiled; b += TILE_MR) step_tile(s, cell, G, TILE_MR, TILE_NV, u + i, b, k0, k1);
+                for (size_t b = 0; b < tall; b += TILE_MR) step_tile(s, cell, G, TILE_MR, TILE_NV, u + i, b, k0, k1);
+                if (SHORT_MR > 0)
+                    for (size_t b = tall; b < tiled; b += SHORT_MR) step_tile(s, cell, G, SHORT_MR, TILE_NV, u + i, b, k0, k1);
                 for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, MR, 1, u + i, b, MR, k0, k1);
                 if (rest > 1) step_rows(s, cell, G, MR, 1, u + i, full, rest, k0, k1);
             }
@@ -279,38 +290,39 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int MR, int TILE_MR,
     }
 }
 
-RK_INLINE void step_body(int TILE_MR, int TILE_NV, const rk_step *s, size_t unit_begin, size_t unit_end) {
+RK_INLINE void step_body(int TILE_MR, int SHORT_MR, int TILE_NV, const rk_step *s, size_t unit_begin, size_t unit_end) {
     switch (s->cell) {
-    case RK_CELL_LSTM: step_cell(s, RK_CELL_LSTM, 4, 2, TILE_MR, TILE_NV, unit_begin, unit_end); break;
-    case RK_CELL_GRU: step_cell(s, RK_CELL_GRU, 3, 3, TILE_MR, TILE_NV, unit_begin, unit_end); break;
-    case RK_CELL_RNN_RELU: step_cell(s, RK_CELL_RNN_RELU, 1, 6, TILE_MR, TILE_NV, unit_begin, unit_end); break;
-    default: step_cell(s, RK_CELL_RNN_TANH, 1, 6, TILE_MR, TILE_NV, unit_begin, unit_end); break;
+    case RK_CELL_LSTM: step_cell(s, RK_CELL_LSTM, 4, 2, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
+    case RK_CELL_GRU: step_cell(s, RK_CELL_GRU, 3, 3, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
+    case RK_CELL_RNN_RELU: step_cell(s, RK_CELL_RNN_RELU, 1, 6, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
+    default: step_cell(s, RK_CELL_RNN_TANH, 1, 6, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
     }
 }
 
 /* ---- variants and dispatch ---------------------------------------------------------------- */
 
-/* One instruction set and tile shape (MR rows × NV streams of 16) for the products. */
+/* One instruction set and tile shape (MR rows × NV streams of 16, and short tiles of SHORT_MR rows
+   for what is left, or none) for the products. */
 typedef struct {
     const char *name;
     void (*gemm)(const rk_product *p, size_t row_begin, size_t row_end, size_t panel_begin, size_t panel_end);
     void (*step)(const rk_step *s, size_t unit_begin, size_t unit_end);
 } kernel_variant;
 
-#define RK_VARIANT(NAME, TARGET, MR, NV)                                                                              \
+#define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV)                                                                    \
     TARGET static void gemm_##NAME(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {                \
-        gemm_body(MR, NV, p, rb, re, pb, pe);                                                                          \
+        gemm_body(MR, SHORT_MR, NV, p, rb, re, pb, pe);                                                                \
     }                                                                                                                  \
-    TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) { step_body(MR, NV, s, ub, ue); }        \
+    TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) { step_body(MR, SHORT_MR, NV, s, ub, ue); } \
     static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME};
 
-RK_VARIANT(portable, , 6, 1)
+RK_VARIANT(portable, , 6, 0, 1)
 #if RK_HAVE_AVX2_VARIANT
-RK_VARIANT(avx2, RK_AVX2, 6, 1)
-RK_VARIANT(avx512, RK_AVX512, 12, 2)
+RK_VARIANT(avx2, RK_AVX2, 6, 0, 1)
+RK_VARIANT(avx512, RK_AVX512, 12, 4, 2)
 /* AVX-512's tile shapes in AVX2 instructions: slow (the tiles spill), only for running the AVX-512
    variant's code paths on a machine without AVX-512 (RECUR_KERNELS=avx512_tiles_on_avx2). */
-RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 2)
+RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 4, 2)
 #endif
 #undef RK_VARIANT
 
