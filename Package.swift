@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "RecurZMQ", dependencies: ["CZMQ"]),
         // The C side of librecur.so: recur.h's types for Swift and the thread-local last error.
         .target(name: "CRecurAPI"),
-        .target(name: "RecurC", dependencies: ["Recur", "CRecurAPI"]),
+        .target(name: "RecurC", dependencies: ["Recur", "CRecurAPI", "CRecurKernels"]),
         .target(name: "RecurTraining", dependencies: ["Recur", "CRecurKernels"]),
         .executableTarget(
             name: "RecurCLI",

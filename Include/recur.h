@@ -109,6 +109,13 @@ int32_t recur_abi_version(void);
 const char *recur_version(void);
 
 /**
+ * The kernel variant this process computes with: "avx512", "avx2" or "portable" — the fastest
+ * the CPU runs, or the one the environment variable RECUR_KERNELS names if the CPU runs it; fixed
+ * at the first call or computation. A static string, never freed. Never fails; any thread.
+ */
+const char *recur_kernels(void);
+
+/**
  * This thread's message for its last failed call, or "" if none of its calls has failed yet.
  * Set by every call that returns a status other than RECUR_OK; successful calls leave it as it
  * is. The string belongs to the library and stays valid until this thread's next call into the

@@ -88,7 +88,8 @@ def measure_load(recur, path):
 
 def time_recur(peers, config, directory, repeat, tolerance):
     import recur
-    version = recur.__version__  # loads librecur.so before the baseline
+    # Loads librecur.so before the baseline; names the kernel variant, which decides the speed.
+    version = f"{recur.__version__} ({recur.kernels()} kernels)"
     baseline = harness.resident_mib()
     x = recur.load_tensors(os.path.join(directory, "input.safetensors"))["input"]
     path = os.path.join(directory, "model.safetensors")

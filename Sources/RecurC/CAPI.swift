@@ -3,6 +3,7 @@
 // engine sees it, and turns every RecurError into a status plus this thread's last error.
 // recur_last_error and recur_abi_version live in C (Sources/CRecurAPI).
 import CRecurAPI
+import CRecurKernels
 import Recur
 
 #if canImport(Glibc)
@@ -214,6 +215,11 @@ private func copied<T: BitwiseCopyable>(_ data: UnsafeRawPointer?, _ count: Int)
 @_cdecl("recur_version")
 public func recurVersionString() -> UnsafePointer<CChar> {
     UnsafeRawPointer(recurVersionLiteral.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+@_cdecl("recur_kernels")
+public func recurKernels() -> UnsafePointer<CChar> {
+    rk_kernels_name()
 }
 
 // MARK: - Models

@@ -207,6 +207,11 @@ static void test_library(void) {
     CHECK(sscanf(recur_version(), "%d.%d.%d%c", &major, &minor, &patch, &end) == 3, "version '%s' is not M.m.p",
           recur_version());
     CHECK(recur_last_error() != NULL, "recur_last_error is NULL");
+    /* scripts/test.sh runs the C tests with RECUR_KERNELS unset: the fastest variant this CPU runs. */
+    const char *kernels = recur_kernels();
+    CHECK(strcmp(kernels, "avx512") == 0 || strcmp(kernels, "avx2") == 0 || strcmp(kernels, "portable") == 0,
+          "recur_kernels() is '%s'", kernels);
+    CHECK(recur_kernels() == kernels, "recur_kernels() is not one static string");
 }
 
 static void test_golden(void) {

@@ -10,7 +10,14 @@ from ._model import Model, Session
 from ._plugins import load_plugin
 from ._safetensors import load_tensors, save, save_tensors
 
-__all__ = ["RecurError", "Model", "Session", "load_plugin", "Client", "RemoteSession", "load_tensors", "save", "save_tensors"]
+__all__ = ["RecurError", "Model", "Session", "load_plugin", "Client", "RemoteSession", "load_tensors", "save", "save_tensors",
+           "kernels"]
+
+
+def kernels() -> str:
+    """The kernel variant librecur.so computes with here: "avx512", "avx2" or "portable"."""
+    from ._library import library
+    return library().recur_kernels().decode("ascii")
 
 
 def __getattr__(name):

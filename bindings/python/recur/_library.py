@@ -54,6 +54,9 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     # const char *recur_version(void);
     lib.recur_version.argtypes = []
     lib.recur_version.restype = c_char_p
+    # const char *recur_kernels(void);
+    lib.recur_kernels.argtypes = []
+    lib.recur_kernels.restype = c_char_p
     # const char *recur_last_error(void);
     lib.recur_last_error.argtypes = []
     lib.recur_last_error.restype = c_char_p

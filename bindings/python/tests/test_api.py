@@ -2,6 +2,9 @@
 writes them (more may be added, but only after these and with defaults)."""
 
 import inspect
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -60,6 +63,15 @@ def test_signature_is_the_specs(owner, method, expected):
 def test_everything_is_a_context_manager(name):
     owner = getattr(recur, name)
     assert callable(getattr(owner, "__enter__")) and callable(getattr(owner, "__exit__"))
+
+
+def test_kernels_names_the_variant_in_use():
+    assert recur.kernels() in ("avx512", "avx2", "portable")
+    # RECUR_KERNELS picks a variant the CPU runs (every CPU runs the portable one), in a new process
+    # since the choice is made once.
+    asked = subprocess.run([sys.executable, "-c", "import recur; print(recur.kernels())"],
+                           env={**os.environ, "RECUR_KERNELS": "portable"}, capture_output=True, text=True, check=True)
+    assert asked.stdout.strip() == "portable"
 
 
 def test_module_names():
