@@ -45,7 +45,6 @@ public final class Model: Sendable {
             guard ["F32", "F16", "BF16", "F64"].contains(entry.dtype) else {
                 throw RecurError.format("tensor \(name): dtype \(entry.dtype) is not a weight dtype (F32, F16, BF16, F64)")
             }
-            defer { file.releasePages(of: entry) }
             return try file.tensor(entry).floats ?? []
         }
     }

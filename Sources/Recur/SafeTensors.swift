@@ -27,10 +27,10 @@ public struct SafeTensorsFile {
     public let entries: [Entry]
     private let storage: Storage
 
-    /// Reads a file, memory-mapped for the time this value lives.
+    /// Opens a file and reads its header; each tensor's bytes are read when `tensor` asks for them,
+    /// from the file kept open for the time this value lives.
     public init(path: String) throws(RecurError) {
-        let mapped = try MappedFile(path: path)
-        try self.init(storage: .mapped(mapped), source: path)
+        try self.init(storage: .file(try OpenFile(path: path)), source: path)
     }
 
     /// Reads a file image already in memory.
@@ -40,9 +40,7 @@ public struct SafeTensorsFile {
 
     private init(storage: Storage, source: String) throws(RecurError) {
         self.storage = storage
-        (metadata, entries) = try storage.withBytes { raw throws(RecurError) in
-            try SafeTensorsFile.parseHeader(raw, source: source)
-        }
+        (metadata, entries) = try SafeTensorsFile.parseHeader(storage, source: source)
     }
 
     /// Bytes element for each supported dtype.
@@ -59,27 +57,27 @@ public struct SafeTensorsFile {
         }
     }
 
-    private static func parseHeader(_ raw: UnsafeRawBufferPointer, source: String) throws(RecurError)
-        -> ([String: String], [Entry])
-    {
+    private static func parseHeader(_ storage: Storage, source: String) throws(RecurError) -> ([String: String], [Entry]) {
         func fail(_ what: String) -> RecurError { .format("\(source): \(what)") }
-        guard raw.count >= 8 else { throw fail("file is \(raw.count) bytes, too short for a safetensors header") }
-        let headerLength = raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
+        let fileSize = storage.count
+        guard fileSize >= 8 else { throw fail("file is \(fileSize) bytes, too short for a safetensors header") }
+        let headerLength = try storage.withBytes(0..<8) { raw in raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian }
         guard headerLength <= UInt64(maxHeaderLength) else {
             throw fail("header length \(headerLength) is above the limit of \(maxHeaderLength) bytes")
         }
-        guard 8 + Int(headerLength) <= raw.count else {
-            throw fail("header length \(headerLength) runs past the end of the \(raw.count)-byte file")
+        guard 8 + Int(headerLength) <= fileSize else {
+            throw fail("header length \(headerLength) runs past the end of the \(fileSize)-byte file")
         }
-        let header: JSONValue
-        do {
-            header = try JSONValue.parse(UnsafeRawBufferPointer(rebasing: raw[8..<(8 + Int(headerLength))]))
-        } catch {
-            throw fail("header is \(error.message)")
+        let header = try storage.withBytes(8..<(8 + Int(headerLength))) { raw throws(RecurError) in
+            do throws(RecurError) {
+                return try JSONValue.parse(raw)
+            } catch {
+                throw fail("header is \(error.message)")
+            }
         }
         guard case .object(let fields) = header else { throw fail("header is not a JSON object") }
         let dataStart = 8 + Int(headerLength)
-        let dataLength = raw.count - dataStart
+        let dataLength = fileSize - dataStart
 
         var metadata: [String: String] = [:]
         var entries: [Entry] = []
@@ -127,16 +125,13 @@ public struct SafeTensorsFile {
 
     public func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
 
-    /// Tells a memory-mapped file that `entry`'s bytes will not be needed again soon (see
-    /// `MappedFile.releasePages`); nothing for a file image in memory.
-    func releasePages(of entry: Entry) {
-        if case .mapped(let file) = storage { file.releasePages(entry.range) }
-    }
-
-    /// The tensor's values: float dtypes become float32, I32 and I64 stay integers.
+    /// The tensor's values: float dtypes become float32, I32 and I64 stay integers. From a file, its
+    /// bytes are read now (and only held while they are converted).
     public func tensor(_ entry: Entry) throws(RecurError) -> Tensor {
-        try storage.withBytes { raw throws(RecurError) in
-            let bytes = UnsafeRawBufferPointer(rebasing: raw[entry.range])
+        if case .file(let file) = storage, entry.dtype == "F32", UInt32(1).littleEndian == 1, entry.range.count % 4 == 0 {
+            return Tensor(floats: try file.read(entry.range, as: Float.self), shape: entry.shape)
+        }
+        return try storage.withBytes(entry.range) { bytes throws(RecurError) in
             if let floats = SafeTensorsFile.decodeFloats(bytes, dtype: entry.dtype) {
                 return Tensor(floats: floats, shape: entry.shape)
             }
@@ -160,14 +155,26 @@ public struct SafeTensorsFile {
     }
 
     private enum Storage {
-        case mapped(MappedFile)
+        case file(OpenFile)
         case bytes([UInt8])
 
-        func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws(RecurError) -> R) throws(RecurError) -> R {
+        var count: Int {
             switch self {
-            case .mapped(let file): return try body(file.bytes)
+            case .file(let file): file.size
+            case .bytes(let array): array.count
+            }
+        }
+
+        /// Calls `body` with the bytes in `range` (inside 0..<count).
+        func withBytes<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws(RecurError) -> R) throws(RecurError) -> R {
+            switch self {
+            case .file(let file):
+                let bytes = try file.read(range)
+                return try bytes.withUnsafeBytes { raw in Result { () throws(RecurError) in try body(raw) } }.get()
             case .bytes(let array):
-                return try array.withUnsafeBytes { raw in Result { () throws(RecurError) in try body(raw) } }.get()
+                return try array.withUnsafeBytes { raw in
+                    Result { () throws(RecurError) in try body(UnsafeRawBufferPointer(rebasing: raw[range])) }
+                }.get()
             }
         }
     }
@@ -212,9 +219,14 @@ extension Tensor {
     }
 }
 
-/// A read-only memory mapping of a whole file, unmapped when the last reference goes.
-final class MappedFile {
-    let bytes: UnsafeRawBufferPointer
+/// A regular file open for reading, closed when the last reference goes. Read with pread, not
+/// mapped: a mapped file that another process truncates (a model copied over while it loads) kills
+/// the reader with SIGBUS, where a read just comes up short and is reported.
+final class OpenFile {
+    let path: String
+    /// The size when the file was opened.
+    let size: Int
+    private let fd: Int32
 
     init(path: String) throws(RecurError) {
         // C would see only the part before the NUL: a different file than the one named.
@@ -222,34 +234,53 @@ final class MappedFile {
         // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat below refuses it anyway.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw RecurError(.io, "\(path): open failed: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw RecurError(.io, "\(path): fstat failed: \(String(cString: strerror(errno)))") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw RecurError(.io, "\(path): not a regular file") }
-        let size = Int(info.st_size)
-        guard size > 0 else {
-            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
-            return
+        guard fstat(fd, &info) == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw RecurError(.io, "\(path): fstat failed: \(message)")
         }
-        guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), address != MAP_FAILED else {
-            throw RecurError(.io, "\(path): mmap of \(size) bytes failed: \(String(cString: strerror(errno)))")
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw RecurError(.io, "\(path): not a regular file")
         }
-        bytes = UnsafeRawBufferPointer(start: address, count: size)
+        self.path = path
+        self.fd = fd
+        size = Int(info.st_size)
     }
 
-    /// Drops the resident pages wholly inside `range` (byte offsets). Contents stay readable: a
-    /// later access reads them from the file again. Loading uses this once a tensor is decoded, so
-    /// the file image and the decoded weights are not both held in memory.
-    func releasePages(_ range: Range<Int>) {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        guard let base = bytes.baseAddress, page > 0, range.lowerBound >= 0, range.upperBound <= bytes.count else { return }
-        let start = (range.lowerBound + page - 1) / page * page, end = range.upperBound / page * page
-        guard end > start else { return }
-        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, Int32(MADV_DONTNEED))
+    /// The bytes at `range` (inside 0..<size), read in full.
+    func read(_ range: Range<Int>) throws(RecurError) -> [UInt8] {
+        try read(range, as: UInt8.self)
+    }
+
+    /// The bytes at `range` as values of `T` in the host's byte order, read straight into the
+    /// array (no copy: a tensor's raw bytes and its values are not held at once).
+    func read<T: BitwiseCopyable>(_ range: Range<Int>, as: T.Type) throws(RecurError) -> [T] {
+        var failure: RecurError?
+        let values = [T](unsafeUninitializedCapacity: range.count / MemoryLayout<T>.stride) { buffer, initialized in
+            let bytes = UnsafeMutableRawBufferPointer(buffer)
+            var done = 0
+            while done < range.count {
+                let got = pread(fd, bytes.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
+                if got > 0 {
+                    done += got
+                } else if got == 0 {
+                    failure = RecurError(.io, "\(path): the file ends at byte \(range.lowerBound + done), before byte \(range.upperBound) its header promises (was it changed while being read?)")
+                    return
+                } else if errno != EINTR {
+                    failure = RecurError(.io, "\(path): pread of \(range.count) bytes at \(range.lowerBound) failed: \(String(cString: strerror(errno)))")
+                    return
+                }
+            }
+            initialized = buffer.count
+        }
+        if let failure { throw failure }
+        return values
     }
 
     deinit {
-        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+        close(fd)
     }
 }
 

@@ -17,6 +17,22 @@ import Testing
         return withUnsafeBytes(of: UInt64(text.count).littleEndian, Array.init) + text + [UInt8](repeating: 0, count: bytes)
     }
 
+    /// A file cut short after its header was read (a model copied over while it loads) is reported
+    /// when a tensor's bytes come up short. Mapped into memory, it killed the process with SIGBUS.
+    @Test func fileTruncatedWhileReadIsAnError() throws {
+        let path = try scratchDirectory().appendingPathComponent("model.safetensors").path
+        let weights = (0..<4096).map { Float($0) }
+        try SafeTensorsWriter.write([("a", try .float32(weights, shape: [4096])), ("b", try .float32(weights, shape: [4096]))], to: path)
+        let file = try SafeTensorsFile(path: path)
+        let a = try #require(file.entry("a")), b = try #require(file.entry("b"))
+        #expect(try file.tensor(a).floats == weights)
+        #expect(truncate(path, off_t(b.range.lowerBound + 100)) == 0)
+        let failure = HardeningTests.error { _ = try file.tensor(b) }
+        #expect(failure?.kind == .io)
+        #expect(failure?.message.contains("the file ends at byte \(b.range.lowerBound + 100)") == true, "\(String(describing: failure))")
+        #expect(try file.tensor(a).floats == weights)
+    }
+
     /// The error `body` throws, or nil when it throws none.
     static func error(_ body: () throws -> Void) -> RecurError? {
         do {
