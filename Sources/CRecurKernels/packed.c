@@ -42,6 +42,64 @@ void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) {
         for (size_t l = 0; l < RK_UNITS; l++) *P++ = 0.0f;
 }
 
+/* float32 → binary16, rounded to nearest even; values beyond the largest half (65504) become
+   infinity (the engine refuses such weights before packing). */
+static uint16_t half_from_float(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint32_t sign = (x >> 16) & 0x8000, magnitude = x & 0x7fffffff;
+    if (magnitude >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);     /* ≥ 65520: rounds to infinity */
+    if (magnitude < 0x38800000u) {                                       /* below 2⁻¹⁴: a subnormal half */
+        float a;
+        memcpy(&a, &magnitude, sizeof a);
+        float units = a * 0x1p24f;                                       /* in half's subnormal steps, exact */
+        uint32_t q = (uint32_t)units;
+        float rest = units - (float)q;
+        if (rest > 0.5f || (rest == 0.5f && (q & 1))) q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t rounded = magnitude + 0xfff + ((magnitude >> 13) & 1);     /* the 13 bits dropped, to even */
+    return (uint16_t)(sign | ((rounded - 0x38000000u) >> 13));          /* exponent bias 127 → 15 */
+}
+
+void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P) {
+    for (size_t u = 0; u < ceil_div(H, RK_UNITS); u++)
+        for (size_t k = 0; k < H; k++)
+            for (size_t g = 0; g < gates; g++)
+                for (size_t l = 0; l < RK_UNITS; l++) {
+                    size_t j = u * RK_UNITS + l;
+                    *P++ = j < H ? half_from_float(W[(g * H + j) * H + k]) : 0;
+                }
+    if (gates % 2 == 1)
+        for (size_t l = 0; l < RK_UNITS; l++) *P++ = 0;
+}
+
+/* ---- weights as stored: float32, or half (HALF) converted on load ---------------------------- */
+
+typedef uint16_t v8u16 __attribute__((vector_size(16)));
+typedef uint16_t v8u16_unaligned __attribute__((vector_size(16), aligned(2)));
+typedef _Float16 v8h __attribute__((vector_size(16)));
+
+/* Eight halves as floats: with F16C one conversion instruction, else exactly by integer arithmetic
+   (the magnitude's bits moved into float position and rescaled by 2¹¹², which also handles
+   subnormals; packed weights are finite). */
+RK_INLINE v8f half8(const uint16_t *p, int F16C) {
+    v8u16 bits = *(const v8u16_unaligned *)p;
+    if (F16C) return __builtin_convertvector((v8h)bits, v8f);
+    v8i x = __builtin_convertvector(bits, v8i);
+    v8f magnitude = (v8f)((x & 0x7fff) << 13) * splat(0x1p112f);
+    return (v8f)((v8i)magnitude | ((x & 0x8000) << 16));
+}
+
+/* Weights i ..< i+8 (i+16) of a stream of floats (HALF 0) or halves (HALF 1). */
+RK_INLINE v8f wload8(const void *w, size_t i, int HALF, int F16C) {
+    return HALF ? half8((const uint16_t *)w + i, F16C) : load8((const float *)w + i);
+}
+RK_INLINE v16f wload16(const void *w, size_t i, int HALF, int F16C) {
+    return HALF ? join16(half8((const uint16_t *)w + i, F16C), half8((const uint16_t *)w + i + 8, F16C))
+                : load16((const float *)w + i);
+}
+
 /* ---- the tile ------------------------------------------------------------------------------ */
 
 /* The largest tile of any variant. Tile arrays have these fixed sizes (not MR × NV, which would make
@@ -50,13 +108,13 @@ void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) {
 enum { TILE_MAX_MR = 12, TILE_MAX_NV = 2 };
 
 /* Every product here is made of one tile: acc[r][v] (+)= Σ_{k < kc} rows[r][k] · w[v][k·stride ..< +16],
-   MR rows times NV streams of 16 weights per k (MR, NV constants after inlining). The AVX2 variant
-   runs 6 × 1 (12 registers of 8 floats), the AVX-512 one 12 × 2 (24 of 16). */
-RK_INLINE void tile_micro(int MR, int NV, size_t kc, const float *const *rows, const float *const *w, size_t stride,
-                          v16f acc[TILE_MAX_MR][TILE_MAX_NV]) {
+   MR rows times NV streams of 16 weights per k (MR, NV, HALF, F16C constants after inlining). The
+   AVX2 variant runs 6 × 1 (12 registers of 8 floats), the AVX-512 one 12 × 2 (24 of 16). */
+RK_INLINE void tile_micro(int MR, int NV, int HALF, int F16C, size_t kc, const float *const *rows, const void *const *w,
+                          size_t stride, v16f acc[TILE_MAX_MR][TILE_MAX_NV]) {
     for (size_t k = 0; k < kc; k++) {
         v16f weights[TILE_MAX_NV];
-        RK_UNROLL for (int v = 0; v < NV; v++) weights[v] = load16(w[v] + k * stride);
+        RK_UNROLL for (int v = 0; v < NV; v++) weights[v] = wload16(w[v], k * stride, HALF, F16C);
         RK_UNROLL for (int r = 0; r < MR; r++) {
             v16f x = splat16(rows[r][k]);
             RK_UNROLL for (int v = 0; v < NV; v++) acc[r][v] += x * weights[v];
@@ -74,7 +132,7 @@ RK_INLINE float *product_row(const rk_product *p, size_t m) {
 /* Rows m ..< m+mr (mr ≤ MR; rows past mr repeat the last one, computed and never stored) of panels
    q ..< q+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0) or Y. */
 RK_INLINE void gemm_tile(int MR, int NV, const rk_product *p, size_t m, size_t mr, size_t q, size_t k0, size_t kc) {
-    const float *w[TILE_MAX_NV];
+    const void *w[TILE_MAX_NV];
     size_t n0[TILE_MAX_NV], width[TILE_MAX_NV];
     RK_UNROLL for (int v = 0; v < NV; v++) {
         w[v] = p->P + (q + v) * GEMM_NR * p->K + k0 * GEMM_NR;
@@ -93,7 +151,7 @@ RK_INLINE void gemm_tile(int MR, int NV, const rk_product *p, size_t m, size_t m
             else acc[r][v] = p->bias ? load16_n(p->bias + n0[v], width[v]) : splat16(0.0f);
         }
     }
-    tile_micro(MR, NV, kc, rows, w, GEMM_NR, acc);
+    tile_micro(MR, NV, 0, 0, kc, rows, w, GEMM_NR, acc);
     RK_UNROLL for (int r = 0; r < MR; r++)
         RK_UNROLL for (int v = 0; v < NV; v++)
             if ((size_t)r < mr) store16_n(out[r] + n0[v], acc[r][v], width[v]);
@@ -166,8 +224,8 @@ RK_INLINE v8f gate_start(const rk_step *s, int cell, const float *gx, int g, siz
    constants after inlining (MR ≥ mr). Sums start from gx (k0 = 0) or the partial sums, and end in
    the gate math (k1 = H) or the partial sums. Every row's sums run over k in order whatever MR and
    NB are, so a row's result never depends on which other rows share its batch. */
-RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size_t u, size_t b0, size_t mr,
-                         size_t k0, size_t k1) {
+RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int NB, size_t u, size_t b0,
+                         size_t mr, size_t k0, size_t k1) {
     size_t H = s->hidden;
     const float *h[MR];
     v8f acc[MR][NB][G];
@@ -182,12 +240,14 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size
                 acc[r][i][g] = k0 > 0 ? load8(partial + g * RK_UNITS) : gate_start(s, cell, gx, g, j, n);
         }
     }
-    const float *block = s->weights + u * RK_UNITS * G * H + k0 * G * RK_UNITS;
+    const void *weights = HALF ? (const void *)s->half_weights : (const void *)s->weights;
+    size_t block = u * RK_UNITS * G * H + k0 * G * RK_UNITS;
     for (size_t k = k0; k < k1; k++, block += G * RK_UNITS) {
         for (int r = 0; r < MR; r++) {
             v8f x = splat(h[r][k]);
             for (int i = 0; i < NB; i++)
-                for (int g = 0; g < G; g++) acc[r][i][g] += x * load8(block + i * RK_UNITS * G * H + g * RK_UNITS);
+                for (int g = 0; g < G; g++)
+                    acc[r][i][g] += x * wload8(weights, block + i * RK_UNITS * G * H + g * RK_UNITS, HALF, F16C);
         }
     }
     for (size_t r = 0; r < mr; r++) {
@@ -212,7 +272,8 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int MR, int NB, size
    packed weights have RK_UNITS floats of padding for the last k). Sums start and end as in
    step_rows, in the same partial-sum layout, and run over k in the same order: a row's numbers are
    the same whichever path takes it. */
-RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size_t u, size_t b0, size_t k0, size_t k1) {
+RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int NV, size_t u, size_t b0,
+                         size_t k0, size_t k1) {
     size_t H = s->hidden, j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
     const float *rows[TILE_MAX_MR];
     float *partial[TILE_MAX_MR];
@@ -220,11 +281,13 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size
         rows[r] = s->h_prev + (b0 + r) * H + k0;
         partial[r] = s->partial + ((b0 + r) * 2 + u % 2) * G * RK_UNITS;
     }
-    const float *block = s->weights + u * RK_UNITS * G * H + k0 * G * RK_UNITS;
+    size_t block = u * RK_UNITS * G * H + k0 * G * RK_UNITS;
     for (int pair = 0; pair < (G + 1) / 2; pair += NV) {
-        const float *w[TILE_MAX_NV];
+        const void *w[TILE_MAX_NV];
         v16f acc[TILE_MAX_MR][TILE_MAX_NV];
-        RK_UNROLL for (int v = 0; v < NV; v++) w[v] = block + (pair + v) * 2 * RK_UNITS;
+        RK_UNROLL for (int v = 0; v < NV; v++)
+            w[v] = HALF ? (const void *)(s->half_weights + block + (pair + v) * 2 * RK_UNITS)
+                        : (const void *)(s->weights + block + (pair + v) * 2 * RK_UNITS);
         RK_UNROLL for (int r = 0; r < MR; r++) {
             const float *gx = s->gx + (b0 + r) * s->ldgx;
             RK_UNROLL for (int v = 0; v < NV; v++) {
@@ -236,7 +299,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size
                 acc[r][v] = join16(first, second);
             }
         }
-        tile_micro(MR, NV, k1 - k0, rows, w, G * RK_UNITS, acc);
+        tile_micro(MR, NV, HALF, F16C, k1 - k0, rows, w, G * RK_UNITS, acc);
         RK_UNROLL for (int r = 0; r < MR; r++)
             RK_UNROLL for (int v = 0; v < NV; v++) {
                 int g = 2 * (pair + v);
@@ -265,7 +328,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int MR, int NV, size
    chunks of STEP_KC over k so a unit block's weights for the chunk stay in L1 while every row uses
    them. */
 enum { STEP_KC = 128 };
-RK_INLINE void step_cell(const rk_step *s, int cell, int G, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
+RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
                          size_t unit_begin, size_t unit_end) {
     int tiles = TILE_MR > 0 && (G % 2 == 0 || (G > 1 && (G + 1) / 2 == TILE_NV));
     size_t H = s->hidden, tall = tiles ? s->batch / TILE_MR * TILE_MR : 0;
@@ -276,26 +339,29 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int MR, int TILE_MR,
         for (size_t k0 = 0; k0 < H; k0 += STEP_KC) {
             size_t k1 = H - k0 < STEP_KC ? H : k0 + STEP_KC;
             for (size_t i = 0; i <= (size_t)pair; i++) {
-                for (size_t b = 0; b < tall; b += TILE_MR) step_tile(s, cell, G, TILE_MR, TILE_NV, u + i, b, k0, k1);
+                for (size_t b = 0; b < tall; b += TILE_MR) step_tile(s, cell, G, HALF, F16C, TILE_MR, TILE_NV, u + i, b, k0, k1);
                 if (SHORT_MR > 0)
-                    for (size_t b = tall; b < tiled; b += SHORT_MR) step_tile(s, cell, G, SHORT_MR, TILE_NV, u + i, b, k0, k1);
-                for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, MR, 1, u + i, b, MR, k0, k1);
-                if (rest > 1) step_rows(s, cell, G, MR, 1, u + i, full, rest, k0, k1);
+                    for (size_t b = tall; b < tiled; b += SHORT_MR) step_tile(s, cell, G, HALF, F16C, SHORT_MR, TILE_NV, u + i, b, k0, k1);
+                for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, MR, 1, u + i, b, MR, k0, k1);
+                if (rest > 1) step_rows(s, cell, G, HALF, F16C, MR, 1, u + i, full, rest, k0, k1);
             }
             if (rest == 1) {
-                if (pair) step_rows(s, cell, G, 1, 2, u, full, 1, k0, k1);
-                else step_rows(s, cell, G, 1, 1, u, full, 1, k0, k1);
+                if (pair) step_rows(s, cell, G, HALF, F16C, 1, 2, u, full, 1, k0, k1);
+                else step_rows(s, cell, G, HALF, F16C, 1, 1, u, full, 1, k0, k1);
             }
         }
     }
 }
 
-RK_INLINE void step_body(int TILE_MR, int SHORT_MR, int TILE_NV, const rk_step *s, size_t unit_begin, size_t unit_end) {
+RK_INLINE void step_body(int TILE_MR, int SHORT_MR, int TILE_NV, int HALF, int F16C, const rk_step *s, size_t unit_begin,
+                         size_t unit_end) {
     switch (s->cell) {
-    case RK_CELL_LSTM: step_cell(s, RK_CELL_LSTM, 4, 2, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
-    case RK_CELL_GRU: step_cell(s, RK_CELL_GRU, 3, 3, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
-    case RK_CELL_RNN_RELU: step_cell(s, RK_CELL_RNN_RELU, 1, 6, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
-    default: step_cell(s, RK_CELL_RNN_TANH, 1, 6, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
+    case RK_CELL_LSTM: step_cell(s, RK_CELL_LSTM, 4, HALF, F16C, 2, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
+    case RK_CELL_GRU: step_cell(s, RK_CELL_GRU, 3, HALF, F16C, 3, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
+    case RK_CELL_RNN_RELU:
+        step_cell(s, RK_CELL_RNN_RELU, 1, HALF, F16C, 6, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end);
+        break;
+    default: step_cell(s, RK_CELL_RNN_TANH, 1, HALF, F16C, 6, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
     }
 }
 
@@ -309,27 +375,31 @@ typedef struct {
     void (*step)(const rk_step *s, size_t unit_begin, size_t unit_end);
 } kernel_variant;
 
-#define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV)                                                                    \
+#define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV, F16C)                                                              \
     TARGET static void gemm_##NAME(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {                \
         gemm_body(MR, SHORT_MR, NV, p, rb, re, pb, pe);                                                                \
     }                                                                                                                  \
-    TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) { step_body(MR, SHORT_MR, NV, s, ub, ue); } \
+    TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) {                                          \
+        if (s->half_weights) step_body(MR, SHORT_MR, NV, 1, F16C, s, ub, ue);                                          \
+        else step_body(MR, SHORT_MR, NV, 0, F16C, s, ub, ue);                                                           \
+    }                                                                                                                  \
     static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME};
 
-RK_VARIANT(portable, , 6, 0, 1)
+/* F16C: half weights converted by the conversion instruction (every AVX2 CPU has it), not integer code. */
+RK_VARIANT(portable, , 6, 0, 1, 0)
 #if RK_HAVE_AVX2_VARIANT
-RK_VARIANT(avx2, RK_AVX2, 6, 0, 1)
-RK_VARIANT(avx512, RK_AVX512, 12, 4, 2)
+RK_VARIANT(avx2, RK_AVX2, 6, 0, 1, 1)
+RK_VARIANT(avx512, RK_AVX512, 12, 4, 2, 1)
 /* AVX-512's tile shapes in AVX2 instructions: slow (the tiles spill), only for running the AVX-512
    variant's code paths on a machine without AVX-512 (RECUR_KERNELS=avx512_tiles_on_avx2). */
-RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 4, 2)
+RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 4, 2, 1)
 #endif
 #undef RK_VARIANT
 
 static int cpu_runs(const kernel_variant *v) {
 #if RK_HAVE_AVX2_VARIANT
     __builtin_cpu_init();
-    int has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     if (v == &avx512) return has_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
     if (v == &avx2 || v == &avx512_tiles_on_avx2) return has_avx2;
 #endif

@@ -302,7 +302,8 @@ static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t 
     size_t B = s->batch, T = s->steps, GH = gate_count(s->cell) * s->hidden;
     size_t t = s->reverse ? r->length - 1 - step_index : step_index;
     rk_step step = {
-        .cell = s->cell, .batch = B, .hidden = s->hidden, .weights = s->recurrent_weights, .bias = s->recurrent_bias,
+        .cell = s->cell, .batch = B, .hidden = s->hidden, .weights = s->recurrent_weights,
+        .half_weights = s->recurrent_half_weights, .bias = s->recurrent_bias,
         .gx = s->gx + t * B * GH, .ldgx = GH,
         .h_prev = step_index % 2 == 0 ? s->h : s->h_spare, .h_next = step_index % 2 == 0 ? s->h_spare : s->h,
         .c = s->c, .y = s->y + t * s->ldy, .ldy = T * s->ldy, .lengths = s->lengths, .t = t,

@@ -30,8 +30,8 @@ typedef float v16f_unaligned __attribute__((vector_size(64), aligned(4)));
 #endif
 #if defined(__x86_64__) || defined(__i386__)
 #define RK_HAVE_AVX2_VARIANT 1
-#define RK_AVX2 __attribute__((target("avx2,fma")))
-#define RK_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define RK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define RK_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma,f16c")))
 #else
 #define RK_HAVE_AVX2_VARIANT 0
 #endif

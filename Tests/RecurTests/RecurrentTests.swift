@@ -110,6 +110,53 @@ import Testing
         }
     }
 
+    /// `recurrent_weights: "float16"` computes with W_hh rounded to half precision (to nearest even)
+    /// and nothing else changed: the float64 reference given those rounded weights agrees to float32
+    /// rounding, in tiles, row groups and lone rows alike; the exact weights' outputs differ from it.
+    @Test(arguments: [ReferenceRecurrent.Cell.lstm, .gru, .rnn])
+    func halfRecurrentWeightsAreRoundedWeights(_ cell: ReferenceRecurrent.Cell) throws {
+        let (B, T, F, H) = (29, 4, 10, 44)
+        let exact = ReferenceRecurrent.random(cell, inputSize: F, hidden: H, directions: 2, seed: 51)
+        var engine = exact
+        engine.halfRecurrent = true
+        var rounded = exact
+        for (key, values) in exact.weights where key.hasPrefix("weight_hh") {
+            rounded.weights[key] = values.map { Float(Float16($0)) }
+        }
+        #expect(rounded.weights != exact.weights)
+        let x = testValues(B * T * F, seed: 52, scale: 0.3)
+        let output = try #require(try engine.model().run(["input": try .float32(x, shape: [B, T, F])])
+            .first { $0.name == "output" }?.tensor.floats)
+        var worstRounded = 0.0, worstExact = 0.0
+        for b in 0..<B {
+            let sequence = (0..<T).map { t in (0..<F).map { Double(x[(b * T + t) * F + $0]) } }
+            let withRounded = rounded.run(sequence, length: T, h0: nil, c0: nil).y
+            let withExact = exact.run(sequence, length: T, h0: nil, c0: nil).y
+            for t in 0..<T {
+                for j in 0..<(2 * H) {
+                    let actual = Double(output[(b * T + t) * 2 * H + j])
+                    worstRounded = max(worstRounded, abs(actual - withRounded[t][j]) / max(1e-5, 1e-4 * abs(withRounded[t][j])))
+                    worstExact = max(worstExact, abs(actual - withExact[t][j]) / max(1e-5, 1e-4 * abs(withExact[t][j])))
+                }
+            }
+        }
+        #expect(worstRounded <= 1, "error ratio against the rounded weights' reference: \(worstRounded)")
+        #expect(worstExact > 1, "indistinguishable from the exact weights: \(worstExact)")
+    }
+
+    /// Half precision holds values within ±65504: a larger W_hh value is refused by name.
+    @Test func halfRecurrentWeightsOutOfRangeAreRefused() throws {
+        var reference = ReferenceRecurrent.random(.lstm, inputSize: 3, hidden: 4, seed: 53)
+        reference.halfRecurrent = true
+        reference.weights["weight_hh_l0"]![5] = 70000
+        #expect {
+            try reference.model()
+        } throws: { error in
+            guard let error = error as? RecurError else { return false }
+            return error.kind == .format && error.message.contains("rec.weight_hh_l0") && error.message.contains("70000")
+        }
+    }
+
     /// RECUR_KERNELS picks the kernel variant whenever the CPU runs it (test.sh runs these tests under
     /// each variant, and would otherwise test one variant three times).
     @Test func kernelVariantFollowsTheEnvironment() throws {

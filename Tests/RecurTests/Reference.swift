@@ -11,7 +11,9 @@ struct ReferenceRecurrent {
     let inputSize: Int, hidden: Int, layers: Int, directions: Int
     let bias: Bool, relu: Bool
     /// Full names without the layer prefix ("weight_ih_l0") → row-major values.
-    let weights: [String: [Float]]
+    var weights: [String: [Float]]
+    /// The engine's layer keeps W_hh in half precision (`recurrent_weights`: "float16").
+    var halfRecurrent = false
 
     var gates: Int { cell == .lstm ? 4 : cell == .gru ? 3 : 1 }
 
@@ -23,6 +25,7 @@ struct ReferenceRecurrent {
             "bias": .bool(bias),
         ]
         if cell == .rnn { fields["nonlinearity"] = .string(relu ? "relu" : "tanh") }
+        if halfRecurrent { fields["recurrent_weights"] = .string("float16") }
         return .object(fields)
     }
 

@@ -68,6 +68,10 @@ typedef enum { RK_CELL_RNN_TANH = 0, RK_CELL_RNN_RELU = 1, RK_CELL_LSTM = 2, RK_
 size_t rk_recurrent_packed_size(size_t gates, size_t H);
 /* P ← W [G·H, H], gate blocks of H rows: for each block of RK_UNITS units, every gate's rows. */
 void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
+/* The same layout in IEEE binary16 (rk_recurrent_packed_size(G, H) values), rounded to nearest
+   even: half the bytes a step streams, about 3 significant digits. Values beyond ±65504 become
+   infinite; the caller refuses them first. */
+void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P);
 
 /* One time step of a recurrent cell: the product of h_prev with W_hh for all gates, fused with the
    gate math. gx holds W_ih x + b_ih + b_hh at this step (for gru, b_hh only for r and z: the n gate's
@@ -76,6 +80,7 @@ typedef struct {
     rk_cell cell;
     size_t batch, hidden;               /* B, H */
     const float *weights;               /* rk_recurrent_pack of W_hh */
+    const uint16_t *half_weights;       /* rk_recurrent_pack_half of W_hh, used instead when not NULL */
     const float *bias;                  /* gru: b_hn [H] or NULL; unused otherwise */
     const float *gx;                    /* row b at gx + b·ldgx: [G·H] */
     size_t ldgx;
@@ -107,6 +112,7 @@ typedef struct {
     const float *input_weights;         /* rk_gemm_pack of W_ih [G·H, I] */
     const float *input_bias;            /* [G·H]: b_ih + b_hh (gru: b_hn left out), or NULL */
     const float *recurrent_weights;     /* rk_recurrent_pack of W_hh */
+    const uint16_t *recurrent_half_weights; /* rk_recurrent_pack_half of W_hh, used instead when not NULL */
     const float *recurrent_bias;        /* gru's b_hn [H], or NULL */
     const size_t *lengths;              /* [B] in 1 … T, or NULL: every row has T steps */
     int reverse;                        /* run t = len−1 … 0 */

@@ -57,21 +57,38 @@ struct DirectionWeights: Sendable {
     let input: [Float]
     /// [G·H]: the biases the input projection adds (RecurrentCell.foldBiases); nil without bias
     let projectionBias: [Float]?
-    /// rk_recurrent_pack of W_hh [G·H, H]
+    /// rk_recurrent_pack of W_hh [G·H, H]; empty when `halfRecurrent` holds it
     let recurrent: [Float]
+    /// rk_recurrent_pack_half of W_hh [G·H, H] (the layer's `recurrent_weights` is "float16"), or nil
+    let halfRecurrent: [UInt16]?
     /// gru's b_hn [H]; nil otherwise
     let stepBias: [Float]?
 
+    /// `name` (the tensor's full name) for errors: W_hh in half precision must be finite and within
+    /// ±65504, the largest half.
     init(cell: any RecurrentCell, hidden: Int, inputSize: Int, input: [Float], recurrent: [Float],
-         inputBias: [Float]?, recurrentBias: [Float]?) {
+         inputBias: [Float]?, recurrentBias: [Float]?, halfRecurrent: Bool, name: String) throws(RecurError) {
         let rows = cell.gates * hidden
         self.input = [Float](unsafeUninitializedCapacity: rk_gemm_packed_size(rows, inputSize)) { packed, count in
             rk_gemm_pack(rows, inputSize, input, packed.baseAddress)
             count = packed.count
         }
-        self.recurrent = [Float](unsafeUninitializedCapacity: rk_recurrent_packed_size(cell.gates, hidden)) { packed, count in
-            rk_recurrent_pack(cell.gates, hidden, recurrent, packed.baseAddress)
-            count = packed.count
+        let size = rk_recurrent_packed_size(cell.gates, hidden)
+        if halfRecurrent {
+            if let bad = recurrent.first(where: { !(abs($0) <= 65504) }) {
+                throw RecurError.format("\(name): \(bad) does not fit in half precision (recurrent_weights \"float16\" holds finite values within ±65504)")
+            }
+            self.recurrent = []
+            self.halfRecurrent = [UInt16](unsafeUninitializedCapacity: size) { packed, count in
+                rk_recurrent_pack_half(cell.gates, hidden, recurrent, packed.baseAddress)
+                count = packed.count
+            }
+        } else {
+            self.recurrent = [Float](unsafeUninitializedCapacity: size) { packed, count in
+                rk_recurrent_pack(cell.gates, hidden, recurrent, packed.baseAddress)
+                count = packed.count
+            }
+            self.halfRecurrent = nil
         }
         (projectionBias, stepBias) = cell.foldBiases(input: inputBias, recurrent: recurrentBias, hidden: hidden)
     }
@@ -87,6 +104,8 @@ struct RecurrentKind: LayerKind {
     struct Shape {
         let inputSize: Int, hidden: Int, layers: Int, directions: Int, bias: Bool
         let cell: any RecurrentCell
+        /// W_hh stored in half precision for the steps (`recurrent_weights`: "float16")
+        let halfRecurrent: Bool
     }
 
     func shape(_ config: LayerConfig) throws(RecurError) -> Shape {
@@ -108,7 +127,8 @@ struct RecurrentKind: LayerKind {
             layers: layers,
             directions: try config.boolean("bidirectional", default: false) ? 2 : 1,
             bias: try config.boolean("bias", default: true),
-            cell: cell)
+            cell: cell,
+            halfRecurrent: try config.choice("recurrent_weights", ["float32", "float16"], default: "float32") == "float16")
     }
 
     private static func suffix(_ k: Int, _ d: Int) -> String { "l\(k)" + (d == 1 ? "_reverse" : "") }
@@ -135,13 +155,16 @@ struct RecurrentKind: LayerKind {
         let s = try shape(config)
         var stacked: [[DirectionWeights]] = []
         for k in 0..<s.layers {
-            stacked.append((0..<s.directions).map { d in
+            var directions: [DirectionWeights] = []
+            for d in 0..<s.directions {
                 let id = RecurrentKind.suffix(k, d)
-                return DirectionWeights(
+                directions.append(try DirectionWeights(
                     cell: s.cell, hidden: s.hidden, inputSize: k == 0 ? s.inputSize : s.directions * s.hidden,
                     input: weights["weight_ih_\(id)"] ?? [], recurrent: weights["weight_hh_\(id)"] ?? [],
-                    inputBias: weights["bias_ih_\(id)"], recurrentBias: weights["bias_hh_\(id)"])
-            })
+                    inputBias: weights["bias_ih_\(id)"], recurrentBias: weights["bias_hh_\(id)"],
+                    halfRecurrent: s.halfRecurrent, name: "\(config.name).weight_hh_\(id)"))
+            }
+            stacked.append(directions)
         }
         return RecurrentLayer(name: config.name, cell: s.cell, inputSize: s.inputSize, hidden: s.hidden,
                               directions: s.directions, weights: stacked)
@@ -255,27 +278,31 @@ struct SequenceDriver {
         let stride = SequenceDriver.workspaceStride(cell: cell, batch: B, steps: T, hidden: H)
         let (kernel, lengths) = (cell.kernel, self.lengths)
         let constants: [[Float]?] = weights.flatMap { [$0.input, $0.projectionBias, $0.recurrent, $0.stepBias] }
+        let halfConstants = weights.map(\.halfRecurrent)
         withOptionalPointers(constants[...]) { constant in
-            input.withUnsafeBufferPointer { x in
-                workspace.withUnsafeMutableBufferPointer { work in
-                    h.withUnsafeMutableBufferPointer { h in
-                        c.withUnsafeMutableBufferPointer { c in
-                            output.withUnsafeMutableBufferPointer { y in
-                                withOptionalLengths(lengths) { lengths in
-                                    let sequences = (0..<D).map { d in
-                                        rk_sequence(
-                                            cell: kernel, batch: B, steps: T, input_size: inputSize, hidden: H,
-                                            x: x.baseAddress, ldx: inputSize,
-                                            input_weights: constant[4 * d], input_bias: constant[4 * d + 1],
-                                            recurrent_weights: constant[4 * d + 2], recurrent_bias: constant[4 * d + 3],
-                                            lengths: lengths, reverse: d == 1 ? 1 : 0,
-                                            gx: work.baseAddress! + d * stride,
-                                            h: h.baseAddress! + d * B * H, h_spare: work.baseAddress! + d * stride + projectionSize,
-                                            partial: work.baseAddress! + d * stride + projectionSize + B * H,
-                                            c: c.isEmpty ? nil : c.baseAddress! + d * B * H,
-                                            y: y.baseAddress! + d * H, ldy: D * H)
+            withOptionalPointers(halfConstants[...]) { half in
+                input.withUnsafeBufferPointer { x in
+                    workspace.withUnsafeMutableBufferPointer { work in
+                        h.withUnsafeMutableBufferPointer { h in
+                            c.withUnsafeMutableBufferPointer { c in
+                                output.withUnsafeMutableBufferPointer { y in
+                                    withOptionalLengths(lengths) { lengths in
+                                        let sequences = (0..<D).map { d in
+                                            rk_sequence(
+                                                cell: kernel, batch: B, steps: T, input_size: inputSize, hidden: H,
+                                                x: x.baseAddress, ldx: inputSize,
+                                                input_weights: constant[4 * d], input_bias: constant[4 * d + 1],
+                                                recurrent_weights: constant[4 * d + 2], recurrent_half_weights: half[d],
+                                                recurrent_bias: constant[4 * d + 3],
+                                                lengths: lengths, reverse: d == 1 ? 1 : 0,
+                                                gx: work.baseAddress! + d * stride,
+                                                h: h.baseAddress! + d * B * H, h_spare: work.baseAddress! + d * stride + projectionSize,
+                                                partial: work.baseAddress! + d * stride + projectionSize + B * H,
+                                                c: c.isEmpty ? nil : c.baseAddress! + d * B * H,
+                                                y: y.baseAddress! + d * H, ldy: D * H)
+                                        }
+                                        rk_run_sequences(sequences, sequences.count)
                                     }
-                                    rk_run_sequences(sequences, sequences.count)
                                 }
                             }
                         }
@@ -299,8 +326,8 @@ func withOptionalPointer<Element, R>(_ array: [Element]?, _ body: (UnsafePointer
 }
 
 /// Calls `body` with every array's base address in order (nil for an absent array).
-func withOptionalPointers<R>(_ arrays: ArraySlice<[Float]?>, collected: [UnsafePointer<Float>?] = [],
-                             _ body: ([UnsafePointer<Float>?]) -> R) -> R {
+func withOptionalPointers<Element, R>(_ arrays: ArraySlice<[Element]?>, collected: [UnsafePointer<Element>?] = [],
+                                      _ body: ([UnsafePointer<Element>?]) -> R) -> R {
     guard let first = arrays.first else { return body(collected) }
     return withOptionalPointer(first) { pointer in
         withOptionalPointers(arrays.dropFirst(), collected: collected + [pointer], body)
