@@ -135,18 +135,25 @@ def main():
     parser.add_argument("--rounds", type=int, default=3,
                         help="processes per engine and configuration, in rotating order; the lowest median counts (default 3)")
     parser.add_argument("--peers", default=os.path.join(SHARED, "bench", "peers.py"), help="path of peers.py")
-    parser.add_argument("--tolerance", type=float, default=1e-4,
-                        help="largest max relative error of Recur against PyTorch (default 1e-4)")
+    parser.add_argument("--tolerance", type=float,
+                        help="largest max relative error of Recur against PyTorch (default 1e-4; 1e-2 with --half-weights)")
+    parser.add_argument("--half-weights", action="store_true",
+                        help='time Recur with its opt-in half-precision recurrent weights (layer key "recurrent_weights": '
+                             '"float16"); the error column then shows what that costs')
     parser.add_argument("--peers-only", nargs="*", choices=sorted(PEER_MODULES), metavar="PEER",
                         help="time only these peers (default: every installed one; none: Recur alone)")
     parser.add_argument("--markdown", action="store_true", help="print the final table as Markdown")
     args = parser.parse_args()
+    if args.tolerance is None:
+        args.tolerance = 1e-2 if args.half_weights else 1e-4
     if args.repeat < 1 or args.rounds < 1:
         parser.error("--repeat and --rounds must be at least 1")
     if not os.path.exists(args.peers):
         parser.error(f"peers.py not found at {args.peers} (pass --peers or set RECUR_SHARED_DIR)")
 
     configs = [config for path in args.configs for config in harness.load_configs(path)]
+    if args.half_weights:
+        configs = [{**config, "recurrent_weights": "float16"} for config in configs]
     if args.only:
         unknown = set(args.only) - {config["id"] for config in configs}
         if unknown:

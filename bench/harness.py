@@ -65,6 +65,8 @@ def architecture(config) -> dict:
     recurrent layer named LAYER, whose per-step output [B, T, D·H] is the model's output."""
     layer = {"name": LAYER, "type": config["cell"], "input_size": config["I"], "hidden_size": config["H"],
              "num_layers": config.get("layers", 1), "bidirectional": bool(config.get("bidirectional"))}
+    if config.get("recurrent_weights"):
+        layer["recurrent_weights"] = config["recurrent_weights"]  # "float16": Recur's opt-in half W_hh
     return {"format": 1, "name": config["id"], "input": {"kind": "features", "size": config["I"]}, "layers": [layer]}
 
 
