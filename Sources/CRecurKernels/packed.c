@@ -1,5 +1,5 @@
-// Packed matrix product and fused recurrent steps (recur_kernels.h), written once over v8f and
-// compiled twice: an AVX2+FMA variant chosen at run time and a portable one.
+// Packed matrix products and fused recurrent steps (recur_kernels.h), written once with clang
+// vector extensions and compiled into variants (portable, AVX2, AVX-512) chosen at run time.
 #include "recur_kernels.h"
 #include "simd.h"
 #include <stdatomic.h>
@@ -30,18 +30,6 @@ size_t rk_recurrent_packed_size(size_t gates, size_t H) {
     return ceil_div(H, RK_UNITS) * RK_UNITS * gates * H + (gates % 2 == 1 ? RK_UNITS : 0);
 }
 
-void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) {
-    for (size_t u = 0; u < ceil_div(H, RK_UNITS); u++)
-        for (size_t k = 0; k < H; k++)
-            for (size_t g = 0; g < gates; g++)
-                for (size_t l = 0; l < RK_UNITS; l++) {
-                    size_t j = u * RK_UNITS + l;
-                    *P++ = j < H ? W[(g * H + j) * H + k] : 0.0f;
-                }
-    if (gates % 2 == 1)
-        for (size_t l = 0; l < RK_UNITS; l++) *P++ = 0.0f;
-}
-
 /* float32 → binary16, rounded to nearest even; values beyond the largest half (65504) become
    infinity (the engine refuses such weights before packing). */
 static uint16_t half_from_float(float f) {
@@ -62,16 +50,29 @@ static uint16_t half_from_float(float f) {
     return (uint16_t)(sign | ((rounded - 0x38000000u) >> 13));          /* exponent bias 127 → 15 */
 }
 
-void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P) {
+/* The packed order into floats (to_float) or halves (to_half), whichever is not NULL; the padding
+   past H units and after an odd gate count is zero. */
+static void recurrent_pack_into(size_t gates, size_t H, const float *W, float *to_float, uint16_t *to_half) {
+    size_t i = 0;
     for (size_t u = 0; u < ceil_div(H, RK_UNITS); u++)
         for (size_t k = 0; k < H; k++)
             for (size_t g = 0; g < gates; g++)
-                for (size_t l = 0; l < RK_UNITS; l++) {
+                for (size_t l = 0; l < RK_UNITS; l++, i++) {
                     size_t j = u * RK_UNITS + l;
-                    *P++ = j < H ? half_from_float(W[(g * H + j) * H + k]) : 0;
+                    float w = j < H ? W[(g * H + j) * H + k] : 0.0f;
+                    if (to_half) to_half[i] = half_from_float(w);
+                    else to_float[i] = w;
                 }
-    if (gates % 2 == 1)
-        for (size_t l = 0; l < RK_UNITS; l++) *P++ = 0;
+    for (size_t end = rk_recurrent_packed_size(gates, H); i < end; i++) {
+        if (to_half) to_half[i] = 0;
+        else to_float[i] = 0.0f;
+    }
+}
+
+void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) { recurrent_pack_into(gates, H, W, P, NULL); }
+
+void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P) {
+    recurrent_pack_into(gates, H, W, NULL, P);
 }
 
 /* ---- weights as stored: float32, or half (HALF) converted on load ---------------------------- */
@@ -322,11 +323,11 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
 
 /* Rows go in whole tiles of TILE_MR first, then of SHORT_MR (when > 0), when a tile covers whole
    gate pairs (G even), or when it covers all of gru's pairs at once, the wasted half pair costing
-   less than narrower sums (not rnn's single gate: half of every sum would be waste); then in groups of MR
-   rows (MR·G accumulators and G weight vectors fit the 16 registers); a last single row takes two
-   unit blocks at once, so a batch of one still has 2·G independent sums in flight. The sums go in
-   chunks of STEP_KC over k so a unit block's weights for the chunk stay in L1 while every row uses
-   them. */
+   less than narrower sums (not rnn's single gate: half of every sum would be waste). The rest go in
+   groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers), over two unit
+   blocks at once when that still fits (rnn); a last single row takes two unit blocks, so a batch
+   of one still has 2·G independent sums in flight. The sums go in chunks of STEP_KC over k so a
+   unit block's weights for the chunk stay in L1 while every row uses them. */
 enum { STEP_KC = 128 };
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
                          size_t unit_begin, size_t unit_end) {
@@ -342,8 +343,16 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
                 for (size_t b = 0; b < tall; b += TILE_MR) step_tile(s, cell, G, HALF, F16C, TILE_MR, TILE_NV, u + i, b, k0, k1);
                 if (SHORT_MR > 0)
                     for (size_t b = tall; b < tiled; b += SHORT_MR) step_tile(s, cell, G, HALF, F16C, SHORT_MR, TILE_NV, u + i, b, k0, k1);
-                for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, MR, 1, u + i, b, MR, k0, k1);
-                if (rest > 1) step_rows(s, cell, G, HALF, F16C, MR, 1, u + i, full, rest, k0, k1);
+            }
+            if (pair && 2 * MR * G <= 12) {
+                /* Both blocks in one pass when their sums fit the registers (rnn: 6 rows × 2 blocks). */
+                for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, MR, 2, u, b, MR, k0, k1);
+                if (rest > 1) step_rows(s, cell, G, HALF, F16C, MR, 2, u, full, rest, k0, k1);
+            } else {
+                for (size_t i = 0; i <= (size_t)pair; i++) {
+                    for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, MR, 1, u + i, b, MR, k0, k1);
+                    if (rest > 1) step_rows(s, cell, G, HALF, F16C, MR, 1, u + i, full, rest, k0, k1);
+                }
             }
             if (rest == 1) {
                 if (pair) step_rows(s, cell, G, HALF, F16C, 1, 2, u, full, 1, k0, k1);
