@@ -227,7 +227,8 @@ enum { ROW_SPLIT_MIN_ROWS = 512, ROW_BAND_MIN = 96 };
 /* How many parts a product of M rows and N columns is cut into, at most `most`. */
 static size_t gemm_parts(size_t M, size_t N, size_t most) {
     size_t bands = M >= ROW_SPLIT_MIN_ROWS ? M / ROW_BAND_MIN : rk_gemm_panels(N);
-    return bands < most ? bands : most > 0 ? most : 1;
+    size_t parts = bands < most ? bands : most;
+    return parts > 0 ? parts : 1;
 }
 
 /* Part `part` of `parts` of the product. */
