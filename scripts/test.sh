@@ -22,6 +22,9 @@ swift build -c release
 echo "== kernel code: each variant's matrix-product tile held in registers (AVX-512's cannot run here)"
 python3 scripts/check_kernel_codegen.py "$(dirname "$(command -v swift)")/clang"
 
+echo "== kernels under AddressSanitizer, every variant, exact buffer sizes (Tests/kernels)"
+bash Tests/kernels/run.sh
+
 echo "== plugins (bindings/c/plugins: the example; Tests/plugins: one per refusal), used by every stage below"
 make -s -C bindings/c/plugins
 make -s -C Tests/plugins

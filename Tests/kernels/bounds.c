@@ -1,0 +1,80 @@
+/*
+ * The recurrent kernels under AddressSanitizer: every buffer allocated to the exact size
+ * recur_kernels.h states, so a read or write past one (a tile's last rows, a gate pair's ignored
+ * half, a partial unit block) stops the run. Sequences of every cell, batch sizes on both sides of
+ * the tile heights (4, 6, 12), hidden sizes that are not multiples of 8, lengths, both directions,
+ * float32 and half weights.
+ *
+ * Prints one line per case: its shape and the sum of its outputs and final state as a hex float.
+ * Tests/kernels/run.sh runs it under each kernel variant (RECUR_KERNELS) and compares: the AVX2
+ * variant and AVX-512's tile shapes in AVX2 must agree bit for bit (same sums in the same order).
+ */
+#include "recur_kernels.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+/* `n` deterministic values in [-0.5, 0.5), in a buffer of exactly n floats. */
+static float *values(size_t n, unsigned seed) {
+    float *p = malloc(n * sizeof(float) + (n == 0));
+    for (size_t i = 0; i < n; i++) p[i] = (float)((i * 2654435761u + seed * 40503u) % 1000) / 1000.0f - 0.5f;
+    return p;
+}
+
+static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int directions, int half, int with_lengths) {
+    size_t G = cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1;
+    float *x = values(B * T * I, 1), *y = calloc(B * T * directions * H, sizeof(float));
+    size_t *lengths = NULL;
+    if (with_lengths) {
+        lengths = malloc(B * sizeof(size_t));
+        for (size_t b = 0; b < B; b++) lengths[b] = 1 + (b * 7) % T;
+    }
+    rk_sequence sequences[2];
+    void *owned[2][10];
+    for (int d = 0; d < directions; d++) {
+        float *input = values(G * H * I, 2 + d), *recurrent = values(G * H * H, 4 + d);
+        size_t packed = rk_recurrent_packed_size(G, H);
+        float *input_packed = malloc(rk_gemm_packed_size(G * H, I) * sizeof(float));
+        float *recurrent_packed = half ? NULL : malloc(packed * sizeof(float));
+        uint16_t *recurrent_half = half ? malloc(packed * sizeof(uint16_t)) : NULL;
+        rk_gemm_pack(G * H, I, input, input_packed);
+        if (half) rk_recurrent_pack_half(G, H, recurrent, recurrent_half);
+        else rk_recurrent_pack(G, H, recurrent, recurrent_packed);
+        sequences[d] = (rk_sequence){
+            .cell = cell, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x, .ldx = I,
+            .input_weights = input_packed, .input_bias = values(G * H, 6 + d),
+            .recurrent_weights = recurrent_packed, .recurrent_half_weights = recurrent_half,
+            .recurrent_bias = cell == RK_CELL_GRU ? values(H, 8 + d) : NULL, .lengths = lengths, .reverse = d,
+            .gx = malloc(B * T * G * H * sizeof(float)), .h = values(B * H, 10 + d), .h_spare = malloc(B * H * sizeof(float)),
+            .partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B) * sizeof(float)),
+            .c = cell == RK_CELL_LSTM ? values(B * H, 12 + d) : NULL, .y = y + d * H, .ldy = directions * H,
+        };
+        void *buffers[10] = {input, recurrent, input_packed, recurrent_packed, recurrent_half, (void *)sequences[d].input_bias,
+                             (void *)sequences[d].recurrent_bias, sequences[d].gx, sequences[d].h_spare, sequences[d].partial};
+        for (int i = 0; i < 10; i++) owned[d][i] = buffers[i];
+    }
+    rk_run_sequences(sequences, (size_t)directions);
+    double sum = 0;
+    for (size_t i = 0; i < B * T * directions * H; i++) sum += y[i];
+    for (int d = 0; d < directions; d++)
+        for (size_t i = 0; i < B * H; i++) sum += sequences[d].h[i] + (sequences[d].c ? sequences[d].c[i] : 0);
+    printf("cell %d B %zu T %zu I %zu H %zu D %d half %d lengths %d: %a\n", (int)cell, B, T, I, H, directions, half,
+           with_lengths, sum);
+    for (int d = 0; d < directions; d++) {
+        for (int i = 0; i < 10; i++) free(owned[d][i]);
+        free(sequences[d].h);
+        free(sequences[d].c);
+    }
+    free(x), free(y), free(lengths);
+}
+
+int main(void) {
+    const rk_cell cells[] = {RK_CELL_RNN_TANH, RK_CELL_RNN_RELU, RK_CELL_LSTM, RK_CELL_GRU};
+    const size_t batches[] = {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 16, 17, 29};
+    const size_t hiddens[] = {3, 8, 20, 33, 140};
+    for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
+        for (size_t b = 0; b < sizeof batches / sizeof *batches; b++)
+            for (size_t h = 0; h < sizeof hiddens / sizeof *hiddens; h++)
+                for (int half = 0; half <= 1; half++)
+                    run(cells[c], batches[b], 3, 5 + h, hiddens[h], 1 + (int)(b % 2), half, (int)((b + h) % 2));
+    return 0;
+}
