@@ -188,9 +188,14 @@ RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, const rk_product *p, size
 
 RK_INLINE int row_active(const rk_step *s, size_t b) { return !s->lengths || s->t < s->lengths[b]; }
 
-/* Gate math on one row's accumulators for units j ..< j+n; writes h (state and output) and c. */
+/* The end of row b's sums for units j ..< j+n: where the row steps, the gate math on them, writing h
+   (state and output) and c; where it does not, h carried over and c and y left as they are. */
 RK_INLINE void step_epilogue(const rk_step *s, int cell, v8f *acc, size_t b, size_t j, size_t n) {
     size_t H = s->hidden;
+    if (!row_active(s, b)) {
+        memcpy(s->h_next + b * H + j, s->h_prev + b * H + j, n * sizeof(float));
+        return;
+    }
     const float *gx = s->gx + b * s->ldgx;
     v8f h;
     switch (cell) {
@@ -258,10 +263,8 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
             if (k1 < H) {
                 float *partial = s->partial + (b * 2 + (u + i) % 2) * G * RK_UNITS;
                 for (int g = 0; g < G; g++) store8(partial + g * RK_UNITS, acc[r][i][g]);
-            } else if (row_active(s, b)) {
-                step_epilogue(s, cell, acc[r][i], b, j, n);
             } else {
-                memcpy(s->h_next + b * H + j, s->h_prev + b * H + j, n * sizeof(float));
+                step_epilogue(s, cell, acc[r][i], b, j, n);
             }
         }
     }
@@ -310,14 +313,9 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
     }
     if (k1 < H) return;
     for (int r = 0; r < MR; r++) {
-        size_t b = b0 + r;
-        if (!row_active(s, b)) {
-            memcpy(s->h_next + b * H + j, s->h_prev + b * H + j, n * sizeof(float));
-            continue;
-        }
         v8f acc[G];
         for (int g = 0; g < G; g++) acc[g] = load8(partial[r] + g * RK_UNITS);
-        step_epilogue(s, cell, acc, b, j, n);
+        step_epilogue(s, cell, acc, b0 + r, j, n);
     }
 }
 
