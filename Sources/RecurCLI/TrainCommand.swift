@@ -44,26 +44,24 @@ struct TrainCommand: ParsableCommand {
         do { try execute() } catch { throw CommandFailure(error) }
     }
 
+    /// `value` of `option` as the case it names, or an error listing the `choices`.
+    private static func parse<Choice: RawRepresentable<String>>(_ value: String, _ option: String, _ choices: String)
+        throws(RecurError) -> Choice
+    {
+        guard let choice = Choice(rawValue: value) else {
+            throw RecurError(.invalidArgument, "\(option) must be \(choices), found '\(value)'")
+        }
+        return choice
+    }
+
     private func execute() throws(RecurError) {
-        guard let trainingTask = TrainingTask(rawValue: task) else {
-            throw RecurError(.invalidArgument, "--task must be lm, classify or tag, found '\(task)'")
-        }
-        guard let chosen = TrainingOptions.Optimizer(rawValue: optimizer) else {
-            throw RecurError(.invalidArgument, "--optimizer must be adam or sgd, found '\(optimizer)'")
-        }
-        guard let start = TrainingOptions.Initialization(rawValue: initialization) else {
-            throw RecurError(.invalidArgument, "--init must be auto, chrono or pytorch, found '\(initialization)'")
-        }
-        var options = TrainingOptions(task: trainingTask)
-        options.initialization = start
-        guard let decay = TrainingOptions.Schedule(rawValue: schedule) else {
-            throw RecurError(.invalidArgument, "--schedule must be cosine or constant, found '\(schedule)'")
-        }
-        options.schedule = decay
+        var options = TrainingOptions(task: try Self.parse(task, "--task", "lm, classify or tag"))
+        options.optimizer = try Self.parse(optimizer, "--optimizer", "adam or sgd")
+        options.initialization = try Self.parse(initialization, "--init", "auto, chrono or pytorch")
+        options.schedule = try Self.parse(schedule, "--schedule", "cosine or constant")
         options.epochs = epochs
         options.batchSize = batchSize
         options.learningRate = lr
-        options.optimizer = chosen
         options.clip = clip
         options.bptt = bptt
         options.seed = seed
