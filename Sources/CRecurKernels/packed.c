@@ -327,14 +327,29 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
    of one still has 2·G independent sums in flight. The sums go in chunks of STEP_KC over k so a
    unit block's weights for the chunk stay in L1 while every row uses them. */
 enum { STEP_KC = 128 };
+
+/* Asks for what unit blocks u, u+1 read once per row besides the weights (every gate's gx, lstm's c),
+   a pair of blocks ahead: a step's gx was written by the input projection long before and is in
+   memory, and rows' gates are strided where the hardware prefetcher does not follow. */
+RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
+    size_t H = s->hidden, j = u * RK_UNITS;
+    for (size_t b = 0; b < s->batch; b++) {
+        const float *gx = s->gx + b * s->ldgx + j;
+        for (int g = 0; g < G; g++) __builtin_prefetch(gx + g * H);
+        if (cell == RK_CELL_LSTM) __builtin_prefetch(s->c + b * H + j, 1);
+    }
+}
+
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
                          size_t unit_begin, size_t unit_end) {
     int tiles = TILE_MR > 0 && (G % 2 == 0 || (G > 1 && (G + 1) / 2 == TILE_NV));
     size_t H = s->hidden, tall = tiles ? s->batch / TILE_MR * TILE_MR : 0;
     size_t tiled = tiles && SHORT_MR > 0 ? tall + (s->batch - tall) / SHORT_MR * SHORT_MR : tall;
     size_t full = tiled + (s->batch - tiled) / MR * MR, rest = s->batch - full;
+    prefetch_units(s, cell, G, unit_begin);
     for (size_t u = unit_begin; u < unit_end; u += 2) {
         int pair = u + 1 < unit_end;
+        if (u + 2 < unit_end) prefetch_units(s, cell, G, u + 2);
         for (size_t k0 = 0; k0 < H; k0 += STEP_KC) {
             size_t k1 = H - k0 < STEP_KC ? H : k0 + STEP_KC;
             for (size_t i = 0; i <= (size_t)pair; i++) {

@@ -7,10 +7,14 @@
 // finishes whatever nobody claimed. So nobody waits for a thread that is not running, concurrent
 // callers and nested calls cannot deadlock, and results do not depend on who computed what.
 //
-// A recurrent sequence's time loop is split by hidden-unit chunks: each thread first claims the
-// chunks it owns (so its slice of W_hh stays warm in its own cache, as in DeepCPU, USENIX ATC
-// 2018), then steals what is left of the step, then waits (spinning, then on a futex) until the
-// step's last chunk is done. A bidirectional layer's directions are owned by different threads.
+// A recurrent sequence with enough rows and W_hh small enough to stay in every core's cache is split
+// into bands of rows, one per thread: rows are independent, so each thread runs its band's input
+// projection and whole time loop with no barrier at all (as ONNX Runtime's LSTM does for batches),
+// and a slow core delays only its own band. Otherwise each step is split by hidden-unit chunks,
+// since every band would stream all of W_hh from memory each step: each thread first claims the chunks it
+// owns (so its slice of W_hh stays warm in its own cache, as in DeepCPU, USENIX ATC 2018), then
+// steals what is left of the step, then waits (spinning, then on a futex) until the step's last
+// chunk is done. A bidirectional layer's directions are owned by different threads.
 #define _GNU_SOURCE
 #include "recur_kernels.h"
 #include <pthread.h>
@@ -27,6 +31,10 @@
 /* Per-step products below this many multiply-adds run on one thread: waiting for the step's other
    chunks would cost more. */
 enum { MIN_PARALLEL_STEP_WORK = 1 << 15 };
+/* A sequence runs in bands of rows when every owning thread gets at least this many rows and W_hh
+   takes at most this many bytes (a core's L2 on the development machine, where bands were 15% faster
+   with 256 KiB of weights, no faster with 1 MiB and slower with 4 MiB). */
+enum { BAND_MIN_ROWS = 8, BAND_MAX_WEIGHT_BYTES = 512 * 1024 };
 /* Chunks per step and per owning thread: the unit of stealing. */
 enum { CHUNKS_PER_THREAD = 8, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
 /* How long a waiting thread spins before it sleeps: an idle worker long enough to catch the next
@@ -264,27 +272,37 @@ typedef struct {
     _Alignas(64) _Atomic uint64_t claimed_steps; /* a chunk for step s is claimed by moving s → s + 1 */
 } chunk_claim;
 
-/* One sequence's shared progress: the input projection's panel chunks, then every step's chunks. */
+/* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks
+   and then every step's chunks. */
 typedef struct {
     const rk_sequence *s;
     size_t length;              /* steps that run: the longest sequence */
-    size_t owners;              /* threads the chunks are nominally dealt to */
+    size_t owners;              /* threads the work is nominally dealt to */
     rk_product projection;      /* x [B·T, I] · W_ihᵀ + b into gx, time-major: row b·T + t at gx[t][b] */
+    size_t bands;               /* > 1: the rows in this many bands, each run whole by one thread */
+    _Atomic size_t next_band;
     size_t projection_chunks, step_chunks, units;
     _Atomic size_t next_projection_chunk;
     progress progress;          /* projection chunks, then step chunks */
     chunk_claim claims[MAX_CHUNKS];
 } sequence_run;
 
+/* The longest of rows row_begin ..< row_end. */
+static size_t longest(const rk_sequence *s, size_t row_begin, size_t row_end) {
+    if (!s->lengths) return s->steps;
+    size_t length = 0;
+    for (size_t b = row_begin; b < row_end; b++) length = s->lengths[b] > length ? s->lengths[b] : length;
+    return length;
+}
+
 static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) {
     size_t B = s->batch, T = s->steps, H = s->hidden, GH = gate_count(s->cell) * H;
     r->s = s;
-    r->length = T;
-    if (s->lengths) {
-        r->length = 0;
-        for (size_t b = 0; b < B; b++) r->length = s->lengths[b] > r->length ? s->lengths[b] : r->length;
-    }
+    r->length = longest(s, 0, B);
     r->owners = owners;
+    size_t weight_bytes = rk_recurrent_packed_size(gate_count(s->cell), H) * (s->recurrent_half_weights ? 2 : 4);
+    r->bands = owners > 1 && B >= owners * BAND_MIN_ROWS && weight_bytes <= BAND_MAX_WEIGHT_BYTES ? owners : 1;
+    atomic_init(&r->next_band, 0);
     size_t most = owners * CHUNKS_PER_THREAD;
     r->projection = (rk_product){B * T, GH, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias,
                                  s->gx, B * GH, T, GH};
@@ -298,26 +316,53 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     for (size_t c = 0; c < r->step_chunks; c++) atomic_init(&r->claims[c].claimed_steps, 0);
 }
 
-static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t thread) {
-    const rk_sequence *s = r->s;
-    size_t B = s->batch, T = s->steps, GH = gate_count(s->cell) * s->hidden;
-    size_t t = s->reverse ? r->length - 1 - step_index : step_index;
-    rk_step step = {
-        .cell = s->cell, .batch = B, .hidden = s->hidden, .weights = s->recurrent_weights,
+/* Step `step_index` of `length` (the longest of these rows) for rows row_begin ..< row_end, on
+   `thread`'s partial sums. h and h_spare take turns as the state: after an odd number of steps the
+   rows' state is in h_spare. */
+static rk_step step_of_rows(const rk_sequence *s, size_t step_index, size_t length, size_t row_begin, size_t row_end,
+                            size_t thread) {
+    size_t B = s->batch, T = s->steps, H = s->hidden, GH = gate_count(s->cell) * H;
+    size_t t = s->reverse ? length - 1 - step_index : step_index;
+    float *state = step_index % 2 == 0 ? s->h : s->h_spare, *next = step_index % 2 == 0 ? s->h_spare : s->h;
+    return (rk_step){
+        .cell = s->cell, .batch = row_end - row_begin, .hidden = H, .weights = s->recurrent_weights,
         .half_weights = s->recurrent_half_weights, .bias = s->recurrent_bias,
-        .gx = s->gx + t * B * GH, .ldgx = GH,
-        .h_prev = step_index % 2 == 0 ? s->h : s->h_spare, .h_next = step_index % 2 == 0 ? s->h_spare : s->h,
-        .c = s->c, .y = s->y + t * s->ldy, .ldy = T * s->ldy, .lengths = s->lengths, .t = t,
+        .gx = s->gx + (t * B + row_begin) * GH, .ldgx = GH,
+        .h_prev = state + row_begin * H, .h_next = next + row_begin * H,
+        .c = s->c ? s->c + row_begin * H : NULL, .y = s->y + (row_begin * T + t) * s->ldy, .ldy = T * s->ldy,
+        .lengths = s->lengths ? s->lengths + row_begin : NULL, .t = t,
         .partial = s->partial + thread * rk_step_partial_size(gate_count(s->cell), B),
     };
+}
+
+static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t thread) {
+    rk_step step = step_of_rows(r->s, step_index, r->length, 0, r->s->batch, thread);
     rk_recurrent_step(&step, share(r->units, chunk, r->step_chunks), share(r->units, chunk + 1, r->step_chunks));
+}
+
+/* Band `band` of the rows, whole: its rows of the input projection (rows b·T + t of the product
+   are contiguous for a band of b), then its own time loop, up to its own longest row. */
+static void run_band(sequence_run *r, size_t band, size_t thread) {
+    const rk_sequence *s = r->s;
+    size_t T = s->steps, row_begin = share(s->batch, band, r->bands), row_end = share(s->batch, band + 1, r->bands);
+    rk_gemm_packed(&r->projection, row_begin * T, row_end * T, 0, rk_gemm_panels(r->projection.N));
+    size_t length = longest(s, row_begin, row_end);
+    for (size_t step_index = 0; step_index < length; step_index++) {
+        rk_step step = step_of_rows(s, step_index, length, row_begin, row_end, thread);
+        rk_recurrent_step(&step, 0, r->units);
+    }
+    if (length % 2 == 1)
+        memcpy(s->h + row_begin * s->hidden, s->h_spare + row_begin * s->hidden,
+               (row_end - row_begin) * s->hidden * sizeof(float));
 }
 
 /* Works on the sequence as `thread` (owner `rank` of r->owners, or a helper when rank ≥ owners)
    until every step is done. */
 static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
-    const rk_sequence *s = r->s;
-    size_t GH = gate_count(s->cell) * s->hidden;
+    if (r->bands > 1) {
+        for (size_t band; (band = atomic_fetch_add(&r->next_band, 1)) < r->bands;) run_band(r, band, thread);
+        return;
+    }
     uint64_t projection = r->projection_chunks, chunks = r->step_chunks;
     for (size_t c; (c = atomic_fetch_add(&r->next_projection_chunk, 1)) < projection;) {
         gemm_part(&r->projection, c, projection);
@@ -343,10 +388,10 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
     }
 }
 
-/* An odd step count leaves the final state in the spare buffer. */
+/* An odd step count leaves the final state in the spare buffer (a band moved its own). */
 static void sequence_finish(const sequence_run *r) {
     const rk_sequence *s = r->s;
-    if (r->length % 2 == 1) memcpy(s->h, s->h_spare, s->batch * s->hidden * sizeof(float));
+    if (r->bands == 1 && r->length % 2 == 1) memcpy(s->h, s->h_spare, s->batch * s->hidden * sizeof(float));
 }
 
 typedef struct {
