@@ -24,8 +24,10 @@ void rk_gemm_pack(size_t N, size_t K, const float *W, float *P) {
             }
 }
 
-/* Recurrent weights in blocks of RK_UNITS hidden units: for each k, the block's rows of every gate,
-   so one block's product for all gates is one contiguous stream: P[u][k][g][l] = W[g·H + u·8 + l][k]. */
+/* Recurrent weights in blocks of RK_UNITS hidden units, and in each block one stream over k per pair of
+   gates (the last gate alone when G is odd): P[u][p][k][g − 2p][l] = W[g·H + u·8 + l][k]. A pair's
+   16 weights per k are one tile column as in a matrix product's panel, and with G even the packed
+   weights are rk_gemm_pack's panels of W_hh with rows ordered (u, g, l). */
 size_t rk_recurrent_packed_size(size_t gates, size_t H) {
     return ceil_div(H, RK_UNITS) * RK_UNITS * gates * H + (gates % 2 == 1 ? RK_UNITS : 0);
 }
@@ -55,9 +57,10 @@ static uint16_t half_from_float(float f) {
 static void recurrent_pack_into(size_t gates, size_t H, const float *W, float *to_float, uint16_t *to_half) {
     size_t i = 0;
     for (size_t u = 0; u < ceil_div(H, RK_UNITS); u++)
-        for (size_t k = 0; k < H; k++)
-            for (size_t g = 0; g < gates; g++)
-                for (size_t l = 0; l < RK_UNITS; l++, i++) {
+        for (size_t first = 0; first < gates; first += 2)
+            for (size_t k = 0; k < H; k++)
+                for (size_t g = first; g < first + 2 && g < gates; g++)
+                    for (size_t l = 0; l < RK_UNITS; l++, i++) {
                     size_t j = u * RK_UNITS + l;
                     float w = j < H ? W[(g * H + j) * H + k] : 0.0f;
                     if (to_half) to_half[i] = half_from_float(w);
@@ -101,6 +104,13 @@ RK_INLINE v16f wload16(const void *w, size_t i, int HALF, int F16C) {
                 : load16((const float *)w + i);
 }
 
+/* Where gate g's RK_UNITS weights for k of unit block u start in the packed recurrent weights (G gates,
+   H units): its pair's stream, 16 weights per k (8 for an odd G's last gate). */
+RK_INLINE size_t recurrent_weight(size_t G, size_t H, size_t u, size_t g, size_t k) {
+    size_t pair = g / 2, width = 2 * pair + 2 <= G ? 2 * RK_UNITS : RK_UNITS;
+    return u * RK_UNITS * G * H + pair * 2 * RK_UNITS * H + k * width + (g % 2) * RK_UNITS;
+}
+
 /* ---- the tile ------------------------------------------------------------------------------ */
 
 /* The largest tile of any variant. Tile arrays have these fixed sizes (not MR × NV, which would make
@@ -108,14 +118,14 @@ RK_INLINE v16f wload16(const void *w, size_t i, int HALF, int F16C) {
    them are unrolled completely so every index is a constant. */
 enum { TILE_MAX_MR = 12, TILE_MAX_NV = 2 };
 
-/* Every product here is made of one tile: acc[r][v] (+)= Σ_{k < kc} rows[r][k] · w[v][k·stride ..< +16],
+/* Every product here is made of one tile: acc[r][v] (+)= Σ_{k < kc} rows[r][k] · w[v][k·stride[v] ..< +16],
    MR rows times NV streams of 16 weights per k (MR, NV, HALF, F16C constants after inlining). The
    AVX2 variant runs 6 × 1 (12 registers of 8 floats), the AVX-512 one 12 × 2 (24 of 16). */
 RK_INLINE void tile_micro(int MR, int NV, int HALF, int F16C, size_t kc, const float *const *rows, const void *const *w,
-                          size_t stride, v16f acc[TILE_MAX_MR][TILE_MAX_NV]) {
+                          const size_t *stride, v16f acc[TILE_MAX_MR][TILE_MAX_NV]) {
     for (size_t k = 0; k < kc; k++) {
         v16f weights[TILE_MAX_NV];
-        RK_UNROLL for (int v = 0; v < NV; v++) weights[v] = wload16(w[v], k * stride, HALF, F16C);
+        RK_UNROLL for (int v = 0; v < NV; v++) weights[v] = wload16(w[v], k * stride[v], HALF, F16C);
         RK_UNROLL for (int r = 0; r < MR; r++) {
             v16f x = splat16(rows[r][k]);
             RK_UNROLL for (int v = 0; v < NV; v++) acc[r][v] += x * weights[v];
@@ -131,7 +141,7 @@ RK_INLINE float *product_row(const rk_product *p, size_t m) {
 }
 
 /* Rows m ..< m+mr (mr ≤ MR; rows past mr repeat the last one, computed and never stored) of panels
-   q ..< q+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0) or Y. */
+   q ..< q+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0 unless accumulating) or Y. */
 RK_INLINE void gemm_tile(int MR, int NV, const rk_product *p, size_t m, size_t mr, size_t q, size_t k0, size_t kc) {
     const void *w[TILE_MAX_NV];
     size_t n0[TILE_MAX_NV], width[TILE_MAX_NV];
@@ -148,11 +158,12 @@ RK_INLINE void gemm_tile(int MR, int NV, const rk_product *p, size_t m, size_t m
         rows[r] = p->X + row * p->ldx + k0;
         out[r] = product_row(p, row);
         RK_UNROLL for (int v = 0; v < NV; v++) {
-            if (k0 > 0) acc[r][v] = load16_n(out[r] + n0[v], width[v]);
+            if (k0 > 0 || p->accumulate) acc[r][v] = load16_n(out[r] + n0[v], width[v]);
             else acc[r][v] = p->bias ? load16_n(p->bias + n0[v], width[v]) : splat16(0.0f);
         }
     }
-    tile_micro(MR, NV, 0, 0, kc, rows, w, GEMM_NR, acc);
+    const size_t stride[TILE_MAX_NV] = {GEMM_NR, GEMM_NR};
+    tile_micro(MR, NV, 0, 0, kc, rows, w, stride, acc);
     RK_UNROLL for (int r = 0; r < MR; r++)
         RK_UNROLL for (int v = 0; v < NV; v++)
             if ((size_t)r < mr) store16_n(out[r] + n0[v], acc[r][v], width[v]);
@@ -256,13 +267,12 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
         }
     }
     const void *weights = HALF ? (const void *)s->half_weights : (const void *)s->weights;
-    size_t block = u * RK_UNITS * G * H + k0 * G * RK_UNITS;
-    for (size_t k = k0; k < k1; k++, block += G * RK_UNITS) {
+    for (size_t k = k0; k < k1; k++) {
         for (int r = 0; r < MR; r++) {
             v8f x = splat(h[r][k]);
             for (int i = 0; i < NB; i++)
                 for (int g = 0; g < G; g++)
-                    acc[r][i][g] += x * wload8(weights, block + i * RK_UNITS * G * H + g * RK_UNITS, HALF, F16C);
+                    acc[r][i][g] += x * wload8(weights, recurrent_weight(G, H, u + i, g, k), HALF, F16C);
         }
     }
     for (size_t r = 0; r < mr; r++) {
@@ -280,11 +290,11 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
 }
 
 /* Rows b0 ..< b0+MR of unit block u, the sums over k0 ..< k1, as matrix-product tiles over the
-   block's gate pairs (a pair's 16 weights per k are contiguous), NV pairs per tile. With G odd the
-   last pair's second half is the next k's first gate: those lanes are summed and ignored (and the
-   packed weights have RK_UNITS floats of padding for the last k). Sums start and end as in
-   step_rows, in the same partial-sum layout, and run over k in the same order: a row's numbers are
-   the same whichever path takes it. */
+   block's gate pairs (a pair's stream of 16 weights per k), NV pairs per tile. With G odd the last
+   gate's stream has 8 per k, so the upper half of its 16 is the next k's: those lanes are summed and
+   ignored (and the packed weights have RK_UNITS floats of padding for the last k). Sums start and
+   end as in step_rows, in the same partial-sum layout, and run over k in the same order: a row's
+   numbers are the same whichever path takes it. */
 RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int NV, size_t u, size_t b0,
                          size_t k0, size_t k1) {
     size_t H = s->hidden, j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
@@ -294,13 +304,15 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
         rows[r] = s->h_prev + (b0 + r) * H + k0;
         partial[r] = s->partial + ((b0 + r) * 2 + u % 2) * G * RK_UNITS;
     }
-    size_t block = u * RK_UNITS * G * H + k0 * G * RK_UNITS;
     for (int pair = 0; pair < (G + 1) / 2; pair += NV) {
         const void *w[TILE_MAX_NV];
+        size_t stride[TILE_MAX_NV];
         v16f acc[TILE_MAX_MR][TILE_MAX_NV];
-        RK_UNROLL for (int v = 0; v < NV; v++)
-            w[v] = HALF ? (const void *)(s->half_weights + block + (pair + v) * 2 * RK_UNITS)
-                        : (const void *)(s->weights + block + (pair + v) * 2 * RK_UNITS);
+        RK_UNROLL for (int v = 0; v < NV; v++) {
+            size_t first = recurrent_weight(G, H, u, 2 * (pair + v), k0);
+            stride[v] = 2 * (pair + v) + 2 <= G ? 2 * RK_UNITS : RK_UNITS;
+            w[v] = HALF ? (const void *)(s->half_weights + first) : (const void *)(s->weights + first);
+        }
         RK_UNROLL for (int r = 0; r < MR; r++) {
             const float *gx = s->gx + (b0 + r) * s->ldgx;
             RK_UNROLL for (int v = 0; v < NV; v++) {
@@ -312,7 +324,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
                 acc[r][v] = join16(first, second);
             }
         }
-        tile_micro(MR, NV, HALF, F16C, k1 - k0, rows, w, G * RK_UNITS, acc);
+        tile_micro(MR, NV, HALF, F16C, k1 - k0, rows, w, stride, acc);
         RK_UNROLL for (int r = 0; r < MR; r++)
             RK_UNROLL for (int v = 0; v < NV; v++) {
                 int g = 2 * (pair + v);
@@ -349,12 +361,51 @@ RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
     }
 }
 
+/* A step over at least STEP_PRODUCT_MIN_ROWS rows with an even gate count and float32 weights is one
+   matrix product per group of up to STEP_PRODUCT_UNITS unit blocks (the packed weights are its
+   panels), then the gate math: the product's panel blocks and tiles keep weights and rows in cache
+   better than the per-block tiles (16–25% faster on one core for B ≥ 16 here). Each row's sums
+   start from gx and run over k in order as in the other paths, so its numbers are the same. */
+enum { STEP_PRODUCT_MIN_ROWS = 16, STEP_PRODUCT_UNITS = 8 };
+
+RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SHORT_MR, int NV, size_t unit_begin,
+                               size_t unit_end) {
+    size_t B = s->batch, H = s->hidden;
+    for (size_t u0 = unit_begin; u0 < unit_end; u0 += STEP_PRODUCT_UNITS) {
+        size_t u1 = unit_end - u0 < STEP_PRODUCT_UNITS ? unit_end : u0 + STEP_PRODUCT_UNITS;
+        size_t columns = (u1 - u0) * RK_UNITS * G;
+        float *gates = s->partial; /* [B, columns]: row b's blocks u0 ..< u1, gate by gate */
+        for (size_t b = 0; b < B; b++) {
+            const float *gx = s->gx + b * s->ldgx;
+            for (size_t u = u0; u < u1; u++) {
+                size_t j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
+                for (int g = 0; g < G; g++)
+                    store8(gates + b * columns + ((u - u0) * G + g) * RK_UNITS, gate_start(s, cell, gx, g, j, n));
+            }
+        }
+        rk_product product = {B, columns, H, s->h_prev, H, s->weights + u0 * RK_UNITS * G * H, NULL, gates, columns,
+                              SIZE_MAX, 0, 1};
+        gemm_body(MR, SHORT_MR, NV, &product, 0, B, 0, columns / GEMM_NR);
+        for (size_t b = 0; b < B; b++)
+            for (size_t u = u0; u < u1; u++) {
+                size_t j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
+                v8f acc[G];
+                for (int g = 0; g < G; g++) acc[g] = load8(gates + b * columns + ((u - u0) * G + g) * RK_UNITS);
+                step_epilogue(s, cell, acc, b, j, n);
+            }
+    }
+}
+
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
                          size_t unit_begin, size_t unit_end) {
     int tiles = TILE_MR > 0 && (G % 2 == 0 || (G > 1 && (G + 1) / 2 == TILE_NV));
     size_t H = s->hidden, tall = tiles ? s->batch / TILE_MR * TILE_MR : 0;
     size_t tiled = tiles && SHORT_MR > 0 ? tall + (s->batch - tall) / SHORT_MR * SHORT_MR : tall;
     size_t full = tiled + (s->batch - tiled) / MR * MR, rest = s->batch - full;
+    if (G % 2 == 0 && !HALF && s->batch >= STEP_PRODUCT_MIN_ROWS) {
+        step_by_product(s, cell, G, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end);
+        return;
+    }
     prefetch_units(s, cell, G, unit_begin);
     for (size_t u = unit_begin; u < unit_end; u += 2) {
         int pair = u + 1 < unit_end;
@@ -461,7 +512,7 @@ static const kernel_variant *kernels(void) {
 
 const char *rk_kernels_name(void) { return kernels()->name; }
 
-size_t rk_step_partial_size(size_t gates, size_t batch) { return batch * 2 * gates * RK_UNITS; }
+size_t rk_step_partial_size(size_t gates, size_t batch) { return batch * STEP_PRODUCT_UNITS * gates * RK_UNITS; }
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }
 

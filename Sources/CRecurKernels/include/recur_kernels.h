@@ -33,9 +33,10 @@ void rk_gemm_pack(size_t N, size_t K, const float *W, float *P);
 /* Column panels of an N-column product: the unit rk_gemm_packed splits work by. */
 size_t rk_gemm_panels(size_t N);
 
-/* Y[M, N] = X[M, K] · Wᵀ + bias[N], with rows placed by a row map so that a [B·T] product can be
-   written time-major: row m of Y at Y + (m / group)·ldy_group + (m % group)·ldy (a plain matrix:
-   group = SIZE_MAX, ldy its row stride). P from rk_gemm_pack; bias may be NULL; K ≥ 1. */
+/* Y[M, N] = X[M, K] · Wᵀ + bias[N] (or Y += X · Wᵀ when `accumulate`), with rows placed by a row
+   map so that a [B·T] product can be written time-major: row m of Y at
+   Y + (m / group)·ldy_group + (m % group)·ldy (a plain matrix: group = SIZE_MAX, ldy its row
+   stride). P from rk_gemm_pack; bias may be NULL; K ≥ 1. */
 typedef struct {
     size_t M, N, K;
     const float *X;                     /* row m at X + m·ldx */
@@ -43,6 +44,7 @@ typedef struct {
     const float *P, *bias;
     float *Y;
     size_t ldy, group, ldy_group;
+    int accumulate;                     /* sums start from Y's values instead of the bias */
 } rk_product;
 
 /* Rows row_begin ..< row_end of the product over column panels panel_begin ..< panel_end
@@ -64,7 +66,10 @@ typedef enum { RK_CELL_RNN_TANH = 0, RK_CELL_RNN_RELU = 1, RK_CELL_LSTM = 2, RK_
 #define RK_UNITS 8
 
 /* Floats of a recurrent weight W_hh [G·H, H] packed for rk_recurrent_step (with an odd G, RK_UNITS
-   floats of zero padding at the end). */
+   floats of zero padding at the end). For each block of RK_UNITS units, each pair of gates (the last
+   gate alone when G is odd) is one stream over k of 16 (8) weights: with G even these are exactly
+   rk_gemm_pack's column panels of W_hh with its rows ordered block by block, gate by gate, so a
+   step over many rows is one matrix product. */
 size_t rk_recurrent_packed_size(size_t gates, size_t H);
 /* P ← W [G·H, H], gate blocks of H rows: for each block of RK_UNITS units, every gate's rows. */
 void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
@@ -94,7 +99,8 @@ typedef struct {
     float *partial;                     /* workspace [rk_step_partial_size(G, B)] of the calling thread */
 } rk_step;
 
-/* Floats of the partial sums one thread's rk_recurrent_step keeps between chunks of the product. */
+/* Floats of the partial sums (or, for a batched step, the gates of a group of unit blocks) one
+   thread's rk_recurrent_step keeps. */
 size_t rk_step_partial_size(size_t gates, size_t batch);
 
 /* The step for hidden-unit blocks unit_begin ..< unit_end (of ceil(H / RK_UNITS)), every row. A row
