@@ -11,7 +11,8 @@
  *
  * Then every row of a batch, forward and reverse, is checked against the same row run alone, bit
  * for bit: a batch big enough runs in bands of rows, one per thread, each with its own time loop
- * up to its own longest row; a lone row runs on its own (exits 1 on a difference).
+ * up to its own longest row (small W_hh), or its LSTM steps as matrix products (large W_hh); a lone
+ * row runs through the fused step's row groups (exits 1 on a difference).
  */
 #include "recur_kernels.h"
 #include <stdio.h>
@@ -138,6 +139,7 @@ int main(void) {
     for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
         for (int reverse = 0; reverse <= 1; reverse++)
             for (int with_lengths = 0; with_lengths <= 1; with_lengths++)
-                differing |= rows_agree_alone(cells[c], 23, 5, 7, 44, reverse, with_lengths);
+                differing |= rows_agree_alone(cells[c], 23, 5, 7, 44, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], 23, 3, 7, 300, reverse, with_lengths);
     return differing;
 }
