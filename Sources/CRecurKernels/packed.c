@@ -24,12 +24,13 @@ void rk_gemm_pack(size_t N, size_t K, const float *W, float *P) {
             }
 }
 
-/* Recurrent weights in blocks of RK_UNITS hidden units, and in each block one stream over k per pair of
-   gates (the last gate alone when G is odd): P[u][p][k][g − 2p][l] = W[g·H + u·8 + l][k]. A pair's
-   16 weights per k are one tile column as in a matrix product's panel, and with G even the packed
-   weights are rk_gemm_pack's panels of W_hh with rows ordered (u, g, l). */
+/* Recurrent weights as a matrix product's column panels (rk_gemm_pack's layout) of W_hh with its rows
+   reordered block by block of RK_UNITS units, gate by gate: row n = (u·G + g)·8 + l of the reordered
+   matrix is W[g·H + u·8 + l], so every 8 rows are one gate of one unit block and every panel of 16 is
+   two of them (a gate pair of one block when G is even). A step over many rows is then one matrix
+   product, and a fused step reads a gate's 8 weights per k from its half of a panel. */
 size_t rk_recurrent_packed_size(size_t gates, size_t H) {
-    return ceil_div(H, RK_UNITS) * RK_UNITS * gates * H + (gates % 2 == 1 ? RK_UNITS : 0);
+    return rk_gemm_packed_size(ceil_div(H, RK_UNITS) * RK_UNITS * gates, H);
 }
 
 /* float32 → binary16, rounded to nearest even; values beyond the largest half (65504) become
@@ -52,24 +53,19 @@ static uint16_t half_from_float(float f) {
     return (uint16_t)(sign | ((rounded - 0x38000000u) >> 13));          /* exponent bias 127 → 15 */
 }
 
-/* The packed order into floats (to_float) or halves (to_half), whichever is not NULL; the padding
-   past H units and after an odd gate count is zero. */
+/* The packed order into floats (to_float) or halves (to_half), whichever is not NULL; the rows past H
+   units and past the last panel's gates are zero. */
 static void recurrent_pack_into(size_t gates, size_t H, const float *W, float *to_float, uint16_t *to_half) {
-    size_t i = 0;
-    for (size_t u = 0; u < ceil_div(H, RK_UNITS); u++)
-        for (size_t first = 0; first < gates; first += 2)
-            for (size_t k = 0; k < H; k++)
-                for (size_t g = first; g < first + 2 && g < gates; g++)
-                    for (size_t l = 0; l < RK_UNITS; l++, i++) {
-                    size_t j = u * RK_UNITS + l;
-                    float w = j < H ? W[(g * H + j) * H + k] : 0.0f;
-                    if (to_half) to_half[i] = half_from_float(w);
-                    else to_float[i] = w;
-                }
-    for (size_t end = rk_recurrent_packed_size(gates, H); i < end; i++) {
-        if (to_half) to_half[i] = 0;
-        else to_float[i] = 0.0f;
-    }
+    size_t rows = ceil_div(H, RK_UNITS) * RK_UNITS * gates, i = 0;
+    for (size_t panel = 0; panel < ceil_div(rows, GEMM_NR); panel++)
+        for (size_t k = 0; k < H; k++)
+            for (size_t c = 0; c < GEMM_NR; c++, i++) {
+                size_t n = panel * GEMM_NR + c, block = n / RK_UNITS;
+                size_t u = block / gates, g = block % gates, j = u * RK_UNITS + n % RK_UNITS;
+                float w = n < rows && j < H ? W[(g * H + j) * H + k] : 0.0f;
+                if (to_half) to_half[i] = half_from_float(w);
+                else to_float[i] = w;
+            }
 }
 
 void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) { recurrent_pack_into(gates, H, W, P, NULL); }
@@ -105,10 +101,10 @@ RK_INLINE v16f wload16(const void *w, size_t i, int HALF, int F16C) {
 }
 
 /* Where gate g's RK_UNITS weights for k of unit block u start in the packed recurrent weights (G gates,
-   H units): its pair's stream, 16 weights per k (8 for an odd G's last gate). */
+   H units): a half of panel (u·G + g) / 2. */
 RK_INLINE size_t recurrent_weight(size_t G, size_t H, size_t u, size_t g, size_t k) {
-    size_t pair = g / 2, width = 2 * pair + 2 <= G ? 2 * RK_UNITS : RK_UNITS;
-    return u * RK_UNITS * G * H + pair * 2 * RK_UNITS * H + k * width + (g % 2) * RK_UNITS;
+    size_t n = (u * G + g) * RK_UNITS;
+    return n / GEMM_NR * GEMM_NR * H + k * GEMM_NR + n % GEMM_NR;
 }
 
 /* ---- the tile ------------------------------------------------------------------------------ */
@@ -289,12 +285,10 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
     }
 }
 
-/* Rows b0 ..< b0+MR of unit block u, the sums over k0 ..< k1, as matrix-product tiles over the
-   block's gate pairs (a pair's stream of 16 weights per k), NV pairs per tile. With G odd the last
-   gate's stream has 8 per k, so the upper half of its 16 is the next k's: those lanes are summed and
-   ignored (and the packed weights have RK_UNITS floats of padding for the last k). Sums start and
-   end as in step_rows, in the same partial-sum layout, and run over k in the same order: a row's
-   numbers are the same whichever path takes it. */
+/* Rows b0 ..< b0+MR of unit block u (G even), the sums over k0 ..< k1, as matrix-product tiles over
+   the block's gate pairs (a pair is one panel of 16 weights per k), NV pairs per tile. Sums start
+   and end as in step_rows, in the same partial-sum layout, and run over k in the same order: a
+   row's numbers are the same whichever path takes it. */
 RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int NV, size_t u, size_t b0,
                          size_t k0, size_t k1) {
     size_t H = s->hidden, j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
@@ -304,33 +298,25 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
         rows[r] = s->h_prev + (b0 + r) * H + k0;
         partial[r] = s->partial + ((b0 + r) * 2 + u % 2) * G * RK_UNITS;
     }
-    for (int pair = 0; pair < (G + 1) / 2; pair += NV) {
+    const size_t stride[TILE_MAX_NV] = {GEMM_NR, GEMM_NR};
+    for (int pair = 0; pair < G / 2; pair += NV) {
         const void *w[TILE_MAX_NV];
-        size_t stride[TILE_MAX_NV];
         v16f acc[TILE_MAX_MR][TILE_MAX_NV];
         RK_UNROLL for (int v = 0; v < NV; v++) {
             size_t first = recurrent_weight(G, H, u, 2 * (pair + v), k0);
-            stride[v] = 2 * (pair + v) + 2 <= G ? 2 * RK_UNITS : RK_UNITS;
             w[v] = HALF ? (const void *)(s->half_weights + first) : (const void *)(s->weights + first);
         }
         RK_UNROLL for (int r = 0; r < MR; r++) {
             const float *gx = s->gx + (b0 + r) * s->ldgx;
             RK_UNROLL for (int v = 0; v < NV; v++) {
                 int g = 2 * (pair + v);
-                v8f first = k0 > 0 ? load8(partial[r] + g * RK_UNITS) : gate_start(s, cell, gx, g, j, n);
-                v8f second = g + 1 == G ? splat(0.0f)
-                             : k0 > 0  ? load8(partial[r] + (g + 1) * RK_UNITS)
-                                       : gate_start(s, cell, gx, g + 1, j, n);
-                acc[r][v] = join16(first, second);
+                acc[r][v] = k0 > 0 ? load16(partial[r] + g * RK_UNITS)
+                                   : join16(gate_start(s, cell, gx, g, j, n), gate_start(s, cell, gx, g + 1, j, n));
             }
         }
         tile_micro(MR, NV, HALF, F16C, k1 - k0, rows, w, stride, acc);
         RK_UNROLL for (int r = 0; r < MR; r++)
-            RK_UNROLL for (int v = 0; v < NV; v++) {
-                int g = 2 * (pair + v);
-                if (g + 1 < G) store16(partial[r] + g * RK_UNITS, acc[r][v]);
-                else store8(partial[r] + g * RK_UNITS, __builtin_shufflevector(acc[r][v], acc[r][v], 0, 1, 2, 3, 4, 5, 6, 7));
-            }
+            RK_UNROLL for (int v = 0; v < NV; v++) store16(partial[r] + 2 * (pair + v) * RK_UNITS, acc[r][v]);
     }
     if (k1 < H) return;
     for (int r = 0; r < MR; r++) {
@@ -340,9 +326,8 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
     }
 }
 
-/* Rows go in whole tiles of TILE_MR first, then of SHORT_MR (when > 0), when a tile covers whole
-   gate pairs (G even), or when it covers all of gru's pairs at once, the wasted half pair costing
-   less than narrower sums (not rnn's single gate: half of every sum would be waste). The rest go in
+/* Below STEP_PRODUCT_MIN_ROWS (or with half weights), rows go in whole tiles of TILE_MR first, then of
+   SHORT_MR (when > 0), when G is even so a block's gate pairs are whole panels. The rest go in
    groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers), over two unit
    blocks at once when that still fits (rnn); a last single row takes two unit blocks, so a batch
    of one still has 2·G independent sums in flight. The sums go in chunks of STEP_KC over k so a
@@ -361,11 +346,12 @@ RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
     }
 }
 
-/* A step over at least STEP_PRODUCT_MIN_ROWS rows with an even gate count and float32 weights is one
-   matrix product per group of up to STEP_PRODUCT_UNITS unit blocks (the packed weights are its
-   panels), then the gate math: the product's panel blocks and tiles keep weights and rows in cache
-   better than the per-block tiles (16–25% faster on one core for B ≥ 16 here). Each row's sums
-   start from gx and run over k in order as in the other paths, so its numbers are the same. */
+/* A step over at least STEP_PRODUCT_MIN_ROWS rows with float32 weights is one matrix product per group
+   of up to STEP_PRODUCT_UNITS unit blocks (over the panels holding their gates; with G odd the
+   group's first or last panel may hold a neighbouring block's gate too, computed and ignored), then
+   the gate math: the product's panel blocks and tiles keep weights and rows in cache better than the
+   per-block tiles (16–25% faster on one core for B ≥ 16 here). Each row's sums start from gx and run
+   over k in order as in the other paths, so its numbers are the same. */
 enum { STEP_PRODUCT_MIN_ROWS = 16, STEP_PRODUCT_UNITS = 8 };
 
 RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SHORT_MR, int NV, size_t unit_begin,
@@ -373,24 +359,28 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
     size_t B = s->batch, H = s->hidden;
     for (size_t u0 = unit_begin; u0 < unit_end; u0 += STEP_PRODUCT_UNITS) {
         size_t u1 = unit_end - u0 < STEP_PRODUCT_UNITS ? unit_end : u0 + STEP_PRODUCT_UNITS;
-        size_t columns = (u1 - u0) * RK_UNITS * G;
-        float *gates = s->partial; /* [B, columns]: row b's blocks u0 ..< u1, gate by gate */
+        size_t first = u0 * G * RK_UNITS / GEMM_NR, end = ceil_div(u1 * G * RK_UNITS, GEMM_NR);
+        size_t columns = (end - first) * GEMM_NR, skipped = u0 * G * RK_UNITS - first * GEMM_NR;
+        float *gates = s->partial; /* [B, columns]: panels first ..< end; block u's gate g at column (u·G + g)·8 − 16·first */
         for (size_t b = 0; b < B; b++) {
             const float *gx = s->gx + b * s->ldgx;
+            float *row = gates + b * columns;
+            memset(row, 0, skipped * sizeof(float));
             for (size_t u = u0; u < u1; u++) {
                 size_t j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
-                for (int g = 0; g < G; g++)
-                    store8(gates + b * columns + ((u - u0) * G + g) * RK_UNITS, gate_start(s, cell, gx, g, j, n));
+                for (int g = 0; g < G; g++) store8(row + skipped + ((u - u0) * G + g) * RK_UNITS, gate_start(s, cell, gx, g, j, n));
             }
+            size_t filled = skipped + (u1 - u0) * G * RK_UNITS;
+            memset(row + filled, 0, (columns - filled) * sizeof(float));
         }
-        rk_product product = {B, columns, H, s->h_prev, H, s->weights + u0 * RK_UNITS * G * H, NULL, gates, columns,
+        rk_product product = {B, columns, H, s->h_prev, H, s->weights + first * GEMM_NR * H, NULL, gates, columns,
                               SIZE_MAX, 0, 1};
-        gemm_body(MR, SHORT_MR, NV, &product, 0, B, 0, columns / GEMM_NR);
+        gemm_body(MR, SHORT_MR, NV, &product, 0, B, 0, end - first);
         for (size_t b = 0; b < B; b++)
             for (size_t u = u0; u < u1; u++) {
                 size_t j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
                 v8f acc[G];
-                for (int g = 0; g < G; g++) acc[g] = load8(gates + b * columns + ((u - u0) * G + g) * RK_UNITS);
+                for (int g = 0; g < G; g++) acc[g] = load8(gates + b * columns + skipped + ((u - u0) * G + g) * RK_UNITS);
                 step_epilogue(s, cell, acc, b, j, n);
             }
     }
@@ -398,11 +388,11 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
                          size_t unit_begin, size_t unit_end) {
-    int tiles = TILE_MR > 0 && (G % 2 == 0 || (G > 1 && (G + 1) / 2 == TILE_NV));
+    int tiles = TILE_MR > 0 && G % 2 == 0;
     size_t H = s->hidden, tall = tiles ? s->batch / TILE_MR * TILE_MR : 0;
     size_t tiled = tiles && SHORT_MR > 0 ? tall + (s->batch - tall) / SHORT_MR * SHORT_MR : tall;
     size_t full = tiled + (s->batch - tiled) / MR * MR, rest = s->batch - full;
-    if (G % 2 == 0 && !HALF && s->batch >= STEP_PRODUCT_MIN_ROWS) {
+    if (!HALF && s->batch >= STEP_PRODUCT_MIN_ROWS) {
         step_by_product(s, cell, G, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end);
         return;
     }
@@ -512,7 +502,7 @@ static const kernel_variant *kernels(void) {
 
 const char *rk_kernels_name(void) { return kernels()->name; }
 
-size_t rk_step_partial_size(size_t gates, size_t batch) { return batch * STEP_PRODUCT_UNITS * gates * RK_UNITS; }
+size_t rk_step_partial_size(size_t gates, size_t batch) { return batch * (STEP_PRODUCT_UNITS * gates + 2) * RK_UNITS; }
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }
 

@@ -1,9 +1,9 @@
 /*
  * The recurrent kernels under AddressSanitizer: every buffer allocated to the exact size
- * recur_kernels.h states, so a read or write past one (a tile's last rows, a gate pair's ignored
- * half, a partial unit block) stops the run. Sequences of every cell, batch sizes on both sides of
- * the tile heights (4, 6, 12), hidden sizes that are not multiples of 8, lengths, both directions,
- * float32 and half weights.
+ * recur_kernels.h states, so a read or write past one (a tile's last rows, a product's panel that
+ * holds a neighbouring block's gate, a partial unit block) stops the run. Sequences of every cell,
+ * batch sizes on both sides of the tile heights (4, 6, 12) and of the step's product path (16),
+ * hidden sizes that are not multiples of 8, lengths, both directions, float32 and half weights.
  *
  * Prints one line per case: its shape and the sum of its outputs and final state as a hex float.
  * Tests/kernels/run.sh runs it under each kernel variant (RECUR_KERNELS) and compares: the AVX2

@@ -65,13 +65,11 @@ typedef enum { RK_CELL_RNN_TANH = 0, RK_CELL_RNN_RELU = 1, RK_CELL_LSTM = 2, RK_
 /* Hidden units per block of packed recurrent weights: the SIMD width of the fused step. */
 #define RK_UNITS 8
 
-/* Floats of a recurrent weight W_hh [G·H, H] packed for rk_recurrent_step (with an odd G, RK_UNITS
-   floats of zero padding at the end). For each block of RK_UNITS units, each pair of gates (the last
-   gate alone when G is odd) is one stream over k of 16 (8) weights: with G even these are exactly
-   rk_gemm_pack's column panels of W_hh with its rows ordered block by block, gate by gate, so a
-   step over many rows is one matrix product. */
+/* Floats of a recurrent weight W_hh [G·H, H] packed for rk_recurrent_step: rk_gemm_pack's column
+   panels of W_hh with its rows reordered block by block of RK_UNITS units, gate by gate (zero rows
+   past H units and to fill the last panel), so a step over many rows is one matrix product. */
 size_t rk_recurrent_packed_size(size_t gates, size_t H);
-/* P ← W [G·H, H], gate blocks of H rows: for each block of RK_UNITS units, every gate's rows. */
+/* P ← W [G·H, H] (gate blocks of H rows) in that layout. */
 void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
 /* The same layout in IEEE binary16 (rk_recurrent_packed_size(G, H) values), rounded to nearest
    even: half the bytes a step streams, about 3 significant digits. Values beyond ±65504 become
