@@ -1,0 +1,18 @@
+/* An older commit's kernels (OLD, a directory holding its packed.c and pool.c) with every public name
+   prefixed `old_`, so they link beside the working tree's into sequences_ab. */
+#define rk_gemm_packed_size old_rk_gemm_packed_size
+#define rk_gemm_pack old_rk_gemm_pack
+#define rk_gemm_panels old_rk_gemm_panels
+#define rk_gemm_packed old_rk_gemm_packed
+#define rk_gemm_packed_parallel old_rk_gemm_packed_parallel
+#define rk_recurrent_packed_size old_rk_recurrent_packed_size
+#define rk_recurrent_pack old_rk_recurrent_pack
+#define rk_recurrent_pack_half old_rk_recurrent_pack_half
+#define rk_recurrent_step old_rk_recurrent_step
+#define rk_step_partial_size old_rk_step_partial_size
+#define rk_run_sequences old_rk_run_sequences
+#define rk_kernels_name old_rk_kernels_name
+#define RK_STRINGIFY(x) #x
+#define RK_OLD_FILE(dir, file) RK_STRINGIFY(dir/file)
+#include RK_OLD_FILE(OLD, packed.c)
+#include RK_OLD_FILE(OLD, pool.c)

@@ -1,0 +1,128 @@
+/*
+ * Same-process A/B timing of the recurrent kernels: the kernels of an older commit (compiled with
+ * every public name prefixed `old_`, see run.sh) and the working tree's, run on the same sequences
+ * alternately (each side first every other round), so both meet the same machine weather. On the shared development VM a kernel's speed
+ * drifts by up to 2x within minutes; timings taken minutes apart could not resolve 5-20% changes,
+ * alternating runs in one process can.
+ *
+ *   sequences_ab CELL B T I H D ROUNDS      (CELL: 0 rnn-tanh, 2 lstm, 3 gru; D: 1 or 2 directions)
+ *
+ * Prints the median and fastest time of each side and new/old, and whether the two computed the
+ * same bits (they should unless the numerics were meant to change). Each side packs its own weights;
+ * both are handed the working tree's rk_sequence, so the older commit's must have the same layout.
+ */
+#include "recur_kernels.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The older commit's kernels (old_kernels.c). */
+size_t old_rk_gemm_packed_size(size_t N, size_t K);
+void old_rk_gemm_pack(size_t N, size_t K, const float *W, float *P);
+size_t old_rk_recurrent_packed_size(size_t gates, size_t H);
+void old_rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
+size_t old_rk_step_partial_size(size_t gates, size_t batch);
+void old_rk_run_sequences(const rk_sequence *sequences, size_t count);
+
+typedef struct {
+    size_t (*gemm_packed_size)(size_t, size_t);
+    void (*gemm_pack)(size_t, size_t, const float *, float *);
+    size_t (*recurrent_packed_size)(size_t, size_t);
+    void (*recurrent_pack)(size_t, size_t, const float *, float *);
+    size_t (*step_partial_size)(size_t, size_t);
+    void (*run_sequences)(const rk_sequence *, size_t);
+} kernels;
+
+static const kernels old_kernels = {old_rk_gemm_packed_size, old_rk_gemm_pack, old_rk_recurrent_packed_size,
+                                    old_rk_recurrent_pack, old_rk_step_partial_size, old_rk_run_sequences};
+static const kernels new_kernels = {rk_gemm_packed_size, rk_gemm_pack, rk_recurrent_packed_size, rk_recurrent_pack,
+                                    rk_step_partial_size, rk_run_sequences};
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static float *values(size_t n, unsigned seed) {
+    float *p = malloc(n * sizeof(float) + 64);
+    for (size_t i = 0; i < n; i++) p[i] = (float)((i * 2654435761u + seed * 40503u) % 1000) / 10000.0f - 0.05f;
+    return p;
+}
+
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One side's sequences: its own packed weights and workspaces, the shared input x, output y [B, T, D·H]. */
+static void prepare(const kernels *k, rk_cell cell, size_t B, size_t T, size_t I, size_t H, size_t D, const float *x,
+                    float *y, rk_sequence *sequences) {
+    size_t G = cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1;
+    for (size_t d = 0; d < D; d++) {
+        float *input = values(G * H * I, 2 + d), *recurrent = values(G * H * H, 4 + d);
+        float *input_packed = malloc(k->gemm_packed_size(G * H, I) * sizeof(float));
+        float *recurrent_packed = malloc(k->recurrent_packed_size(G, H) * sizeof(float));
+        k->gemm_pack(G * H, I, input, input_packed);
+        k->recurrent_pack(G, H, recurrent, recurrent_packed);
+        free(input), free(recurrent);
+        sequences[d] = (rk_sequence){
+            .cell = cell, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x, .ldx = I,
+            .input_weights = input_packed, .input_bias = values(G * H, 6 + d), .recurrent_weights = recurrent_packed,
+            .recurrent_bias = cell == RK_CELL_GRU ? values(H, 8 + d) : NULL, .reverse = (int)d,
+            .gx = malloc(B * T * G * H * sizeof(float)), .h = malloc(B * H * sizeof(float)),
+            .h_spare = malloc(B * H * sizeof(float)),
+            .partial = malloc(RK_MAX_THREADS * k->step_partial_size(G, B) * sizeof(float)),
+            .c = cell == RK_CELL_LSTM ? malloc(B * H * sizeof(float)) : NULL, .y = y + d * H, .ldy = D * H,
+        };
+    }
+}
+
+/* One timed pass, after the other side's idle worker has stopped spinning (it spins 200 µs). */
+static double run(const kernels *k, rk_sequence *sequences, size_t D) {
+    nanosleep(&(struct timespec){0, 500000}, NULL);
+    for (size_t d = 0; d < D; d++) {
+        size_t n = sequences[d].batch * sequences[d].hidden;
+        memset(sequences[d].h, 0, n * sizeof(float));
+        if (sequences[d].c) memset(sequences[d].c, 0, n * sizeof(float));
+    }
+    double start = seconds();
+    k->run_sequences(sequences, D);
+    return seconds() - start;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 8) {
+        fprintf(stderr, "usage: %s CELL B T I H D ROUNDS\n", argv[0]);
+        return 2;
+    }
+    rk_cell cell = (rk_cell)atoi(argv[1]);
+    size_t B = strtoul(argv[2], NULL, 10), T = strtoul(argv[3], NULL, 10), I = strtoul(argv[4], NULL, 10);
+    size_t H = strtoul(argv[5], NULL, 10), D = strtoul(argv[6], NULL, 10), rounds = strtoul(argv[7], NULL, 10);
+    if (D < 1 || D > 2 || rounds < 1 || rounds > 1000 || B * T * I * H == 0) {
+        fprintf(stderr, "sequences_ab: D must be 1 or 2, ROUNDS 1-1000, sizes positive\n");
+        return 2;
+    }
+    size_t outputs = B * T * D * H;
+    float *x = values(B * T * I, 1), *y_old = malloc(outputs * sizeof(float)), *y_new = malloc(outputs * sizeof(float));
+    rk_sequence old_sequences[2], new_sequences[2];
+    prepare(&old_kernels, cell, B, T, I, H, D, x, y_old, old_sequences);
+    prepare(&new_kernels, cell, B, T, I, H, D, x, y_new, new_sequences);
+    double *old_times = malloc(rounds * sizeof(double)), *new_times = malloc(rounds * sizeof(double));
+    for (size_t r = 0; r < rounds; r++) {
+        /* Each side goes first every other round. */
+        if (r % 2 == 0) old_times[r] = run(&old_kernels, old_sequences, D);
+        new_times[r] = run(&new_kernels, new_sequences, D);
+        if (r % 2 == 1) old_times[r] = run(&old_kernels, old_sequences, D);
+    }
+    int same = memcmp(y_old, y_new, outputs * sizeof(float)) == 0;
+    qsort(old_times, rounds, sizeof(double), by_value);
+    qsort(new_times, rounds, sizeof(double), by_value);
+    double old_median = old_times[rounds / 2], new_median = new_times[rounds / 2];
+    printf("cell %d B %zu T %zu I %zu H %zu D %zu: old %.3f ms (fastest %.3f), new %.3f ms (fastest %.3f), "
+           "new/old %.3f; outputs %s\n",
+           (int)cell, B, T, I, H, D, old_median * 1e3, old_times[0] * 1e3, new_median * 1e3, new_times[0] * 1e3,
+           new_median / old_median, same ? "the same bits" : "differ");
+    return 0;
+}
