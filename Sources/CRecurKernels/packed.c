@@ -114,14 +114,14 @@ RK_INLINE size_t recurrent_weight(size_t G, size_t H, size_t u, size_t g, size_t
    them are unrolled completely so every index is a constant. */
 enum { TILE_MAX_MR = 12, TILE_MAX_NV = 2 };
 
-/* Every product here is made of one tile: acc[r][v] (+)= Σ_{k < kc} rows[r][k] · w[v][k·stride[v] ..< +16],
-   MR rows times NV streams of 16 weights per k (MR, NV, HALF, F16C constants after inlining). The
+/* Every product here is made of one tile: acc[r][v] (+)= Σ_{k < kc} rows[r][k] · w[v][16k ..< 16k+16],
+   MR rows times NV panels of 16 weights per k (MR, NV, HALF, F16C constants after inlining). The
    AVX2 variant runs 6 × 1 (12 registers of 8 floats), the AVX-512 one 12 × 2 (24 of 16). */
 RK_INLINE void tile_micro(int MR, int NV, int HALF, int F16C, size_t kc, const float *const *rows, const void *const *w,
-                          const size_t *stride, v16f acc[TILE_MAX_MR][TILE_MAX_NV]) {
+                          v16f acc[TILE_MAX_MR][TILE_MAX_NV]) {
     for (size_t k = 0; k < kc; k++) {
         v16f weights[TILE_MAX_NV];
-        RK_UNROLL for (int v = 0; v < NV; v++) weights[v] = wload16(w[v], k * stride[v], HALF, F16C);
+        RK_UNROLL for (int v = 0; v < NV; v++) weights[v] = wload16(w[v], k * GEMM_NR, HALF, F16C);
         RK_UNROLL for (int r = 0; r < MR; r++) {
             v16f x = splat16(rows[r][k]);
             RK_UNROLL for (int v = 0; v < NV; v++) acc[r][v] += x * weights[v];
@@ -158,8 +158,7 @@ RK_INLINE void gemm_tile(int MR, int NV, const rk_product *p, size_t m, size_t m
             else acc[r][v] = p->bias ? load16_n(p->bias + n0[v], width[v]) : splat16(0.0f);
         }
     }
-    const size_t stride[TILE_MAX_NV] = {GEMM_NR, GEMM_NR};
-    tile_micro(MR, NV, 0, 0, kc, rows, w, stride, acc);
+    tile_micro(MR, NV, 0, 0, kc, rows, w, acc);
     RK_UNROLL for (int r = 0; r < MR; r++)
         RK_UNROLL for (int v = 0; v < NV; v++)
             if ((size_t)r < mr) store16_n(out[r] + n0[v], acc[r][v], width[v]);
@@ -298,7 +297,6 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
         rows[r] = s->h_prev + (b0 + r) * H + k0;
         partial[r] = s->partial + ((b0 + r) * 2 + u % 2) * G * RK_UNITS;
     }
-    const size_t stride[TILE_MAX_NV] = {GEMM_NR, GEMM_NR};
     for (int pair = 0; pair < G / 2; pair += NV) {
         const void *w[TILE_MAX_NV];
         v16f acc[TILE_MAX_MR][TILE_MAX_NV];
@@ -314,7 +312,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
                                    : join16(gate_start(s, cell, gx, g, j, n), gate_start(s, cell, gx, g + 1, j, n));
             }
         }
-        tile_micro(MR, NV, HALF, F16C, k1 - k0, rows, w, stride, acc);
+        tile_micro(MR, NV, HALF, F16C, k1 - k0, rows, w, acc);
         RK_UNROLL for (int r = 0; r < MR; r++)
             RK_UNROLL for (int v = 0; v < NV; v++) store16(partial[r] + 2 * (pair + v) * RK_UNITS, acc[r][v]);
     }
