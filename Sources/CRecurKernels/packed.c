@@ -386,14 +386,14 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
                          size_t unit_begin, size_t unit_end) {
-    int tiles = TILE_MR > 0 && G % 2 == 0;
-    size_t H = s->hidden, tall = tiles ? s->batch / TILE_MR * TILE_MR : 0;
-    size_t tiled = tiles && SHORT_MR > 0 ? tall + (s->batch - tall) / SHORT_MR * SHORT_MR : tall;
-    size_t full = tiled + (s->batch - tiled) / MR * MR, rest = s->batch - full;
     if (!HALF && s->batch >= STEP_PRODUCT_MIN_ROWS) {
         step_by_product(s, cell, G, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end);
         return;
     }
+    int tiles = TILE_MR > 0 && G % 2 == 0;
+    size_t H = s->hidden, tall = tiles ? s->batch / TILE_MR * TILE_MR : 0;
+    size_t tiled = tiles && SHORT_MR > 0 ? tall + (s->batch - tall) / SHORT_MR * SHORT_MR : tall;
+    size_t full = tiled + (s->batch - tiled) / MR * MR, rest = s->batch - full;
     prefetch_units(s, cell, G, unit_begin);
     for (size_t u = unit_begin; u < unit_end; u += 2) {
         int pair = u + 1 < unit_end;
