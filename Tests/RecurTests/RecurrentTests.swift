@@ -110,6 +110,32 @@ import Testing
         }
     }
 
+    /// A NaN in one sequence's input makes that sequence's outputs NaN from its step on, as in
+    /// PyTorch, and leaves the other rows of the batch alone: the gates must not clamp NaN into a
+    /// saturated ±1 or 0 and carry on. Both ways a step computes rows: fused tiles and row groups
+    /// (3 rows), and the matrix product (20 rows).
+    @Test(arguments: [(ReferenceRecurrent.Cell.lstm, false), (.gru, false), (.rnn, false), (.rnn, true)], [3, 20])
+    func nanInputMakesItsRowNaNAndNoOther(_ cell: (ReferenceRecurrent.Cell, relu: Bool), batch: Int) throws {
+        let (T, F, H, poisoned, from) = (5, 6, 20, 1, 2)
+        let model = try ReferenceRecurrent.random(cell.0, inputSize: F, hidden: H, relu: cell.relu, seed: 61).model()
+        var x = testValues(batch * T * F, seed: 62)
+        x[(poisoned * T + from) * F + 3] = .nan
+        let output = try #require(try model.run(["input": try .float32(x, shape: [batch, T, F])])
+            .first { $0.name == "output" }?.tensor.floats)
+        for b in 0..<batch {
+            for t in 0..<T {
+                let values = output[((b * T + t) * H)..<((b * T + t + 1) * H)]
+                if b == poisoned && t >= from {
+                    let notNaN = values.filter { !$0.isNaN }.count
+                    #expect(notNaN == 0, "row \(b) step \(t): \(notNaN) of \(H) values not NaN")
+                } else {
+                    let notFinite = values.filter { !$0.isFinite }.count
+                    #expect(notFinite == 0, "row \(b) step \(t): \(notFinite) of \(H) values not finite")
+                }
+            }
+        }
+    }
+
     /// `recurrent_weights: "float16"` computes with W_hh rounded to half precision (to nearest even)
     /// and nothing else changed: the float64 reference given those rounded weights agrees to float32
     /// rounding, in tiles, row groups and lone rows alike; the exact weights' outputs differ from it.

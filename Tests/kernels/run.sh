@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds Tests/kernels/bounds.c with the kernels under AddressSanitizer, runs it under each kernel
 # variant, and checks that the AVX2 variant and AVX-512's tile shapes in AVX2 give the same bits.
+# Then checks the step's activations over every float (Tests/kernels/activations.c), compiled as the
+# portable variant compiles them and as the AVX2 one does (with FMA), the two at once.
 # CLANG: the compiler (default: the one beside swift).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -24,4 +26,24 @@ if ! cmp -s "$out/avx2.txt" "$out/avx512_tiles_on_avx2.txt"; then
     echo "kernels: the avx2 and avx512_tiles_on_avx2 variants disagree" >&2
     exit 1
 fi
-echo "kernels: $cases cases clean under AddressSanitizer in 3 variants; avx2 and avx512_tiles_on_avx2 agree bit for bit"
+activations=(-O2 -fno-math-errno -Wno-psabi "$root/Tests/kernels/activations.c" -lm)
+builds=(portable)
+"$clang" "${activations[@]}" -o "$out/activations_portable"
+# The FMA build runs only where the CPU has AVX2 and FMA, as the avx2 variant does.
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    "$clang" -mavx2 -mfma "${activations[@]}" -o "$out/activations_fma"
+    builds+=(fma)
+fi
+pids=()
+for build in "${builds[@]}"; do
+    "$out/activations_$build" >"$out/activations_$build.txt" 2>&1 &
+    pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+for build in "${builds[@]}"; do sed "s/^/activations ($build): /" "$out/activations_$build.txt"; done
+if [ $status -ne 0 ]; then
+    echo "kernels: the activations fail their bounds" >&2
+    exit 1
+fi
+echo "kernels: $cases cases clean under AddressSanitizer in 3 variants; avx2 and avx512_tiles_on_avx2 agree bit for bit; activations within bounds (${builds[*]})"
