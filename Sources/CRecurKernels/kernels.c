@@ -7,7 +7,8 @@ static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 void rk_sigmoid(size_t n, float *x) { for (size_t i = 0; i < n; i++) x[i] = sigmoidf(x[i]); }
 void rk_tanh(size_t n, float *x) { for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i]); }
-void rk_relu(size_t n, float *x) { for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f; }
+/* NaN stays NaN, as in PyTorch (x > 0 ? x : 0 would turn it into 0). */
+void rk_relu(size_t n, float *x) { for (size_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i]; }
 
 static float row_max(size_t width, const float *x) {
     float m = -INFINITY;

@@ -136,6 +136,30 @@ import Testing
         }
     }
 
+    /// relu and max pooling keep a NaN as PyTorch does (relu(NaN) = NaN, and max over steps is NaN
+    /// if any step is), wherever in the sequence it falls; the other features and rows stay finite.
+    @Test func nanPassesThroughReluAndMaxPool() throws {
+        let (B, T, F) = (3, 4, 5)
+        let arch = try Architecture(json: .object([
+            "format": .int(1), "input": .object(["kind": .string("features"), "size": .int(F)]),
+            "layers": .array([.object(["name": .string("r"), "type": .string("relu")]),
+                              .object(["name": .string("p"), "type": .string("pool"), "mode": .string("max")])]),
+        ]))
+        let model = try Model(architecture: arch, weights: [:])
+        var x = testValues(B * T * F, seed: 63)
+        x[(0 * T + 0) * F + 1] = .nan  // row 0's first step, feature 1
+        x[(2 * T + 3) * F + 4] = .nan  // row 2's last step, feature 4
+        let output = try #require(try model.run(["input": try .float32(x, shape: [B, T, F])])
+            .first { $0.name == "output" }?.tensor.floats)
+        #expect(output.count == B * F)
+        for b in 0..<B {
+            for f in 0..<F {
+                let poisoned = (b, f) == (0, 1) || (b, f) == (2, 4)
+                #expect(output[b * F + f].isNaN == poisoned, "row \(b) feature \(f): \(output[b * F + f])")
+            }
+        }
+    }
+
     /// `recurrent_weights: "float16"` computes with W_hh rounded to half precision (to nearest even)
     /// and nothing else changed: the float64 reference given those rounded weights agrees to float32
     /// rounding, in tiles, row groups and lone rows alike; the exact weights' outputs differ from it.

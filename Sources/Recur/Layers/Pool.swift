@@ -63,7 +63,11 @@ struct PoolLayer: Layer {
             case .max:
                 for f in 0..<features {
                     var best = -Float.infinity
-                    for t in 0..<length { best = Swift.max(best, x[row + t * features + f]) }
+                    // A NaN wins and stays, as in PyTorch's max (Swift.max would skip it).
+                    for t in 0..<length {
+                        let value = x[row + t * features + f]
+                        if value > best || value.isNaN { best = value }
+                    }
                     out[target + f] = best
                 }
             case .finalState:
