@@ -32,9 +32,10 @@
    chunks would cost more. */
 enum { MIN_PARALLEL_STEP_WORK = 1 << 15 };
 /* A sequence runs in bands of rows when every owning thread gets at least this many rows and W_hh
-   takes at most this many bytes (a core's L2 on the development machine, where bands were 15% faster
-   with 256 KiB of weights, no faster with 1 MiB and slower with 4 MiB). */
-enum { BAND_MIN_ROWS = 8, BAND_MAX_WEIGHT_BYTES = 512 * 1024 };
+   fits one core's L2 (pool.core_cache_bytes): on the development machine (512 KiB of L2 per core)
+   bands were 15% faster with 256 KiB of weights, no faster with 1 MiB and slower with 4 MiB, where
+   every band streams all of W_hh from L3 each step. The L2's size when the system does not tell: */
+enum { BAND_MIN_ROWS = 8, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
 /* Chunks per step and per owning thread: the unit of stealing. */
 enum { CHUNKS_PER_THREAD = 8, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
 /* How long a waiting thread spins before it sleeps: an idle worker long enough to catch the next
@@ -135,7 +136,7 @@ enum { JOB_CLOSED = 1u << 23, JOB_INSIDE = JOB_CLOSED - 1 };
 
 static struct {
     pthread_once_t once;
-    size_t workers;
+    size_t workers, core_cache_bytes;
     atomic_flag busy;
     task_fn task;
     void *context;
@@ -175,7 +176,17 @@ static long thread_budget(void) {
     return wanted > 0 && wanted < cores ? wanted : cores;
 }
 
+/* One core's L2 in bytes. */
+static size_t core_cache_bytes(void) {
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    long bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (bytes > 0) return (size_t)bytes;
+#endif
+    return FALLBACK_CORE_CACHE_BYTES;
+}
+
 static void pool_start(void) {
+    pool.core_cache_bytes = core_cache_bytes();
     long cores = thread_budget();
     size_t wanted = cores > RK_MAX_THREADS ? RK_MAX_THREADS - 1 : cores > 1 ? (size_t)cores - 1 : 0;
     pthread_attr_t attributes;
@@ -301,7 +312,7 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->length = longest(s, 0, B);
     r->owners = owners;
     size_t weight_bytes = rk_recurrent_packed_size(gate_count(s->cell), H) * (s->recurrent_half_weights ? 2 : 4);
-    r->bands = owners > 1 && B >= owners * BAND_MIN_ROWS && weight_bytes <= BAND_MAX_WEIGHT_BYTES ? owners : 1;
+    r->bands = owners > 1 && B >= owners * BAND_MIN_ROWS && weight_bytes <= pool.core_cache_bytes ? owners : 1;
     atomic_init(&r->next_band, 0);
     size_t most = owners * CHUNKS_PER_THREAD;
     r->projection = (rk_product){B * T, GH, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias,
