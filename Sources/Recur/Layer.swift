@@ -166,6 +166,42 @@ public protocol LayerKind: Sendable {
     func parameters(_ config: LayerConfig) throws(RecurError) -> [ParameterDeclaration]
     /// Builds the layer; `weights` holds every declared parameter by suffix, with its declared shape.
     func makeLayer(_ config: LayerConfig, weights: [String: [Float]]) throws(RecurError) -> any Layer
+    /// Builds the layer from parameters decoded as it takes them. The default takes them all and
+    /// calls `makeLayer(_:weights:)`; a kind that repacks its weights takes one tensor at a time,
+    /// so loading never holds more than one of them in both layouts.
+    func makeLayer(_ config: LayerConfig, loading weights: LayerWeights) throws(RecurError) -> any Layer
+}
+
+extension LayerKind {
+    public func makeLayer(_ config: LayerConfig, loading weights: LayerWeights) throws(RecurError) -> any Layer {
+        try makeLayer(config, weights: weights.takeAll())
+    }
+}
+
+/// A layer's declared parameters while its kind builds it, each decoded from the model file (or
+/// copied from the given weights) only when taken, with the shape its declaration states (already
+/// checked, as every parameter of every layer is before any layer is built).
+public struct LayerWeights {
+    private let suffixes: [String]
+    private let decode: (String) throws(RecurError) -> [Float]
+
+    init(suffixes: [String], decode: @escaping (String) throws(RecurError) -> [Float]) {
+        self.suffixes = suffixes
+        self.decode = decode
+    }
+
+    /// The parameter named `suffix` (as `parameters` declared it), decoded now; nil when undeclared.
+    public func take(_ suffix: String) throws(RecurError) -> [Float]? {
+        guard suffixes.contains(suffix) else { return nil }
+        return try decode(suffix)
+    }
+
+    /// Every declared parameter by suffix.
+    public func takeAll() throws(RecurError) -> [String: [Float]] {
+        var all: [String: [Float]] = [:]
+        for suffix in suffixes { all[suffix] = try decode(suffix) }
+        return all
+    }
 }
 
 /// Layer types by name. `shared` holds the built-in types; plugins add theirs to it.

@@ -45,6 +45,8 @@ public final class Model: Sendable {
             guard ["F32", "F16", "BF16", "F64"].contains(entry.dtype) else {
                 throw RecurError.format("tensor \(name): dtype \(entry.dtype) is not a weight dtype (F32, F16, BF16, F64)")
             }
+        } decode: { name throws(RecurError) in
+            guard let entry = entries[name] else { throw RecurError(.internal, "tensor \(name) was checked but is gone") }
             return try file.tensor(entry).floats ?? []
         }
     }
@@ -55,13 +57,18 @@ public final class Model: Sendable {
         try self.init(architecture: architecture, registry: registry, tensorNames: Set(weights.keys)) { name, shape throws(RecurError) in
             guard let tensor = weights[name] else { throw RecurError.format("missing tensor \(name) with shape \(shape)") }
             guard tensor.shape == shape else { throw RecurError.format("tensor \(name): expected shape \(shape), found \(tensor.shape)") }
-            guard let floats = tensor.floats else { throw RecurError.format("tensor \(name): weights must be float32") }
+            guard tensor.floats != nil else { throw RecurError.format("tensor \(name): weights must be float32") }
+        } decode: { name throws(RecurError) in
+            guard let floats = weights[name]?.floats else { throw RecurError(.internal, "tensor \(name) was checked but is gone") }
             return floats
         }
     }
 
+    /// `check` refuses a parameter (full name, declared shape) that is missing or unusable; `decode`
+    /// reads a checked one when its layer takes it.
     private init(architecture: Architecture, registry: LayerRegistry, tensorNames: Set<String>,
-                 weight: (String, [Int]) throws(RecurError) -> [Float]) throws(RecurError) {
+                 check: (String, [Int]) throws(RecurError) -> Void,
+                 decode: @escaping (String) throws(RecurError) -> [Float]) throws(RecurError) {
         var used = Set<String>()
         var layers: [any Layer] = []
         var shape: SignalShape
@@ -76,17 +83,20 @@ public final class Model: Sendable {
             guard let kind = registry.kind(named: config.type) else {
                 throw RecurError.format("layer '\(config.name)': unknown type '\(config.type)'; known types: \(registry.typeNames.joined(separator: ", "))")
             }
-            var weights: [String: [Float]] = [:]
-            for declaration in try kind.parameters(config) {
+            let declarations = try kind.parameters(config)
+            for declaration in declarations {
                 let name = "\(config.name).\(declaration.suffix)"
-                guard Tensor.elementCount(declaration.shape) != nil else {
+                guard let count = Tensor.elementCount(declaration.shape) else {
                     throw RecurError.format("layer '\(config.name)': parameter \(name) has an impossible shape \(declaration.shape)")
                 }
-                weights[declaration.suffix] = try weight(name, declaration.shape)
+                try check(name, declaration.shape)
                 used.insert(name)
-                parameterCount += weights[declaration.suffix]?.count ?? 0
+                parameterCount += count
             }
-            let layer = try kind.makeLayer(config, weights: weights)
+            let weights = LayerWeights(suffixes: declarations.map(\.suffix)) { suffix throws(RecurError) in
+                try decode("\(config.name).\(suffix)")
+            }
+            let layer = try kind.makeLayer(config, loading: weights)
             shape = try layer.outputShape(for: shape, context: &shapeContext)
             if case .sequence(let f) = shape { widest = max(widest, f) }
             if case .pooled(let f) = shape { widest = max(widest, f) }

@@ -64,33 +64,50 @@ struct DirectionWeights: Sendable {
     /// gru's b_hn [H]; nil otherwise
     let stepBias: [Float]?
 
-    /// `name` (the tensor's full name) for errors: W_hh in half precision must be finite and within
+    /// Takes the direction's tensors (suffix `id`, e.g. "l0_reverse") one at a time, each packed and
+    /// released before the next is decoded. W_hh in half precision must be finite and within
     /// ±65504, the largest half.
-    init(cell: any RecurrentCell, hidden: Int, inputSize: Int, input: [Float], recurrent: [Float],
-         inputBias: [Float]?, recurrentBias: [Float]?, halfRecurrent: Bool, name: String) throws(RecurError) {
-        let rows = cell.gates * hidden
-        self.input = [Float](unsafeUninitializedCapacity: rk_gemm_packed_size(rows, inputSize)) { packed, count in
+    init(cell: any RecurrentCell, hidden: Int, inputSize: Int, weights: LayerWeights, id: String,
+         halfRecurrent: Bool, layerName: String) throws(RecurError) {
+        func required(_ suffix: String) throws(RecurError) -> [Float] {
+            guard let values = try weights.take(suffix) else {
+                throw RecurError(.internal, "layer '\(layerName)': parameter \(suffix) was not declared")
+            }
+            return values
+        }
+        // Decoded tensors are arguments, not locals, so each is released as its packing returns.
+        self.input = Self.packInput(try required("weight_ih_\(id)"), rows: cell.gates * hidden, inputSize: inputSize)
+        (recurrent, self.halfRecurrent) = try Self.packRecurrent(try required("weight_hh_\(id)"), cell: cell, hidden: hidden,
+                                                                  half: halfRecurrent, name: "\(layerName).weight_hh_\(id)")
+        (projectionBias, stepBias) = cell.foldBiases(input: try weights.take("bias_ih_\(id)"),
+                                                     recurrent: try weights.take("bias_hh_\(id)"), hidden: hidden)
+    }
+
+    /// W_ih [rows, inputSize] packed for the input projection.
+    private static func packInput(_ input: [Float], rows: Int, inputSize: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: rk_gemm_packed_size(rows, inputSize)) { packed, count in
             rk_gemm_pack(rows, inputSize, input, packed.baseAddress)
             count = packed.count
         }
+    }
+
+    /// W_hh [G·H, H] packed in float32, or in half precision (and an empty float32 array).
+    private static func packRecurrent(_ recurrent: [Float], cell: any RecurrentCell, hidden: Int, half: Bool,
+                                      name: String) throws(RecurError) -> ([Float], [UInt16]?) {
         let size = rk_recurrent_packed_size(cell.gates, hidden)
-        if halfRecurrent {
-            if let bad = recurrent.first(where: { !(abs($0) <= 65504) }) {
-                throw RecurError.format("\(name): \(bad) does not fit in half precision (recurrent_weights \"float16\" holds finite values within ±65504)")
-            }
-            self.recurrent = []
-            self.halfRecurrent = [UInt16](unsafeUninitializedCapacity: size) { packed, count in
-                rk_recurrent_pack_half(cell.gates, hidden, recurrent, packed.baseAddress)
-                count = packed.count
-            }
-        } else {
-            self.recurrent = [Float](unsafeUninitializedCapacity: size) { packed, count in
+        guard half else {
+            return ([Float](unsafeUninitializedCapacity: size) { packed, count in
                 rk_recurrent_pack(cell.gates, hidden, recurrent, packed.baseAddress)
                 count = packed.count
-            }
-            self.halfRecurrent = nil
+            }, nil)
         }
-        (projectionBias, stepBias) = cell.foldBiases(input: inputBias, recurrent: recurrentBias, hidden: hidden)
+        if let bad = recurrent.first(where: { !(abs($0) <= 65504) }) {
+            throw RecurError.format("\(name): \(bad) does not fit in half precision (recurrent_weights \"float16\" holds finite values within ±65504)")
+        }
+        return ([], [UInt16](unsafeUninitializedCapacity: size) { packed, count in
+            rk_recurrent_pack_half(cell.gates, hidden, recurrent, packed.baseAddress)
+            count = packed.count
+        })
     }
 }
 
@@ -152,17 +169,18 @@ struct RecurrentKind: LayerKind {
     }
 
     func makeLayer(_ config: LayerConfig, weights: [String: [Float]]) throws(RecurError) -> any Layer {
+        try makeLayer(config, loading: LayerWeights(suffixes: Array(weights.keys)) { suffix throws(RecurError) in weights[suffix] ?? [] })
+    }
+
+    func makeLayer(_ config: LayerConfig, loading weights: LayerWeights) throws(RecurError) -> any Layer {
         let s = try shape(config)
         var stacked: [[DirectionWeights]] = []
         for k in 0..<s.layers {
             var directions: [DirectionWeights] = []
             for d in 0..<s.directions {
-                let id = RecurrentKind.suffix(k, d)
                 directions.append(try DirectionWeights(
                     cell: s.cell, hidden: s.hidden, inputSize: k == 0 ? s.inputSize : s.directions * s.hidden,
-                    input: weights["weight_ih_\(id)"] ?? [], recurrent: weights["weight_hh_\(id)"] ?? [],
-                    inputBias: weights["bias_ih_\(id)"], recurrentBias: weights["bias_hh_\(id)"],
-                    halfRecurrent: s.halfRecurrent, name: "\(config.name).weight_hh_\(id)"))
+                    weights: weights, id: RecurrentKind.suffix(k, d), halfRecurrent: s.halfRecurrent, layerName: config.name))
             }
             stacked.append(directions)
         }
