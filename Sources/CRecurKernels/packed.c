@@ -164,15 +164,18 @@ RK_INLINE void gemm_tile(int MR, int NV, const rk_product *p, size_t m, size_t m
             if ((size_t)r < mr) store16_n(out[r] + n0[v], acc[r][v], width[v]);
 }
 
-/* Rows m ..< m_end of panels q ..< q+NV: tiles of MR rows, then what is left in short tiles of
-   SHORT_MR rows (when SHORT_MR > 0), so a tall tile does not compute up to MR − 1 rows for nothing. */
-RK_INLINE void gemm_tiles(int MR, int SHORT_MR, int NV, const rk_product *p, size_t m, size_t m_end, size_t q,
-                          size_t k0, size_t kc) {
-    for (; m + MR <= m_end; m += MR) gemm_tile(MR, NV, p, m, MR, q, k0, kc);
-    if (SHORT_MR > 0)
-        for (; m < m_end; m += SHORT_MR) gemm_tile(SHORT_MR, NV, p, m, m_end - m < (size_t)SHORT_MR ? m_end - m : SHORT_MR, q, k0, kc);
-    else if (m < m_end)
-        gemm_tile(MR, NV, p, m, m_end - m, q, k0, kc);
+/* How many of `rows` rows go in tall tiles of MR rows, the rest in short tiles of SHORT_MR (when
+   SHORT_MR > 0): the split that computes the fewest rows for nothing (rows past the end of a
+   tile's range are computed and dropped), with as many tall tiles as that allows. 32 rows with
+   AVX2's 6 and 4: 4 tall and 2 short tiles, not 5 tall and one more tall for the last 2 rows. */
+static size_t tall_tile_rows(size_t rows, size_t MR, size_t SHORT_MR) {
+    if (SHORT_MR == 0) return rows;
+    size_t best = rows, least = ceil_div(rows, MR) * MR; /* all tall, the last one partial */
+    for (size_t tall = rows / MR + 1, tried = 0; tall-- > 0 && tried <= SHORT_MR; tried++) {
+        size_t rest = rows - tall * MR, computed = tall * MR + ceil_div(rest, SHORT_MR) * SHORT_MR;
+        if (computed < least) least = computed, best = tall * MR;
+    }
+    return best;
 }
 
 /* k in blocks of GEMM_KC; panels in blocks of at most GEMM_PANEL_BLOCK_BYTES of weights, which stay
@@ -182,18 +185,24 @@ RK_INLINE void gemm_tiles(int MR, int SHORT_MR, int NV, const rk_product *p, siz
 enum { GEMM_PANEL_BLOCK_BYTES = 384 * 1024 };
 RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, const rk_product *p, size_t row_begin, size_t row_end,
                          size_t panel_begin, size_t panel_end) {
+    size_t tall_end = row_begin + tall_tile_rows(row_end - row_begin, (size_t)MR, (size_t)SHORT_MR);
     for (size_t k0 = 0; k0 < p->K || k0 == 0; k0 += GEMM_KC) {
         size_t kc = p->K - k0 < GEMM_KC ? p->K - k0 : GEMM_KC;
         size_t block = GEMM_PANEL_BLOCK_BYTES / ((kc > 0 ? kc : 1) * GEMM_NR * sizeof(float)) / NV * NV;
         block = block > (size_t)NV ? block : (size_t)NV;
         for (size_t q0 = panel_begin; q0 < panel_end; q0 += block) {
             size_t q_end = panel_end - q0 < block ? panel_end : q0 + block;
-            for (size_t m = row_begin; m < row_end; m += MR) {
-                size_t m_end = row_end - m < (size_t)MR ? row_end : m + MR;
-                size_t q = q0;
-                for (; q + NV <= q_end; q += NV) gemm_tiles(MR, SHORT_MR, NV, p, m, m_end, q, k0, kc);
-                for (; q < q_end; q++) gemm_tiles(MR, SHORT_MR, 1, p, m, m_end, q, k0, kc);
+            for (size_t m = row_begin; m < tall_end; m += MR) {
+                size_t mr = tall_end - m < (size_t)MR ? tall_end - m : (size_t)MR, q = q0;
+                for (; q + NV <= q_end; q += NV) gemm_tile(MR, NV, p, m, mr, q, k0, kc);
+                for (; q < q_end; q++) gemm_tile(MR, 1, p, m, mr, q, k0, kc);
             }
+            if (SHORT_MR > 0)
+                for (size_t m = tall_end; m < row_end; m += SHORT_MR) {
+                    size_t mr = row_end - m < (size_t)SHORT_MR ? row_end - m : (size_t)SHORT_MR, q = q0;
+                    for (; q + NV <= q_end; q += NV) gemm_tile(SHORT_MR, NV, p, m, mr, q, k0, kc);
+                    for (; q < q_end; q++) gemm_tile(SHORT_MR, 1, p, m, mr, q, k0, kc);
+                }
         }
         if (p->K == 0) break;
     }
@@ -458,7 +467,7 @@ typedef struct {
 /* F16C: half weights converted by the conversion instruction (every AVX2 CPU has it), not integer code. */
 RK_VARIANT(portable, , 6, 0, 1, 0)
 #if RK_HAVE_AVX2_VARIANT
-RK_VARIANT(avx2, RK_AVX2, 6, 0, 1, 1)
+RK_VARIANT(avx2, RK_AVX2, 6, 4, 1, 1)
 RK_VARIANT(avx512, RK_AVX512, 12, 4, 2, 1)
 /* AVX-512's tile shapes in AVX2 instructions: slow (the tiles spill), only for running the AVX-512
    variant's code paths on a machine without AVX-512 (RECUR_KERNELS=avx512_tiles_on_avx2). */
