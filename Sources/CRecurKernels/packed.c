@@ -178,6 +178,17 @@ static size_t tall_tile_rows(size_t rows, size_t MR, size_t SHORT_MR) {
     return best;
 }
 
+/* Rows m_begin ..< m_end of panels q0 ..< q_end in tiles of MR rows (the last one partial), each
+   tile's rows through all the panels, NV at a time. */
+RK_INLINE void gemm_row_tiles(int MR, int NV, const rk_product *p, size_t m_begin, size_t m_end, size_t q0,
+                              size_t q_end, size_t k0, size_t kc) {
+    for (size_t m = m_begin; m < m_end; m += MR) {
+        size_t mr = m_end - m < (size_t)MR ? m_end - m : (size_t)MR, q = q0;
+        for (; q + NV <= q_end; q += NV) gemm_tile(MR, NV, p, m, mr, q, k0, kc);
+        for (; q < q_end; q++) gemm_tile(MR, 1, p, m, mr, q, k0, kc);
+    }
+}
+
 /* k in blocks of GEMM_KC; panels in blocks of at most GEMM_PANEL_BLOCK_BYTES of weights, which stay
    in L2 while every row of the range passes through them, a tile's MR rows at a time, the rows'
    k block staying in L1 across the block's panels. (Rows in blocks of 96 outside, all the panels
@@ -192,17 +203,8 @@ RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, const rk_product *p, size
         block = block > (size_t)NV ? block : (size_t)NV;
         for (size_t q0 = panel_begin; q0 < panel_end; q0 += block) {
             size_t q_end = panel_end - q0 < block ? panel_end : q0 + block;
-            for (size_t m = row_begin; m < tall_end; m += MR) {
-                size_t mr = tall_end - m < (size_t)MR ? tall_end - m : (size_t)MR, q = q0;
-                for (; q + NV <= q_end; q += NV) gemm_tile(MR, NV, p, m, mr, q, k0, kc);
-                for (; q < q_end; q++) gemm_tile(MR, 1, p, m, mr, q, k0, kc);
-            }
-            if (SHORT_MR > 0)
-                for (size_t m = tall_end; m < row_end; m += SHORT_MR) {
-                    size_t mr = row_end - m < (size_t)SHORT_MR ? row_end - m : (size_t)SHORT_MR, q = q0;
-                    for (; q + NV <= q_end; q += NV) gemm_tile(SHORT_MR, NV, p, m, mr, q, k0, kc);
-                    for (; q < q_end; q++) gemm_tile(SHORT_MR, 1, p, m, mr, q, k0, kc);
-                }
+            gemm_row_tiles(MR, NV, p, row_begin, tall_end, q0, q_end, k0, kc);
+            if (SHORT_MR > 0) gemm_row_tiles(SHORT_MR, NV, p, tall_end, row_end, q0, q_end, k0, kc);
         }
         if (p->K == 0) break;
     }
