@@ -24,13 +24,32 @@ void rk_gemm_pack(size_t N, size_t K, const float *W, float *P) {
             }
 }
 
-/* Recurrent weights as a matrix product's column panels (rk_gemm_pack's layout) of W_hh with its rows
-   reordered block by block of RK_UNITS units, gate by gate: row n = (u·G + g)·8 + l of the reordered
-   matrix is W[g·H + u·8 + l], so every 8 rows are one gate of one unit block and every panel of 16 is
-   two of them (a gate pair of one block when G is even). A step over many rows is then one matrix
-   product, and a fused step reads a gate's 8 weights per k from its half of a panel. */
-size_t rk_recurrent_packed_size(size_t gates, size_t H) {
-    return rk_gemm_packed_size(ceil_div(H, RK_UNITS) * RK_UNITS * gates, H);
+/* Gate weights (W_hh, W_ih) as a matrix product's column panels (rk_gemm_pack's layout) of W with its
+   rows reordered block by block of RK_UNITS units, gate by gate: row n = (u·G + g)·8 + l of the
+   reordered matrix is W[g·H + u·8 + l], so every 8 rows are one gate of one unit block and every
+   panel of 16 is two of them (a gate pair of one block when G is even). A step over many rows is
+   then one matrix product, a fused step reads a gate's 8 weights per k from its half of a panel, and
+   the input projection writes gx in the same order, so a block's gates are side by side. */
+size_t rk_gate_columns(size_t gates, size_t H) {
+    return ceil_div(ceil_div(H, RK_UNITS) * RK_UNITS * gates, GEMM_NR) * GEMM_NR;
+}
+
+size_t rk_recurrent_packed_size(size_t gates, size_t H) { return rk_gate_columns(gates, H) * H; }
+
+size_t rk_input_packed_size(size_t gates, size_t H, size_t I) { return rk_gate_columns(gates, H) * I; }
+
+/* Reordered row n's source: the row of W [G·H, ·] it holds, or −1 for the zero rows past H units and
+   past the last panel's gates. */
+static ptrdiff_t gate_row(size_t gates, size_t H, size_t n) {
+    size_t block = n / RK_UNITS, u = block / gates, g = block % gates, j = u * RK_UNITS + n % RK_UNITS;
+    return j < H ? (ptrdiff_t)(g * H + j) : -1;
+}
+
+void rk_input_bias_pack(size_t gates, size_t H, const float *bias, float *P) {
+    for (size_t n = 0; n < rk_gate_columns(gates, H); n++) {
+        ptrdiff_t row = gate_row(gates, H, n);
+        P[n] = row >= 0 ? bias[row] : 0.0f;
+    }
 }
 
 /* float32 → binary16, rounded to nearest even; values beyond the largest half (65504) become
@@ -53,26 +72,26 @@ static uint16_t half_from_float(float f) {
     return (uint16_t)(sign | ((rounded - 0x38000000u) >> 13));          /* exponent bias 127 → 15 */
 }
 
-/* The packed order into floats (to_float) or halves (to_half), whichever is not NULL; the rows past H
-   units and past the last panel's gates are zero. */
-static void recurrent_pack_into(size_t gates, size_t H, const float *W, float *to_float, uint16_t *to_half) {
-    size_t rows = ceil_div(H, RK_UNITS) * RK_UNITS * gates, i = 0;
-    for (size_t panel = 0; panel < ceil_div(rows, GEMM_NR); panel++)
-        for (size_t k = 0; k < H; k++)
+/* W [G·H, K] in the packed order into floats (to_float) or halves (to_half), whichever is not NULL. */
+static void gates_pack_into(size_t gates, size_t H, size_t K, const float *W, float *to_float, uint16_t *to_half) {
+    size_t i = 0;
+    for (size_t panel = 0; panel < rk_gate_columns(gates, H) / GEMM_NR; panel++)
+        for (size_t k = 0; k < K; k++)
             for (size_t c = 0; c < GEMM_NR; c++, i++) {
-                size_t n = panel * GEMM_NR + c, block = n / RK_UNITS;
-                size_t u = block / gates, g = block % gates, j = u * RK_UNITS + n % RK_UNITS;
-                float w = n < rows && j < H ? W[(g * H + j) * H + k] : 0.0f;
+                ptrdiff_t row = gate_row(gates, H, panel * GEMM_NR + c);
+                float w = row >= 0 ? W[(size_t)row * K + k] : 0.0f;
                 if (to_half) to_half[i] = half_from_float(w);
                 else to_float[i] = w;
             }
 }
 
-void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) { recurrent_pack_into(gates, H, W, P, NULL); }
+void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) { gates_pack_into(gates, H, H, W, P, NULL); }
 
 void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P) {
-    recurrent_pack_into(gates, H, W, NULL, P);
+    gates_pack_into(gates, H, H, W, NULL, P);
 }
+
+void rk_input_pack(size_t gates, size_t H, size_t I, const float *W, float *P) { gates_pack_into(gates, H, I, W, P, NULL); }
 
 /* ---- weights as stored: float32, or half (HALF) converted on load ---------------------------- */
 
@@ -214,15 +233,19 @@ RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, const rk_product *p, size
 
 RK_INLINE int row_active(const rk_step *s, size_t b) { return !s->lengths || s->t < s->lengths[b]; }
 
+/* Where gate g of unit block u is in a row of gates (gx, or a product's gates from panel 0): the
+   order of the packed weights' rows, so a block's G gates are side by side. */
+RK_INLINE size_t gate_column(int G, size_t u, int g) { return (u * (size_t)G + (size_t)g) * RK_UNITS; }
+
 /* The end of row b's sums for units j ..< j+n: where the row steps, the gate math on them, writing h
-   (state and output) and c; where it does not, h carried over and c and y left as they are. */
-RK_INLINE void step_epilogue(const rk_step *s, int cell, v8f *acc, size_t b, size_t j, size_t n) {
+   (state and output) and c; where it does not, h carried over and c and y left as they are. gx_n:
+   gru's input part of its n gate for these units (unused by the other cells). */
+RK_INLINE void step_epilogue(const rk_step *s, int cell, v8f *acc, size_t b, size_t j, size_t n, const float *gx_n) {
     size_t H = s->hidden;
     if (!row_active(s, b)) {
         memcpy(s->h_next + b * H + j, s->h_prev + b * H + j, n * sizeof(float));
         return;
     }
-    const float *gx = s->gx + b * s->ldgx;
     v8f h;
     switch (cell) {
     case RK_CELL_LSTM: {
@@ -234,7 +257,7 @@ RK_INLINE void step_epilogue(const rk_step *s, int cell, v8f *acc, size_t b, siz
     }
     case RK_CELL_GRU: {
         v8f z = vsigmoid(acc[1]);
-        v8f candidate = vtanh(load_n(gx + 2 * H + j, n) + vsigmoid(acc[0]) * acc[2]);
+        v8f candidate = vtanh(load8(gx_n) + vsigmoid(acc[0]) * acc[2]);
         h = (splat(1.0f) - z) * candidate + z * load_n(s->h_prev + b * H + j, n);
         break;
     }
@@ -245,11 +268,17 @@ RK_INLINE void step_epilogue(const rk_step *s, int cell, v8f *acc, size_t b, siz
     if (s->y) store_n(s->y + b * s->ldy + j, h, n);
 }
 
-/* Where gate g's sum for units j ..< j+n of a row starts: the row's input projection gx, except
-   gru's n gate, whose recurrent product is gated by r apart from gx_n: it starts from b_hn. */
-RK_INLINE v8f gate_start(const rk_step *s, int cell, const float *gx, int g, size_t j, size_t n) {
-    if (cell == RK_CELL_GRU && g == 2) return s->bias ? load_n(s->bias + j, n) : splat(0.0f);
-    return load_n(gx + g * s->hidden + j, n);
+/* Where the sum of gate g of unit block u (units j ..< j+n) starts in a row whose input part is
+   `input` (gate columns as gx's): the input part, except gru's n gate, whose recurrent product is
+   gated by r apart from gx_n: it starts from b_hn. */
+/* gru's input part of its n gate at `column` of a row of input parts; NULL for the other cells. */
+RK_INLINE const float *gru_n_input(int cell, const float *row, size_t column) {
+    return cell == RK_CELL_GRU ? row + column : NULL;
+}
+RK_INLINE v8f gru_n_start(const rk_step *s, size_t j, size_t n) { return s->bias ? load_n(s->bias + j, n) : splat(0.0f); }
+RK_INLINE v8f gate_start(const rk_step *s, int cell, int G, const float *input, int g, size_t u, size_t j, size_t n) {
+    if (cell == RK_CELL_GRU && g == 2) return gru_n_start(s, j, n);
+    return load8(input + gate_column(G, u, g));
 }
 
 /* Rows b0 ..< b0+mr of unit blocks u ..< u+NB, G gates, the sums over k0 ..< k1 of H; MR and NB
@@ -269,7 +298,7 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
             size_t j = (u + i) * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
             const float *partial = s->partial + (b * 2 + (u + i) % 2) * G * RK_UNITS;
             for (int g = 0; g < G; g++)
-                acc[r][i][g] = k0 > 0 ? load8(partial + g * RK_UNITS) : gate_start(s, cell, gx, g, j, n);
+                acc[r][i][g] = k0 > 0 ? load8(partial + g * RK_UNITS) : gate_start(s, cell, G, gx, g, u + i, j, n);
         }
     }
     const void *weights = HALF ? (const void *)s->half_weights : (const void *)s->weights;
@@ -289,7 +318,7 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
                 float *partial = s->partial + (b * 2 + (u + i) % 2) * G * RK_UNITS;
                 for (int g = 0; g < G; g++) store8(partial + g * RK_UNITS, acc[r][i][g]);
             } else {
-                step_epilogue(s, cell, acc[r][i], b, j, n);
+                step_epilogue(s, cell, acc[r][i], b, j, n, gru_n_input(cell, s->gx + b * s->ldgx, gate_column(G, u + i, 2)));
             }
         }
     }
@@ -320,7 +349,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
             RK_UNROLL for (int v = 0; v < NV; v++) {
                 int g = 2 * (pair + v);
                 acc[r][v] = k0 > 0 ? load16(partial[r] + g * RK_UNITS)
-                                   : join16(gate_start(s, cell, gx, g, j, n), gate_start(s, cell, gx, g + 1, j, n));
+                                   : join16(gate_start(s, cell, G, gx, g, u, j, n), gate_start(s, cell, G, gx, g + 1, u, j, n));
             }
         }
         tile_micro(MR, NV, HALF, F16C, k1 - k0, rows, w, acc);
@@ -331,7 +360,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
     for (int r = 0; r < MR; r++) {
         v8f acc[G];
         for (int g = 0; g < G; g++) acc[g] = load8(partial[r] + g * RK_UNITS);
-        step_epilogue(s, cell, acc, b0 + r, j, n);
+        step_epilogue(s, cell, acc, b0 + r, j, n, gru_n_input(cell, s->gx + (b0 + r) * s->ldgx, gate_column(G, u, 2)));
     }
 }
 
@@ -343,14 +372,14 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
    unit block's weights for the chunk stay in L1 while every row uses them. */
 enum { STEP_KC = 128 };
 
-/* Asks for what unit blocks u, u+1 read once per row besides the weights (every gate's gx, lstm's c),
+/* Asks for what unit blocks u, u+1 read once per row besides the weights (their gates' gx, lstm's c),
    a pair of blocks ahead: a step's gx was written by the input projection long before and is in
-   memory, and rows' gates are strided where the hardware prefetcher does not follow. */
+   memory, and a step reads B rows of it at once, more streams than the hardware prefetcher follows. */
 RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
     size_t H = s->hidden, j = u * RK_UNITS;
     for (size_t b = 0; b < s->batch; b++) {
-        const float *gx = s->gx + b * s->ldgx + j;
-        for (int g = 0; g < G; g++) __builtin_prefetch(gx + g * H);
+        const float *gx = s->gx + b * s->ldgx + gate_column(G, u, 0);
+        for (size_t i = 0; i < 2 * (size_t)G * RK_UNITS; i += 64 / sizeof(float)) __builtin_prefetch(gx + i);
         if (cell == RK_CELL_LSTM) __builtin_prefetch(s->c + b * H + j, 1);
     }
 }
@@ -359,8 +388,11 @@ RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
    of up to STEP_PRODUCT_UNITS unit blocks (over the panels holding their gates; with G odd the
    group's first or last panel may hold a neighbouring block's gate too, computed and ignored), then
    the gate math: the product's panel blocks and tiles keep weights and rows in cache better than the
-   per-block tiles (16–25% faster on one core for B ≥ 16 here). Each row's sums start from gx and run
-   over k in order as in the other paths, so its numbers are the same. */
+   per-block tiles (16–25% faster on one core for B ≥ 16 here). Given x, it first computes its rows'
+   input part for the group's gates (x · W_ihᵀ + b, the input projection's own product for these
+   rows and panels) instead of reading gx, which the projection of every step wrote long before and
+   which has left the caches by now (rk_step_projects_input says when). Each row's sums start from
+   the input part and run over k in order as in the other paths, so its numbers are the same. */
 enum { STEP_PRODUCT_MIN_ROWS = 16, STEP_PRODUCT_UNITS = 8 };
 
 RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SHORT_MR, int NV, size_t unit_begin,
@@ -368,29 +400,40 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
     size_t B = s->batch, H = s->hidden;
     for (size_t u0 = unit_begin; u0 < unit_end; u0 += STEP_PRODUCT_UNITS) {
         size_t u1 = unit_end - u0 < STEP_PRODUCT_UNITS ? unit_end : u0 + STEP_PRODUCT_UNITS;
-        size_t first = u0 * G * RK_UNITS / GEMM_NR, end = ceil_div(u1 * G * RK_UNITS, GEMM_NR);
-        size_t columns = (end - first) * GEMM_NR, skipped = u0 * G * RK_UNITS - first * GEMM_NR;
-        float *gates = s->partial; /* [B, columns]: panels first ..< end; block u's gate g at column (u·G + g)·8 − 16·first */
-        for (size_t b = 0; b < B; b++) {
-            const float *gx = s->gx + b * s->ldgx;
-            float *row = gates + b * columns;
-            memset(row, 0, skipped * sizeof(float));
-            for (size_t u = u0; u < u1; u++) {
-                size_t j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
-                for (int g = 0; g < G; g++) store8(row + skipped + ((u - u0) * G + g) * RK_UNITS, gate_start(s, cell, gx, g, j, n));
-            }
-            size_t filled = skipped + (u1 - u0) * G * RK_UNITS;
-            memset(row + filled, 0, (columns - filled) * sizeof(float));
+        size_t first = gate_column(G, u0, 0) / GEMM_NR, end = ceil_div(gate_column(G, u1, 0), GEMM_NR);
+        size_t columns = (end - first) * GEMM_NR, offset = first * GEMM_NR;
+        /* Each [B, columns]: panels first ..< end, block u's gate g at column gate_column(G, u, g) − offset. */
+        float *gates = s->partial, *projected = gates + B * columns;
+        /* The rows' input part: gx's, or computed here, into the gates themselves when every gate's sum
+           starts from it (all but gru's n gate). */
+        const float *input = s->gx + offset;
+        size_t ldinput = s->ldgx;
+        if (s->x) {
+            float *into = cell == RK_CELL_GRU ? projected : gates;
+            rk_product input_part = {B, columns, s->input_size, s->x, s->ldx, s->input_weights + offset * s->input_size,
+                                     s->input_bias ? s->input_bias + offset : NULL, into, columns, SIZE_MAX, 0, 0};
+            gemm_body(MR, SHORT_MR, NV, &input_part, 0, B, 0, end - first);
+            input = into, ldinput = columns;
         }
-        rk_product product = {B, columns, H, s->h_prev, H, s->weights + first * GEMM_NR * H, NULL, gates, columns,
-                              SIZE_MAX, 0, 1};
-        gemm_body(MR, SHORT_MR, NV, &product, 0, B, 0, end - first);
+        if (input != gates)
+            for (size_t b = 0; b < B; b++) {
+                float *row = gates + b * columns;
+                memcpy(row, input + b * ldinput, columns * sizeof(float));
+                if (cell == RK_CELL_GRU)
+                    for (size_t u = u0; u < u1; u++) {
+                        size_t j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
+                        store8(row + gate_column(G, u, 2) - offset, gru_n_start(s, j, n));
+                    }
+            }
+        rk_product recurrent_part = {B, columns, H, s->h_prev, H, s->weights + offset * H, NULL, gates, columns,
+                                     SIZE_MAX, 0, 1};
+        gemm_body(MR, SHORT_MR, NV, &recurrent_part, 0, B, 0, end - first);
         for (size_t b = 0; b < B; b++)
             for (size_t u = u0; u < u1; u++) {
                 size_t j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
                 v8f acc[G];
-                for (int g = 0; g < G; g++) acc[g] = load8(gates + b * columns + skipped + ((u - u0) * G + g) * RK_UNITS);
-                step_epilogue(s, cell, acc, b, j, n);
+                for (int g = 0; g < G; g++) acc[g] = load8(gates + b * columns + gate_column(G, u, g) - offset);
+                step_epilogue(s, cell, acc, b, j, n, gru_n_input(cell, input + b * ldinput, gate_column(G, u, 2) - offset));
             }
     }
 }
@@ -511,7 +554,22 @@ static const kernel_variant *kernels(void) {
 
 const char *rk_kernels_name(void) { return kernels()->name; }
 
-size_t rk_step_partial_size(size_t gates, size_t batch) { return batch * (STEP_PRODUCT_UNITS * gates + 2) * RK_UNITS; }
+/* A batched step's gates and, for gru, its input part: two [B, columns] buffers, columns at most the
+   panels of STEP_PRODUCT_UNITS blocks plus one a neighbouring block shares. */
+size_t rk_step_partial_size(size_t gates, size_t batch) { return 2 * batch * (STEP_PRODUCT_UNITS * gates + 2) * RK_UNITS; }
+
+/* A step that projects its own input streams W_ih along with W_hh every step, where the projection
+   of every step ahead reads it once and leaves gx to be read back from memory. Measured here
+   (bench/ab, same bits): with W_ih of 1–2 MiB the steps were 5–13% faster (LSTM-256 at B = 32,
+   RNN-512 at B = 64, GRU-384 at B = 16, a bidirectional LSTM-256's second layer at B = 16), with
+   3–4 MiB no faster or up to 4% slower (LSTM-512, GRU-512 at B = 64): so up to 2 MiB, and no more
+   than twice W_hh's inputs, where the projection's long product does better. */
+enum { STEP_INPUT_MAX_BYTES = 2 << 20 };
+
+int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, int half_weights) {
+    return !half_weights && batch >= STEP_PRODUCT_MIN_ROWS && input_size <= 2 * hidden &&
+           rk_input_packed_size(gates, hidden, input_size) * sizeof(float) <= STEP_INPUT_MAX_BYTES;
+}
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }
 

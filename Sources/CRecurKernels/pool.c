@@ -283,8 +283,14 @@ typedef struct {
     _Alignas(64) _Atomic uint64_t claimed_steps; /* a chunk for step s is claimed by moving s → s + 1 */
 } chunk_claim;
 
+/* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
+   rows' input projection is not computed ahead. */
+static int steps_project_input(const rk_sequence *s, size_t rows) {
+    return rk_step_projects_input(gate_count(s->cell), rows, s->input_size, s->hidden, s->recurrent_half_weights != NULL);
+}
+
 /* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks
-   and then every step's chunks. */
+   (none when the steps project their own input) and then every step's chunks. */
 typedef struct {
     const rk_sequence *s;
     size_t length;              /* steps that run: the longest sequence */
@@ -307,7 +313,7 @@ static size_t longest(const rk_sequence *s, size_t row_begin, size_t row_end) {
 }
 
 static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) {
-    size_t B = s->batch, T = s->steps, H = s->hidden, GH = gate_count(s->cell) * H;
+    size_t B = s->batch, T = s->steps, H = s->hidden, columns = rk_gate_columns(gate_count(s->cell), H);
     r->s = s;
     r->length = longest(s, 0, B);
     r->owners = owners;
@@ -315,9 +321,9 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->bands = owners > 1 && B >= owners * BAND_MIN_ROWS && weight_bytes <= pool.core_cache_bytes ? owners : 1;
     atomic_init(&r->next_band, 0);
     size_t most = owners * CHUNKS_PER_THREAD;
-    r->projection = (rk_product){B * T, GH, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias,
-                                 s->gx, B * GH, T, GH};
-    r->projection_chunks = gemm_parts(B * T, GH, most);
+    r->projection = (rk_product){B * T, columns, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias,
+                                 s->gx, B * columns, T, columns};
+    r->projection_chunks = steps_project_input(s, B) ? 0 : gemm_parts(B * T, columns, most);
     r->units = (H + RK_UNITS - 1) / RK_UNITS;
     r->step_chunks = r->units < most ? r->units : most;
     atomic_init(&r->next_projection_chunk, 0);
@@ -332,13 +338,15 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
    rows' state is in h_spare. */
 static rk_step step_of_rows(const rk_sequence *s, size_t step_index, size_t length, size_t row_begin, size_t row_end,
                             size_t thread) {
-    size_t B = s->batch, T = s->steps, H = s->hidden, GH = gate_count(s->cell) * H;
+    size_t B = s->batch, T = s->steps, H = s->hidden, columns = rk_gate_columns(gate_count(s->cell), H);
     size_t t = s->reverse ? length - 1 - step_index : step_index;
     float *state = step_index % 2 == 0 ? s->h : s->h_spare, *next = step_index % 2 == 0 ? s->h_spare : s->h;
     return (rk_step){
         .cell = s->cell, .batch = row_end - row_begin, .hidden = H, .weights = s->recurrent_weights,
         .half_weights = s->recurrent_half_weights, .bias = s->recurrent_bias,
-        .gx = s->gx + (t * B + row_begin) * GH, .ldgx = GH,
+        .gx = s->gx + (t * B + row_begin) * columns, .ldgx = columns,
+        .x = steps_project_input(s, row_end - row_begin) ? s->x + (row_begin * T + t) * s->ldx : NULL, .ldx = T * s->ldx,
+        .input_size = s->input_size, .input_weights = s->input_weights, .input_bias = s->input_bias,
         .h_prev = state + row_begin * H, .h_next = next + row_begin * H,
         .c = s->c ? s->c + row_begin * H : NULL, .y = s->y + (row_begin * T + t) * s->ldy, .ldy = T * s->ldy,
         .lengths = s->lengths ? s->lengths + row_begin : NULL, .t = t,
@@ -352,11 +360,13 @@ static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t 
 }
 
 /* Band `band` of the rows, whole: its rows of the input projection (rows b·T + t of the product
-   are contiguous for a band of b), then its own time loop, up to its own longest row. */
+   are contiguous for a band of b) unless its steps project their own, then its own time loop, up
+   to its own longest row. */
 static void run_band(sequence_run *r, size_t band, size_t thread) {
     const rk_sequence *s = r->s;
     size_t T = s->steps, row_begin = share(s->batch, band, r->bands), row_end = share(s->batch, band + 1, r->bands);
-    rk_gemm_packed(&r->projection, row_begin * T, row_end * T, 0, rk_gemm_panels(r->projection.N));
+    if (!steps_project_input(s, row_end - row_begin))
+        rk_gemm_packed(&r->projection, row_begin * T, row_end * T, 0, rk_gemm_panels(r->projection.N));
     size_t length = longest(s, row_begin, row_end);
     for (size_t step_index = 0; step_index < length; step_index++) {
         rk_step step = step_of_rows(s, step_index, length, row_begin, row_end, thread);

@@ -11,8 +11,10 @@
  *
  * Then every row of a batch, forward and reverse, is checked against the same row run alone, bit
  * for bit: a batch big enough runs in bands of rows, one per thread, each with its own time loop
- * up to its own longest row (small W_hh), or its LSTM steps as matrix products (large W_hh); a lone
- * row runs through the fused step's row groups (exits 1 on a difference).
+ * up to its own longest row (small W_hh), or its steps as matrix products (large W_hh) that
+ * compute their own input part (W_ih up to twice W_hh's size) or read the input projection's (a
+ * larger W_ih: 33 rows in two bands of over 16, and I = 650 against H = 300); a lone row runs
+ * through the fused step's row groups after the projection of every step (exits 1 on a difference).
  */
 #include "recur_kernels.h"
 #include <stdio.h>
@@ -24,6 +26,14 @@ static float *values(size_t n, unsigned seed) {
     float *p = malloc(n * sizeof(float) + (n == 0));
     for (size_t i = 0; i < n; i++) p[i] = (float)((i * 2654435761u + seed * 40503u) % 1000) / 1000.0f - 0.5f;
     return p;
+}
+
+/* A bias [G·H] from `seed` in the kernels' gate order, in a buffer of exactly rk_gate_columns(G, H). */
+static float *packed_bias(size_t G, size_t H, unsigned seed) {
+    float *bias = values(G * H, seed), *packed = malloc(rk_gate_columns(G, H) * sizeof(float));
+    rk_input_bias_pack(G, H, bias, packed);
+    free(bias);
+    return packed;
 }
 
 static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int directions, int half, int with_lengths) {
@@ -39,18 +49,19 @@ static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int direct
     for (int d = 0; d < directions; d++) {
         float *input = values(G * H * I, 2 + d), *recurrent = values(G * H * H, 4 + d);
         size_t packed = rk_recurrent_packed_size(G, H);
-        float *input_packed = malloc(rk_gemm_packed_size(G * H, I) * sizeof(float));
+        float *input_packed = malloc(rk_input_packed_size(G, H, I) * sizeof(float));
         float *recurrent_packed = half ? NULL : malloc(packed * sizeof(float));
         uint16_t *recurrent_half = half ? malloc(packed * sizeof(uint16_t)) : NULL;
-        rk_gemm_pack(G * H, I, input, input_packed);
+        rk_input_pack(G, H, I, input, input_packed);
         if (half) rk_recurrent_pack_half(G, H, recurrent, recurrent_half);
         else rk_recurrent_pack(G, H, recurrent, recurrent_packed);
         sequences[d] = (rk_sequence){
             .cell = cell, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x, .ldx = I,
-            .input_weights = input_packed, .input_bias = values(G * H, 6 + d),
+            .input_weights = input_packed, .input_bias = packed_bias(G, H, 6 + d),
             .recurrent_weights = recurrent_packed, .recurrent_half_weights = recurrent_half,
             .recurrent_bias = cell == RK_CELL_GRU ? values(H, 8 + d) : NULL, .lengths = lengths, .reverse = d,
-            .gx = malloc(B * T * G * H * sizeof(float)), .h = values(B * H, 10 + d), .h_spare = malloc(B * H * sizeof(float)),
+            .gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), .h = values(B * H, 10 + d),
+            .h_spare = malloc(B * H * sizeof(float)),
             .partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B) * sizeof(float)),
             .c = cell == RK_CELL_LSTM ? values(B * H, 12 + d) : NULL, .y = y + d * H, .ldy = directions * H,
         };
@@ -78,13 +89,13 @@ static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int direct
 static void run_rows(rk_cell cell, size_t b, size_t B, size_t T, size_t I, size_t H, int reverse, const size_t *lengths,
                      const float *x, const float *h0, const float *c0, float *y, float *h, float *c) {
     size_t G = cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1;
-    float *input = values(G * H * I, 2), *recurrent = values(G * H * H, 4), *bias = values(G * H, 6);
+    float *input = values(G * H * I, 2), *recurrent = values(G * H * H, 4), *bias = packed_bias(G, H, 6);
     float *recurrent_bias = values(H, 8);
-    float *input_packed = malloc(rk_gemm_packed_size(G * H, I) * sizeof(float));
+    float *input_packed = malloc(rk_input_packed_size(G, H, I) * sizeof(float));
     float *recurrent_packed = malloc(rk_recurrent_packed_size(G, H) * sizeof(float));
-    rk_gemm_pack(G * H, I, input, input_packed);
+    rk_input_pack(G, H, I, input, input_packed);
     rk_recurrent_pack(G, H, recurrent, recurrent_packed);
-    float *gx = malloc(B * T * G * H * sizeof(float)), *h_spare = malloc(B * H * sizeof(float));
+    float *gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), *h_spare = malloc(B * H * sizeof(float));
     float *partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B) * sizeof(float));
     memcpy(h, h0 + b * H, B * H * sizeof(float));
     if (c) memcpy(c, c0 + b * H, B * H * sizeof(float));
@@ -140,6 +151,8 @@ int main(void) {
         for (int reverse = 0; reverse <= 1; reverse++)
             for (int with_lengths = 0; with_lengths <= 1; with_lengths++)
                 differing |= rows_agree_alone(cells[c], 23, 5, 7, 44, reverse, with_lengths) |
-                             rows_agree_alone(cells[c], 23, 3, 7, 300, reverse, with_lengths);
+                             rows_agree_alone(cells[c], 23, 3, 7, 300, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], 33, 3, 50, 20, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], 17, 2, 650, 300, reverse, with_lengths);
     return differing;
 }

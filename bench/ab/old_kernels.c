@@ -2,6 +2,11 @@
    prefixed `old_`, so they link beside the working tree's into sequences_ab. */
 #define rk_gemm_packed_size old_rk_gemm_packed_size
 #define rk_gemm_pack old_rk_gemm_pack
+#define rk_gate_columns old_rk_gate_columns
+#define rk_input_packed_size old_rk_input_packed_size
+#define rk_input_pack old_rk_input_pack
+#define rk_input_bias_pack old_rk_input_bias_pack
+#define rk_step_projects_input old_rk_step_projects_input
 #define rk_gemm_panels old_rk_gemm_panels
 #define rk_gemm_packed old_rk_gemm_packed
 #define rk_gemm_packed_parallel old_rk_gemm_packed_parallel

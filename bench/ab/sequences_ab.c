@@ -9,7 +9,8 @@
  *
  * Prints the median and fastest time of each side and new/old, and whether the two computed the
  * same bits (they should unless the numerics were meant to change). Each side packs its own weights;
- * both are handed the working tree's rk_sequence, so the older commit's must have the same layout.
+ * both are handed the working tree's rk_sequence, so the older commit's must have the same layout
+ * (W_ih packed in the gate order, rk_input_pack: commits from the one that added it on).
  */
 #include "recur_kernels.h"
 #include <stdio.h>
@@ -18,25 +19,31 @@
 #include <time.h>
 
 /* The older commit's kernels (old_kernels.c). */
-size_t old_rk_gemm_packed_size(size_t N, size_t K);
-void old_rk_gemm_pack(size_t N, size_t K, const float *W, float *P);
+size_t old_rk_gate_columns(size_t gates, size_t H);
+size_t old_rk_input_packed_size(size_t gates, size_t H, size_t I);
+void old_rk_input_pack(size_t gates, size_t H, size_t I, const float *W, float *P);
+void old_rk_input_bias_pack(size_t gates, size_t H, const float *bias, float *P);
 size_t old_rk_recurrent_packed_size(size_t gates, size_t H);
 void old_rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
 size_t old_rk_step_partial_size(size_t gates, size_t batch);
 void old_rk_run_sequences(const rk_sequence *sequences, size_t count);
 
 typedef struct {
-    size_t (*gemm_packed_size)(size_t, size_t);
-    void (*gemm_pack)(size_t, size_t, const float *, float *);
+    size_t (*gate_columns)(size_t, size_t);
+    size_t (*input_packed_size)(size_t, size_t, size_t);
+    void (*input_pack)(size_t, size_t, size_t, const float *, float *);
+    void (*input_bias_pack)(size_t, size_t, const float *, float *);
     size_t (*recurrent_packed_size)(size_t, size_t);
     void (*recurrent_pack)(size_t, size_t, const float *, float *);
     size_t (*step_partial_size)(size_t, size_t);
     void (*run_sequences)(const rk_sequence *, size_t);
 } kernels;
 
-static const kernels old_kernels = {old_rk_gemm_packed_size, old_rk_gemm_pack, old_rk_recurrent_packed_size,
+static const kernels old_kernels = {old_rk_gate_columns, old_rk_input_packed_size, old_rk_input_pack,
+                                    old_rk_input_bias_pack, old_rk_recurrent_packed_size,
                                     old_rk_recurrent_pack, old_rk_step_partial_size, old_rk_run_sequences};
-static const kernels new_kernels = {rk_gemm_packed_size, rk_gemm_pack, rk_recurrent_packed_size, rk_recurrent_pack,
+static const kernels new_kernels = {rk_gate_columns, rk_input_packed_size, rk_input_pack, rk_input_bias_pack,
+                                    rk_recurrent_packed_size, rk_recurrent_pack,
                                     rk_step_partial_size, rk_run_sequences};
 
 static double seconds(void) {
@@ -62,16 +69,18 @@ static void prepare(const kernels *k, rk_cell cell, size_t B, size_t T, size_t I
     size_t G = cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1;
     for (size_t d = 0; d < D; d++) {
         float *input = values(G * H * I, 2 + d), *recurrent = values(G * H * H, 4 + d);
-        float *input_packed = malloc(k->gemm_packed_size(G * H, I) * sizeof(float));
+        float *input_packed = malloc(k->input_packed_size(G, H, I) * sizeof(float));
+        float *bias = values(G * H, 6 + d), *bias_packed = malloc(k->gate_columns(G, H) * sizeof(float));
         float *recurrent_packed = malloc(k->recurrent_packed_size(G, H) * sizeof(float));
-        k->gemm_pack(G * H, I, input, input_packed);
+        k->input_pack(G, H, I, input, input_packed);
+        k->input_bias_pack(G, H, bias, bias_packed);
         k->recurrent_pack(G, H, recurrent, recurrent_packed);
-        free(input), free(recurrent);
+        free(input), free(recurrent), free(bias);
         sequences[d] = (rk_sequence){
             .cell = cell, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x, .ldx = I,
-            .input_weights = input_packed, .input_bias = values(G * H, 6 + d), .recurrent_weights = recurrent_packed,
+            .input_weights = input_packed, .input_bias = bias_packed, .recurrent_weights = recurrent_packed,
             .recurrent_bias = cell == RK_CELL_GRU ? values(H, 8 + d) : NULL, .reverse = (int)d,
-            .gx = malloc(B * T * G * H * sizeof(float)), .h = malloc(B * H * sizeof(float)),
+            .gx = malloc(B * T * k->gate_columns(G, H) * sizeof(float)), .h = malloc(B * H * sizeof(float)),
             .h_spare = malloc(B * H * sizeof(float)),
             .partial = malloc(RK_MAX_THREADS * k->step_partial_size(G, B) * sizeof(float)),
             .c = cell == RK_CELL_LSTM ? malloc(B * H * sizeof(float)) : NULL, .y = y + d * H, .ldy = D * H,

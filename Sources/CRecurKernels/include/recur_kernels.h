@@ -65,9 +65,15 @@ typedef enum { RK_CELL_RNN_TANH = 0, RK_CELL_RNN_RELU = 1, RK_CELL_LSTM = 2, RK_
 /* Hidden units per block of packed recurrent weights: the SIMD width of the fused step. */
 #define RK_UNITS 8
 
-/* Floats of a recurrent weight W_hh [G·H, H] packed for rk_recurrent_step: rk_gemm_pack's column
-   panels of W_hh with its rows reordered block by block of RK_UNITS units, gate by gate (zero rows
-   past H units and to fill the last panel), so a step over many rows is one matrix product. */
+/* Gate weights are packed as rk_gemm_pack's column panels with their rows reordered block by block
+   of RK_UNITS units, gate by gate (zero rows past H units and to fill the last panel): reordered row
+   (u·G + g)·RK_UNITS + l is row g·H + u·RK_UNITS + l of PyTorch's [G·H, ·]. A step over many rows is
+   then one matrix product, and a row of gates (gx) holds a unit block's G gates side by side. */
+
+/* Columns of a row of gates in that order: rk_gemm_pack's columns of the reordered rows. */
+size_t rk_gate_columns(size_t gates, size_t H);
+
+/* Floats of a recurrent weight W_hh [G·H, H] packed for rk_recurrent_step. */
 size_t rk_recurrent_packed_size(size_t gates, size_t H);
 /* P ← W [G·H, H] (gate blocks of H rows) in that layout. */
 void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
@@ -76,17 +82,29 @@ void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
    infinite; the caller refuses them first. */
 void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P);
 
+/* Floats of an input weight W_ih [G·H, I] packed for the input projection (rk_sequence) and the
+   steps that compute it themselves; P ← W in that layout. */
+size_t rk_input_packed_size(size_t gates, size_t H, size_t I);
+void rk_input_pack(size_t gates, size_t H, size_t I, const float *W, float *P);
+/* P [rk_gate_columns(G, H)] ← bias [G·H] (PyTorch's gate order) in the gate order, zero in the padding. */
+void rk_input_bias_pack(size_t gates, size_t H, const float *bias, float *P);
+
 /* One time step of a recurrent cell: the product of h_prev with W_hh for all gates, fused with the
-   gate math. gx holds W_ih x + b_ih + b_hh at this step (for gru, b_hh only for r and z: the n gate's
-   b_hn is `bias`, since n = tanh(gx_n + r ⊙ (W_hn h + b_hn))). */
+   gate math. The gates' input part is W_ih x + b_ih + b_hh at this step (for gru, b_hh only for r
+   and z: the n gate's b_hn is `bias`, since n = tanh(gx_n + r ⊙ (W_hn h + b_hn))): read from gx, or,
+   for a step given x (allowed when rk_step_projects_input), computed by the step itself. */
 typedef struct {
     rk_cell cell;
     size_t batch, hidden;               /* B, H */
     const float *weights;               /* rk_recurrent_pack of W_hh */
     const uint16_t *half_weights;       /* rk_recurrent_pack_half of W_hh, used instead when not NULL */
     const float *bias;                  /* gru: b_hn [H] or NULL; unused otherwise */
-    const float *gx;                    /* row b at gx + b·ldgx: [G·H] */
+    const float *gx;                    /* row b at gx + b·ldgx: [rk_gate_columns(G, H)] in the gate order; unused given x */
     size_t ldgx;
+    const float *x;                     /* row b's input at x + b·ldx: [input_size]; NULL: the input part is gx */
+    size_t ldx, input_size;
+    const float *input_weights;         /* with x: rk_input_pack of W_ih */
+    const float *input_bias;            /* with x: rk_input_bias_pack of the input part's bias, or NULL */
     const float *h_prev;                /* [B, H] */
     float *h_next;                      /* [B, H], must not alias h_prev */
     float *c;                           /* lstm: [B, H] updated in place; NULL otherwise */
@@ -101,26 +119,33 @@ typedef struct {
    thread's rk_recurrent_step keeps. */
 size_t rk_step_partial_size(size_t gates, size_t batch);
 
+/* Whether a step of `gates` gates over `batch` rows runs as one matrix product that is better off
+   computing its input part itself (given x) than reading the input projection of every step,
+   computed ahead: many rows, float32 W_hh, and a W_ih small enough to stream every step. */
+int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, int half_weights);
+
 /* The step for hidden-unit blocks unit_begin ..< unit_end (of ceil(H / RK_UNITS)), every row. A row
    that does not step copies h_prev to h_next and leaves c and y. Blocks are independent: threads may
    run disjoint ranges of one step at once. */
 void rk_recurrent_step(const rk_step *step, size_t unit_begin, size_t unit_end);
 
 /* One direction of one recurrent layer over whole sequences: the input projection of every step as
-   one matrix product, then the time loop of fused steps. */
+   one matrix product, then the time loop of fused steps; or, when the steps project their own
+   input (rk_step_projects_input), the time loop alone. */
 typedef struct {
     rk_cell cell;
     size_t batch, steps, input_size, hidden;  /* B, T, I, H */
     const float *x;                     /* [B, T, I] with row stride ldx: row (b·T + t) */
     size_t ldx;
-    const float *input_weights;         /* rk_gemm_pack of W_ih [G·H, I] */
-    const float *input_bias;            /* [G·H]: b_ih + b_hh (gru: b_hn left out), or NULL */
+    const float *input_weights;         /* rk_input_pack of W_ih [G·H, I] */
+    const float *input_bias;            /* rk_input_bias_pack of b_ih + b_hh (gru: b_hn left out), or NULL */
     const float *recurrent_weights;     /* rk_recurrent_pack of W_hh */
     const uint16_t *recurrent_half_weights; /* rk_recurrent_pack_half of W_hh, used instead when not NULL */
     const float *recurrent_bias;        /* gru's b_hn [H], or NULL */
     const size_t *lengths;              /* [B] in 1 … T, or NULL: every row has T steps */
     int reverse;                        /* run t = len−1 … 0 */
-    float *gx;                          /* workspace [T, B, G·H]: time-major, so one step's rows are together */
+    float *gx;                          /* workspace [T, B, rk_gate_columns(G, H)]: time-major, so one step's rows
+                                           are together; left untouched when the steps project their input */
     float *h;                           /* [B, H]: initial state in, final state out */
     float *h_spare;                     /* workspace [B, H] */
     float *partial;                     /* workspace [RK_MAX_THREADS, rk_step_partial_size(G, B)] */

@@ -53,9 +53,9 @@ struct ElmanCell: RecurrentCell {
 /// The weights of one direction of one stacked layer, packed once at load for the kernels; the
 /// packed arrays replace PyTorch's [G·H, in] and [G·H, H] matrices.
 struct DirectionWeights: Sendable {
-    /// rk_gemm_pack of W_ih [G·H, in_k]
+    /// rk_input_pack of W_ih [G·H, in_k]
     let input: [Float]
-    /// [G·H]: the biases the input projection adds (RecurrentCell.foldBiases); nil without bias
+    /// rk_input_bias_pack of the biases the input projection adds (RecurrentCell.foldBiases); nil without bias
     let projectionBias: [Float]?
     /// rk_recurrent_pack of W_hh [G·H, H]; empty when `halfRecurrent` holds it
     let recurrent: [Float]
@@ -76,17 +76,24 @@ struct DirectionWeights: Sendable {
             return values
         }
         // Decoded tensors are arguments, not locals, so each is released as its packing returns.
-        self.input = Self.packInput(try required("weight_ih_\(id)"), rows: cell.gates * hidden, inputSize: inputSize)
+        self.input = Self.packInput(try required("weight_ih_\(id)"), cell: cell, hidden: hidden, inputSize: inputSize)
         (recurrent, self.halfRecurrent) = try Self.packRecurrent(try required("weight_hh_\(id)"), cell: cell, hidden: hidden,
                                                                   half: halfRecurrent, name: "\(layerName).weight_hh_\(id)")
-        (projectionBias, stepBias) = cell.foldBiases(input: try weights.take("bias_ih_\(id)"),
-                                                     recurrent: try weights.take("bias_hh_\(id)"), hidden: hidden)
+        let (projectionBias, stepBias) = cell.foldBiases(input: try weights.take("bias_ih_\(id)"),
+                                                         recurrent: try weights.take("bias_hh_\(id)"), hidden: hidden)
+        self.projectionBias = projectionBias.map { bias in
+            [Float](unsafeUninitializedCapacity: rk_gate_columns(cell.gates, hidden)) { packed, count in
+                rk_input_bias_pack(cell.gates, hidden, bias, packed.baseAddress)
+                count = packed.count
+            }
+        }
+        self.stepBias = stepBias
     }
 
-    /// W_ih [rows, inputSize] packed for the input projection.
-    private static func packInput(_ input: [Float], rows: Int, inputSize: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: rk_gemm_packed_size(rows, inputSize)) { packed, count in
-            rk_gemm_pack(rows, inputSize, input, packed.baseAddress)
+    /// W_ih [G·H, inputSize] packed for the input projection.
+    private static func packInput(_ input: [Float], cell: any RecurrentCell, hidden: Int, inputSize: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: rk_input_packed_size(cell.gates, hidden, inputSize)) { packed, count in
+            rk_input_pack(cell.gates, hidden, inputSize, input, packed.baseAddress)
             count = packed.count
         }
     }
@@ -259,15 +266,16 @@ struct RecurrentLayer: Layer {
 /// Runs one stacked recurrent layer (all its directions at once) over a batch, honouring
 /// per-sequence lengths: a sequence's state is touched only at its valid steps, forward over
 /// t = 0 … len−1, backward over t = len−1 … 0. The time loop is rk_run_sequences': the input
-/// projection of every step as one matrix product, then one fused product-and-gates step per time
-/// step, split over the worker threads. Owns the workspace, reused across stacked layers, so
+/// projection of every step as one matrix product (unless the steps compute their own), then one
+/// fused product-and-gates step per time step, split over the worker threads. Owns the workspace, reused across stacked layers, so
 /// nothing is allocated per step.
 struct SequenceDriver {
     let cell: any RecurrentCell
     let batch: Int, steps: Int, hidden: Int, directions: Int
     let lengths: [Int]?
-    /// Per direction: [T, B, G·H] input projections (time-major), [B, H] spare state, then the step's partial
-    /// sums for each thread [RK_MAX_THREADS, rk_step_partial_size(G, B)].
+    /// Per direction: [T, B, rk_gate_columns(G, H)] input projections (time-major; left untouched
+    /// when the steps project their own input), [B, H] spare state, then the step's
+    /// partial sums for each thread [RK_MAX_THREADS, rk_step_partial_size(G, B)].
     private var workspace: [Float]
 
     init(cell: any RecurrentCell, batch: Int, steps: Int, hidden: Int, directions: Int, lengths: [Int]?) {
@@ -284,7 +292,12 @@ struct SequenceDriver {
 
     /// Floats of one direction's workspace.
     private static func workspaceStride(cell: any RecurrentCell, batch: Int, steps: Int, hidden: Int) -> Int {
-        batch * steps * cell.gates * hidden + batch * hidden + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch)
+        projectionSize(cell: cell, batch: batch, steps: steps, hidden: hidden) + batch * hidden
+            + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch)
+    }
+
+    private static func projectionSize(cell: any RecurrentCell, batch: Int, steps: Int, hidden: Int) -> Int {
+        batch * steps * rk_gate_columns(cell.gates, hidden)
     }
 
     /// input [B, T, inputSize]; h, c [D, B, H] initial state in, final state out (c empty unless
@@ -292,7 +305,7 @@ struct SequenceDriver {
     mutating func run(weights: [DirectionWeights], input: [Float], inputSize: Int,
                       h: inout [Float], c: inout [Float], output: inout [Float]) {
         let (B, T, H, D) = (batch, steps, hidden, directions)
-        let projectionSize = B * T * cell.gates * H
+        let projectionSize = SequenceDriver.projectionSize(cell: cell, batch: B, steps: T, hidden: H)
         let stride = SequenceDriver.workspaceStride(cell: cell, batch: B, steps: T, hidden: H)
         let (kernel, lengths) = (cell.kernel, self.lengths)
         let constants: [[Float]?] = weights.flatMap { [$0.input, $0.projectionBias, $0.recurrent, $0.stepBias] }
