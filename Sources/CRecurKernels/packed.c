@@ -364,7 +364,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
     }
 }
 
-/* Below STEP_PRODUCT_MIN_ROWS (or with half weights), rows go in whole tiles of TILE_MR first, then of
+/* A step not run as a matrix product (below), rows go in whole tiles of TILE_MR first, then of
    SHORT_MR (when > 0), when G is even so a block's gate pairs are whole panels. The rest go in
    groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers), over two unit
    blocks at once when that still fits (rnn); a last single row takes two unit blocks, so a batch
@@ -384,16 +384,18 @@ RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
     }
 }
 
-/* A step over at least STEP_PRODUCT_MIN_ROWS rows with float32 weights is one matrix product per group
-   of up to STEP_PRODUCT_UNITS unit blocks (over the panels holding their gates; with G odd the
-   group's first or last panel may hold a neighbouring block's gate too, computed and ignored), then
-   the gate math: the product's panel blocks and tiles keep weights and rows in cache better than the
-   per-block tiles (16–25% faster on one core for B ≥ 16 here). Given x, it first computes its rows'
-   input part for the group's gates (x · W_ihᵀ + b, the input projection's own product for these
-   rows and panels) instead of reading gx, which the projection of every step wrote long before and
-   which has left the caches by now (rk_step_projects_input says when). Each row's sums start from
-   the input part and run over k in order as in the other paths, so its numbers are the same. */
-enum { STEP_PRODUCT_MIN_ROWS = 16, STEP_PRODUCT_UNITS = 8 };
+/* A step with float32 weights over at least STEP_PRODUCT_MIN_ROWS rows, or given x, is one matrix
+   product per group of up to STEP_PRODUCT_UNITS unit blocks (over the panels holding their gates;
+   with G odd the group's first or last panel may hold a neighbouring block's gate too, computed and
+   ignored), then the gate math: the product's panel blocks and tiles keep weights and rows in cache
+   better than the per-block tiles (16–25% faster on one core for B ≥ 16 here). Given x, it first
+   computes its rows' input part for the group's gates (x · W_ihᵀ + b, the input projection's own
+   product for these rows and panels) instead of reading gx, which the projection of every step
+   wrote long before and which has left the caches by now; that pays from STEP_PROJECTING_MIN_ROWS
+   rows (rk_step_projects_input), where reading gx the product path was 12% slower than the tiles.
+   Each row's sums start from the input part and run over k in order as in the other paths, so its
+   numbers are the same. */
+enum { STEP_PRODUCT_MIN_ROWS = 16, STEP_PROJECTING_MIN_ROWS = 8, STEP_PRODUCT_UNITS = 8 };
 
 RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SHORT_MR, int NV, size_t unit_begin,
                                size_t unit_end) {
@@ -440,7 +442,7 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
                          size_t unit_begin, size_t unit_end) {
-    if (!HALF && s->batch >= STEP_PRODUCT_MIN_ROWS) {
+    if (!HALF && (s->x || s->batch >= STEP_PRODUCT_MIN_ROWS)) {
         step_by_product(s, cell, G, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end);
         return;
     }
@@ -560,14 +562,16 @@ size_t rk_step_partial_size(size_t gates, size_t batch) { return 2 * batch * (ST
 
 /* A step that projects its own input streams W_ih along with W_hh every step, where the projection
    of every step ahead reads it once and leaves gx to be read back from memory. Measured here
-   (bench/ab, same bits): with W_ih of 1–2 MiB the steps were 5–13% faster (LSTM-256 at B = 32,
-   RNN-512 at B = 64, GRU-384 at B = 16, a bidirectional LSTM-256's second layer at B = 16), with
-   3–4 MiB no faster or up to 4% slower (LSTM-512, GRU-512 at B = 64): so up to 2 MiB, and no more
-   than twice W_hh's inputs, where the projection's long product does better. */
+   (bench/ab, whole sequences, same bits): with W_ih of 1–2 MiB 5–15% faster at 8–64 rows (LSTM-256
+   at B = 8, 12, 32, RNN-512 at B = 8 and 64, GRU-384 at B = 12 and 16, bidirectional LSTM-256
+   layers at B = 8 and 16), but slower below 8 rows (LSTM-256 B = 4 1.07, B = 2 1.5), where the
+   weights are most of the work; with 3–4 MiB no faster or up to 4% slower (LSTM-512, GRU-512 at
+   B = 64). So from 8 rows, up to 2 MiB, and no more than twice W_hh's inputs, where the
+   projection's long product does better. */
 enum { STEP_INPUT_MAX_BYTES = 2 << 20 };
 
 int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, int half_weights) {
-    return !half_weights && batch >= STEP_PRODUCT_MIN_ROWS && input_size <= 2 * hidden &&
+    return !half_weights && batch >= STEP_PROJECTING_MIN_ROWS && input_size <= 2 * hidden &&
            rk_input_packed_size(gates, hidden, input_size) * sizeof(float) <= STEP_INPUT_MAX_BYTES;
 }
 
