@@ -564,8 +564,9 @@ size_t rk_step_partial_size(size_t gates, size_t batch) { return 2 * batch * (ST
    of every step ahead reads it once and leaves gx to be read back from memory. Measured here
    (bench/ab, whole sequences, same bits): with W_ih of 1–2 MiB 5–15% faster at 8–64 rows (LSTM-256
    at B = 8, 12, 32, RNN-512 at B = 8 and 64, GRU-384 at B = 12 and 16, bidirectional LSTM-256
-   layers at B = 8 and 16), but slower below 8 rows (LSTM-256 B = 4 1.07, B = 2 1.5), where the
-   weights are most of the work; with 3–4 MiB no faster or up to 4% slower (LSTM-512, GRU-512 at
+   layers at B = 8 and 16); below 8 rows, where the weights are most of the work, mixed or slower
+   (LSTM-256 B = 7 1.04–1.12, B = 6 0.90, B = 5 0.96, B = 4 1.03–1.07, B = 2 1.5; GRU-384 B = 6
+   0.96, B = 5 1.08); with 3–4 MiB no faster or up to 4% slower (LSTM-512, GRU-512 at
    B = 64). So from 8 rows, up to 2 MiB, and no more than twice W_hh's inputs, where the
    projection's long product does better. */
 enum { STEP_INPUT_MAX_BYTES = 2 << 20 };
