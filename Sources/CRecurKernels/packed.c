@@ -268,14 +268,17 @@ RK_INLINE void step_epilogue(const rk_step *s, int cell, v8f *acc, size_t b, siz
     if (s->y) store_n(s->y + b * s->ldy + j, h, n);
 }
 
-/* Where the sum of gate g of unit block u (units j ..< j+n) starts in a row whose input part is
-   `input` (gate columns as gx's): the input part, except gru's n gate, whose recurrent product is
-   gated by r apart from gx_n: it starts from b_hn. */
 /* gru's input part of its n gate at `column` of a row of input parts; NULL for the other cells. */
 RK_INLINE const float *gru_n_input(int cell, const float *row, size_t column) {
     return cell == RK_CELL_GRU ? row + column : NULL;
 }
+
+/* gru's n gate's recurrent sum for units j ..< j+n starts from b_hn (zero without it). */
 RK_INLINE v8f gru_n_start(const rk_step *s, size_t j, size_t n) { return s->bias ? load_n(s->bias + j, n) : splat(0.0f); }
+
+/* Where the sum of gate g of unit block u (units j ..< j+n) starts in a row whose input part is
+   `input` (gate columns as gx's): the input part, except gru's n gate, whose recurrent product is
+   gated by r apart from gx_n. */
 RK_INLINE v8f gate_start(const rk_step *s, int cell, int G, const float *input, int g, size_t u, size_t j, size_t n) {
     if (cell == RK_CELL_GRU && g == 2) return gru_n_start(s, j, n);
     return load8(input + gate_column(G, u, g));

@@ -267,8 +267,8 @@ struct RecurrentLayer: Layer {
 /// per-sequence lengths: a sequence's state is touched only at its valid steps, forward over
 /// t = 0 … len−1, backward over t = len−1 … 0. The time loop is rk_run_sequences': the input
 /// projection of every step as one matrix product (unless the steps compute their own), then one
-/// fused product-and-gates step per time step, split over the worker threads. Owns the workspace, reused across stacked layers, so
-/// nothing is allocated per step.
+/// fused product-and-gates step per time step, split over the worker threads. Owns the workspace,
+/// reused across stacked layers, so nothing is allocated per step.
 struct SequenceDriver {
     let cell: any RecurrentCell
     let batch: Int, steps: Int, hidden: Int, directions: Int
