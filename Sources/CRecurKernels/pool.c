@@ -298,7 +298,8 @@ typedef struct {
     rk_product projection;      /* x [B·T, I] · W_ihᵀ + b into gx, time-major: row b·T + t at gx[t][b] */
     size_t bands;               /* > 1: the rows in this many bands, each run whole by one thread */
     _Atomic size_t next_band;
-    size_t projection_chunks, step_chunks, units;
+    size_t projection_chunks, step_chunks;
+    size_t units, unit_group, groups; /* H's unit blocks; chunks are whole groups of unit_group of them */
     _Atomic size_t next_projection_chunk;
     progress progress;          /* projection chunks, then step chunks */
     chunk_claim claims[MAX_CHUNKS];
@@ -325,7 +326,9 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
                                  s->gx, B * columns, T, columns};
     r->projection_chunks = steps_project_input(s, B) ? 0 : gemm_parts(B * T, columns, most);
     r->units = (H + RK_UNITS - 1) / RK_UNITS;
-    r->step_chunks = r->units < most ? r->units : most;
+    r->unit_group = rk_step_unit_group(gate_count(s->cell), B);
+    r->groups = (r->units + r->unit_group - 1) / r->unit_group;
+    r->step_chunks = r->groups < most ? r->groups : most;
     atomic_init(&r->next_projection_chunk, 0);
     atomic_init(&r->progress.done, 0);
     atomic_init(&r->progress.word, 0);
@@ -356,7 +359,9 @@ static rk_step step_of_rows(const rk_sequence *s, size_t step_index, size_t leng
 
 static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t thread) {
     rk_step step = step_of_rows(r->s, step_index, r->length, 0, r->s->batch, thread);
-    rk_recurrent_step(&step, share(r->units, chunk, r->step_chunks), share(r->units, chunk + 1, r->step_chunks));
+    size_t begin = share(r->groups, chunk, r->step_chunks) * r->unit_group;
+    size_t end = share(r->groups, chunk + 1, r->step_chunks) * r->unit_group;
+    rk_recurrent_step(&step, begin, end < r->units ? end : r->units);
 }
 
 /* Band `band` of the rows, whole: its rows of the input projection (rows b·T + t of the product

@@ -14,7 +14,8 @@
  * up to its own longest row (small W_hh), or its steps as matrix products (large W_hh) that
  * compute their own input part (W_ih up to twice W_hh's size) or read the input projection's (a
  * larger W_ih: 33 rows in two bands of over 16, and I = 650 against H = 300); a lone row runs
- * through the fused step's row groups after the projection of every step (exits 1 on a difference).
+ * through the lone-row step, several unit blocks at once, after the projection of every step (exits
+ * 1 on a difference).
  */
 #include "recur_kernels.h"
 #include <stdio.h>

@@ -124,6 +124,10 @@ size_t rk_step_partial_size(size_t gates, size_t batch);
    computed ahead: many rows, float32 W_hh, and a W_ih small enough to stream every step. */
 int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, int half_weights);
 
+/* How many unit blocks a step over `batch` rows computes at once: a range of blocks given to
+   rk_recurrent_step that is a multiple of it (or ends at the last block) runs at full rate. */
+size_t rk_step_unit_group(size_t gates, size_t batch);
+
 /* The step for hidden-unit blocks unit_begin ..< unit_end (of ceil(H / RK_UNITS)), every row. A row
    that does not step copies h_prev to h_next and leaves c and y. Blocks are independent: threads may
    run disjoint ranges of one step at once. */
