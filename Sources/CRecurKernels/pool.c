@@ -36,6 +36,14 @@ enum { MIN_PARALLEL_STEP_WORK = 1 << 15 };
    bands were 15% faster with 256 KiB of weights, no faster with 1 MiB and slower with 4 MiB, where
    every band streams all of W_hh from L3 each step. The L2's size when the system does not tell: */
 enum { BAND_MIN_ROWS = 8, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
+/* A thread's chunks run in turn forward and backward (odd steps from its last chunk) when its share
+   of the weights a step reads is at most this many times its core's L2: the weights it read last are
+   then the first it needs again, still in L2, where in the same order every step a share a little
+   larger than L2 evicts each line just before its next use. Measured (bench/ab, batch 1, same bits):
+   shares of 1× L2 0.84–0.94 (LSTM-256 on two cores), 0.97 (RNN-512), 1.7× 0.96 (GRU-384), 2× 0.88
+   (LSTM-256 on one core), 0.91 (RNN-512), 0.96 (GRU-300); at 4× (LSTM-512) no gain; batched steps,
+   bound by their multiply-adds, unchanged (LSTM-256 at B = 8 and 32: 1.00). */
+enum { ZIGZAG_MAX_CACHE_SHARES = 2 };
 /* Chunks per step and per owning thread: the unit of stealing. */
 enum { CHUNKS_PER_THREAD = 8, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
 /* How long a waiting thread spins before it sleeps: an idle worker long enough to catch the next
@@ -299,6 +307,7 @@ typedef struct {
     size_t bands;               /* > 1: the rows in this many bands, each run whole by one thread */
     _Atomic size_t next_band;
     size_t projection_chunks, step_chunks;
+    int zigzag;                 /* odd steps run each thread's chunks backward */
     size_t units, unit_group, groups; /* H's unit blocks; chunks are whole groups of unit_group of them */
     _Atomic size_t next_projection_chunk;
     progress progress;          /* projection chunks, then step chunks */
@@ -329,6 +338,8 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->unit_group = rk_step_unit_group(gate_count(s->cell), B);
     r->groups = (r->units + r->unit_group - 1) / r->unit_group;
     r->step_chunks = r->groups < most ? r->groups : most;
+    size_t input_bytes = steps_project_input(s, B) ? rk_input_packed_size(gate_count(s->cell), H, s->input_size) * 4 : 0;
+    r->zigzag = weight_bytes + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * pool.core_cache_bytes * owners;
     atomic_init(&r->next_projection_chunk, 0);
     atomic_init(&r->progress.done, 0);
     atomic_init(&r->progress.word, 0);
@@ -395,14 +406,16 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
         progress_add(&r->progress, 1, chunks, projection);
     }
     progress_wait(&r->progress, projection);
-    /* Own chunks first, then the others from the end of this thread's share round the ring. */
+    /* Own chunks first, then the others from the end of this thread's share round the ring; with
+       zigzag, odd steps go round the ring the other way from the last own chunk. */
     size_t own = rank < r->owners ? share(chunks, rank, r->owners) : 0;
+    size_t own_last = (rank < r->owners ? share(chunks, rank + 1, r->owners) : chunks) + chunks - 1;
     uint64_t step = (atomic_load(&r->progress.done) - projection) / chunks;
     for (; step < r->length; step++) {
         /* Done chunks are counted once per step, so the shared counter's line moves once per thread. */
         uint64_t computed = 0;
         for (size_t i = 0; i < chunks; i++) {
-            size_t c = (own + i) % chunks;
+            size_t c = r->zigzag && step % 2 == 1 ? (own_last - i) % chunks : (own + i) % chunks;
             uint64_t expected = step;
             if (atomic_load_explicit(&r->claims[c].claimed_steps, memory_order_relaxed) != step) continue;
             if (!atomic_compare_exchange_strong(&r->claims[c].claimed_steps, &expected, step + 1)) continue;
