@@ -370,9 +370,9 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
 /* A step not run as a matrix product (below), rows go in whole tiles of TILE_MR first, then of
    SHORT_MR (when > 0), when G is even so a block's gate pairs are whole panels. The rest go in
    groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers), over two unit
-   blocks at once when that still fits (rnn); a last single row takes two unit blocks, so it
-   still has 2·G independent sums in flight (a batch of one: step_lone_row). The sums go in chunks of STEP_KC over k so a
-   unit block's weights for the chunk stay in L1 while every row uses them. */
+   blocks at once when that still fits (rnn); a last single row takes two unit blocks, so it still
+   has 2·G independent sums in flight (a batch of one row: step_lone_row). The sums go in chunks of
+   STEP_KC over k so a unit block's weights for the chunk stay in L1 while every row uses them. */
 enum { STEP_KC = 128 };
 
 /* Asks for what unit blocks u, u+1 read once per row besides the weights (their gates' gx, lstm's c),

@@ -338,7 +338,8 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->unit_group = rk_step_unit_group(gate_count(s->cell), B);
     r->groups = (r->units + r->unit_group - 1) / r->unit_group;
     r->step_chunks = r->groups < most ? r->groups : most;
-    size_t input_bytes = steps_project_input(s, B) ? rk_input_packed_size(gate_count(s->cell), H, s->input_size) * 4 : 0;
+    size_t input_bytes =
+        steps_project_input(s, B) ? rk_input_packed_size(gate_count(s->cell), H, s->input_size) * sizeof(float) : 0;
     r->zigzag = weight_bytes + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * pool.core_cache_bytes * owners;
     atomic_init(&r->next_projection_chunk, 0);
     atomic_init(&r->progress.done, 0);
