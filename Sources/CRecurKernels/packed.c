@@ -119,6 +119,11 @@ RK_INLINE v16f wload16(const void *w, size_t i, int HALF, int F16C) {
                 : load16((const float *)w + i);
 }
 
+/* Where weight i of a stream of floats (HALF 0) or halves (HALF 1) is. */
+RK_INLINE const void *wpointer(const void *w, size_t i, int HALF) {
+    return HALF ? (const void *)((const uint16_t *)w + i) : (const void *)((const float *)w + i);
+}
+
 /* Where gate g's RK_UNITS weights for k of unit block u start in the packed recurrent weights (G gates,
    H units): a half of panel (u·G + g) / 2. */
 RK_INLINE size_t recurrent_weight(size_t G, size_t H, size_t u, size_t g, size_t k) {
@@ -134,13 +139,18 @@ RK_INLINE size_t recurrent_weight(size_t G, size_t H, size_t u, size_t g, size_t
 enum { TILE_MAX_MR = 12, TILE_MAX_NV = 2 };
 
 /* Every product here is made of one tile: acc[r][v] (+)= Σ_{k < kc} rows[r][k] · w[v][16k ..< 16k+16],
-   MR rows times NV panels of 16 weights per k (MR, NV, HALF, F16C constants after inlining). The
-   AVX2 variant runs 6 × 1 (12 registers of 8 floats), the AVX-512 one 12 × 2 (24 of 16). */
-RK_INLINE void tile_micro(int MR, int NV, int HALF, int F16C, size_t kc, const float *const *rows, const void *const *w,
-                          v16f acc[TILE_MAX_MR][TILE_MAX_NV]) {
+   MR rows times NV panels of 16 weights per k (MR, NV, HALF, F16C, PREFETCH constants after
+   inlining). The AVX2 variant runs 6 × 1 (12 registers of 8 floats), the AVX-512 one 12 × 2 (24 of
+   16). PREFETCH > 0 asks for each panel's weights that many k ahead: for weights streamed from
+   memory once per use (a step's, larger than the caches), where one panel at a time is too few
+   streams for the hardware prefetcher to keep the memory busy. */
+RK_INLINE void tile_micro(int MR, int NV, int HALF, int F16C, int PREFETCH, size_t kc, const float *const *rows,
+                          const void *const *w, v16f acc[TILE_MAX_MR][TILE_MAX_NV]) {
     for (size_t k = 0; k < kc; k++) {
         v16f weights[TILE_MAX_NV];
         RK_UNROLL for (int v = 0; v < NV; v++) weights[v] = wload16(w[v], k * GEMM_NR, HALF, F16C);
+        if (PREFETCH > 0)
+            RK_UNROLL for (int v = 0; v < NV; v++) __builtin_prefetch(wpointer(w[v], (k + PREFETCH) * GEMM_NR, HALF));
         RK_UNROLL for (int r = 0; r < MR; r++) {
             v16f x = splat16(rows[r][k]);
             RK_UNROLL for (int v = 0; v < NV; v++) acc[r][v] += x * weights[v];
@@ -177,7 +187,7 @@ RK_INLINE void gemm_tile(int MR, int NV, const rk_product *p, size_t m, size_t m
             else acc[r][v] = p->bias ? load16_n(p->bias + n0[v], width[v]) : splat16(0.0f);
         }
     }
-    tile_micro(MR, NV, 0, 0, kc, rows, w, acc);
+    tile_micro(MR, NV, 0, 0, 0, kc, rows, w, acc);
     RK_UNROLL for (int r = 0; r < MR; r++)
         RK_UNROLL for (int v = 0; v < NV; v++)
             if ((size_t)r < mr) store16_n(out[r] + n0[v], acc[r][v], width[v]);
@@ -284,12 +294,20 @@ RK_INLINE v8f gate_start(const rk_step *s, int cell, int G, const float *input, 
     return load8(input + gate_column(G, u, g));
 }
 
+/* How far ahead (in k) a step's tiles and row groups ask for their weights: 32 lines of 64 bytes per
+   panel (2 KiB). A step over a few rows reads a block's panels one or two at a time, too few
+   streams for the hardware prefetcher to keep weights larger than the caches coming at the memory's
+   rate (bench/ab, same bits, with whole-of-k passes below: LSTM-1024 B = 4 0.83, B = 5 0.81, B = 8
+   0.82, B = 2 0.86, LSTM-2048 B = 4 0.85, GRU-1024 B = 4 0.86, LSTM-512 B = 4, 6 0.86; weights in
+   cache 0.98–1.05, as an A/A run). The lone row's 4–8 streams need no help. */
+enum { STEP_PREFETCH_K = 32 };
+
 /* Rows b0 ..< b0+mr of unit blocks u ..< u+NB, G gates, the sums over k0 ..< k1 of H; MR and NB
    constants after inlining (MR ≥ mr). Sums start from gx (k0 = 0) or the partial sums, and end in
    the gate math (k1 = H) or the partial sums. Every row's sums run over k in order whatever MR and
    NB are, so a row's result never depends on which other rows share its batch. */
-RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int NB, size_t u, size_t b0,
-                         size_t mr, size_t k0, size_t k1) {
+RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, int PREFETCH, int MR, int NB, size_t u,
+                         size_t b0, size_t mr, size_t k0, size_t k1) {
     size_t H = s->hidden;
     const float *h[MR];
     v8f acc[MR][NB][G];
@@ -306,6 +324,10 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
     }
     const void *weights = HALF ? (const void *)s->half_weights : (const void *)s->weights;
     for (size_t k = k0; k < k1; k++) {
+        if (PREFETCH > 0)
+            for (int i = 0; i < NB; i++)
+                for (int g = 0; g < G; g += 2)
+                    __builtin_prefetch(wpointer(weights, recurrent_weight(G, H, u + i, g, k + PREFETCH), HALF));
         for (int r = 0; r < MR; r++) {
             v8f x = splat(h[r][k]);
             for (int i = 0; i < NB; i++)
@@ -355,7 +377,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
                                    : join16(gate_start(s, cell, G, gx, g, u, j, n), gate_start(s, cell, G, gx, g + 1, u, j, n));
             }
         }
-        tile_micro(MR, NV, HALF, F16C, k1 - k0, rows, w, acc);
+        tile_micro(MR, NV, HALF, F16C, STEP_PREFETCH_K, k1 - k0, rows, w, acc);
         RK_UNROLL for (int r = 0; r < MR; r++)
             RK_UNROLL for (int v = 0; v < NV; v++) store16(partial[r] + 2 * (pair + v) * RK_UNITS, acc[r][v]);
     }
@@ -371,8 +393,11 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
    SHORT_MR (when > 0), when G is even so a block's gate pairs are whole panels. The rest go in
    groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers), over two unit
    blocks at once when that still fits (rnn); a last single row takes two unit blocks, so it still
-   has 2·G independent sums in flight (a batch of one row: step_lone_row). The sums go in chunks of
-   STEP_KC over k so a unit block's weights for the chunk stay in L1 while every row uses them. */
+   has 2·G independent sums in flight (a batch of one row: step_lone_row). When more than one pass
+   (tile or row group) reads a block, the sums go in chunks of STEP_KC over k so the block's weights
+   for the chunk stay in L1 while every pass uses them; a single pass reads them once, over the whole
+   of k, as one stream from the start of the block's panels to their end (chunks made it jump
+   between panels every 8 KiB, one short stream at a time; RNN-1024 B = 4 0.91). */
 enum { STEP_KC = 128 };
 
 /* Asks for what unit blocks u, u+1 read once per row besides the weights (their gates' gx, lstm's c),
@@ -455,9 +480,9 @@ RK_INLINE int lone_row_units(int G) { return G == 1 ? 8 : G == 3 ? 4 : 2; }
 RK_INLINE void step_lone_row(const rk_step *s, int cell, int G, int HALF, int F16C, size_t unit_begin, size_t unit_end) {
     const int NB = lone_row_units(G);
     size_t u = unit_begin, H = s->hidden;
-    for (; u + (size_t)NB <= unit_end; u += NB) step_rows(s, cell, G, HALF, F16C, 1, NB, u, 0, 1, 0, H);
-    for (; u + 2 <= unit_end; u += 2) step_rows(s, cell, G, HALF, F16C, 1, 2, u, 0, 1, 0, H);
-    if (u < unit_end) step_rows(s, cell, G, HALF, F16C, 1, 1, u, 0, 1, 0, H);
+    for (; u + (size_t)NB <= unit_end; u += NB) step_rows(s, cell, G, HALF, F16C, 0, 1, NB, u, 0, 1, 0, H);
+    for (; u + 2 <= unit_end; u += 2) step_rows(s, cell, G, HALF, F16C, 0, 1, 2, u, 0, 1, 0, H);
+    if (u < unit_end) step_rows(s, cell, G, HALF, F16C, 0, 1, 1, u, 0, 1, 0, H);
 }
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
@@ -474,12 +499,16 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
     size_t H = s->hidden, tall = tiles ? s->batch / TILE_MR * TILE_MR : 0;
     size_t tiled = tiles && SHORT_MR > 0 ? tall + (s->batch - tall) / SHORT_MR * SHORT_MR : tall;
     size_t full = tiled + (s->batch - tiled) / MR * MR, rest = s->batch - full;
+    size_t passes = (tiles ? tall / TILE_MR : 0) + (SHORT_MR > 0 ? (tiled - tall) / SHORT_MR : 0) + (full - tiled) / MR +
+                    (rest > 0);
+    size_t kc = passes > 1 ? STEP_KC : H;
+    const int prefetch = STEP_PREFETCH_K;
     prefetch_units(s, cell, G, unit_begin);
     for (size_t u = unit_begin; u < unit_end; u += 2) {
         int pair = u + 1 < unit_end;
         if (u + 2 < unit_end) prefetch_units(s, cell, G, u + 2);
-        for (size_t k0 = 0; k0 < H; k0 += STEP_KC) {
-            size_t k1 = H - k0 < STEP_KC ? H : k0 + STEP_KC;
+        for (size_t k0 = 0; k0 < H; k0 += kc) {
+            size_t k1 = H - k0 < kc ? H : k0 + kc;
             for (size_t i = 0; i <= (size_t)pair; i++) {
                 for (size_t b = 0; b < tall; b += TILE_MR) step_tile(s, cell, G, HALF, F16C, TILE_MR, TILE_NV, u + i, b, k0, k1);
                 if (SHORT_MR > 0)
@@ -487,17 +516,17 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
             }
             if (pair && 2 * MR * G <= 12) {
                 /* Both blocks in one pass when their sums fit the registers (rnn: 6 rows × 2 blocks). */
-                for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, MR, 2, u, b, MR, k0, k1);
-                if (rest > 1) step_rows(s, cell, G, HALF, F16C, MR, 2, u, full, rest, k0, k1);
+                for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, prefetch, MR, 2, u, b, MR, k0, k1);
+                if (rest > 1) step_rows(s, cell, G, HALF, F16C, prefetch, MR, 2, u, full, rest, k0, k1);
             } else {
                 for (size_t i = 0; i <= (size_t)pair; i++) {
-                    for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, MR, 1, u + i, b, MR, k0, k1);
-                    if (rest > 1) step_rows(s, cell, G, HALF, F16C, MR, 1, u + i, full, rest, k0, k1);
+                    for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, prefetch, MR, 1, u + i, b, MR, k0, k1);
+                    if (rest > 1) step_rows(s, cell, G, HALF, F16C, prefetch, MR, 1, u + i, full, rest, k0, k1);
                 }
             }
             if (rest == 1) {
-                if (pair) step_rows(s, cell, G, HALF, F16C, 1, 2, u, full, 1, k0, k1);
-                else step_rows(s, cell, G, HALF, F16C, 1, 1, u, full, 1, k0, k1);
+                if (pair) step_rows(s, cell, G, HALF, F16C, prefetch, 1, 2, u, full, 1, k0, k1);
+                else step_rows(s, cell, G, HALF, F16C, prefetch, 1, 1, u, full, 1, k0, k1);
             }
         }
     }
