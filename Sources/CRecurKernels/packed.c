@@ -294,12 +294,12 @@ RK_INLINE v8f gate_start(const rk_step *s, int cell, int G, const float *input, 
     return load8(input + gate_column(G, u, g));
 }
 
-/* How far ahead (in k) a step's tiles and row groups ask for their weights: 32 lines of 64 bytes per
-   panel (2 KiB). A step over a few rows reads a block's panels one or two at a time, too few
-   streams for the hardware prefetcher to keep weights larger than the caches coming at the memory's
-   rate (bench/ab, same bits, with whole-of-k passes below: LSTM-1024 B = 4 0.83, B = 5 0.81, B = 8
-   0.82, B = 2 0.86, LSTM-2048 B = 4 0.85, GRU-1024 B = 4 0.86, LSTM-512 B = 4, 6 0.86; weights in
-   cache 0.98–1.05, as an A/A run). The lone row's 4–8 streams need no help. */
+/* How far ahead (in k) a step's tiles and row groups ask for their weights: 32 rows of a panel, 2 KiB of float
+   weights (32 lines), 1 KiB of halves. A step over a few rows reads a block's panels one or two at a time, too few
+   streams for the hardware prefetcher to keep weights larger than the caches coming at the memory's rate (bench/ab,
+   same bits, with whole-of-k passes below: LSTM-1024 B = 4 0.83, B = 5 0.81, B = 8 0.82, B = 2 0.86, LSTM-2048 B = 4
+   0.85, GRU-1024 B = 4 0.86, LSTM-512 B = 4, 6 0.86; weights in cache 0.98–1.05, as an A/A run). The lone row's 4–8
+   streams need no help. */
 enum { STEP_PREFETCH_K = 32 };
 
 /* Rows b0 ..< b0+mr of unit blocks u ..< u+NB, G gates, the sums over k0 ..< k1 of H; MR and NB
@@ -324,7 +324,7 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
     }
     const void *weights = HALF ? (const void *)s->half_weights : (const void *)s->weights;
     for (size_t k = k0; k < k1; k++) {
-        if (PREFETCH > 0)
+        if (PREFETCH > 0) /* one per panel: a block's gates g and g + 1 share one, or g + 1 shares g + 2's */
             for (int i = 0; i < NB; i++)
                 for (int g = 0; g < G; g += 2)
                     __builtin_prefetch(wpointer(weights, recurrent_weight(G, H, u + i, g, k + PREFETCH), HALF));
