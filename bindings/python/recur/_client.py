@@ -266,7 +266,7 @@ def _decode_outputs(op: str, outputs, frames) -> dict:
             if type(index) is not int or not 1 <= index <= len(frames):
                 raise fail(f"frame {index!r} is not one of the {len(frames)} frames")
             buffer = frames[index - 1].buffer
-            expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            expected = math.prod(shape) * dtype.itemsize
             if buffer.nbytes != expected:
                 raise fail(f"frame {index} has {buffer.nbytes} bytes, shape {shape} needs {expected}")
             array = np.frombuffer(buffer, dtype=dtype).reshape(shape)

@@ -2,6 +2,7 @@
 
 import ctypes
 import json
+import math
 import threading
 from ctypes import byref, c_size_t, c_void_p
 
@@ -76,7 +77,7 @@ def _copy_out(tensor: _library.Tensor) -> np.ndarray:
     shape = tuple(tensor.shape[:tensor.rank])
     if min(shape, default=1) < 0:
         raise RecurError("internal", f"result tensor {tensor.name!r}: negative shape {shape}")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # not np.prod: 0.1 µs a call against 4.5, which a batch-1 run notices
     if count == 0:
         return np.zeros(shape, dtype)
     memory = (ctypes.c_char * (count * dtype.itemsize)).from_address(tensor.data)

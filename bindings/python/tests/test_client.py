@@ -204,6 +204,8 @@ def test_tensors_travel_as_binary_frames_and_inline_replies_are_read():
 @pytest.mark.parametrize("reply, frames", [
     ({"ok": True, "outputs": {"output": {"dtype": "float32", "shape": [3], "frame": 1}}}, [b"12345678"]),
     ({"ok": True, "outputs": {"output": {"dtype": "float32", "shape": [1], "frame": 2}}}, [b"1234"]),
+    # 2⁶² · 4 elements wrap to 0 in 64-bit arithmetic, which an empty frame would match.
+    ({"ok": True, "outputs": {"output": {"dtype": "float32", "shape": [2**62, 4], "frame": 1}}}, [b""]),
     ({"ok": True, "outputs": {"output": {"dtype": "float16", "shape": [1], "data": [1]}}}, []),
     ({"ok": True}, []),
     ({"ok": False, "error": {"code": "busy", "message": "queue full"}}, []),
