@@ -243,6 +243,9 @@ RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, const rk_product *p, size
 
 RK_INLINE int row_active(const rk_step *s, size_t b) { return !s->lengths || s->t < s->lengths[b]; }
 
+/* How many of H's units unit block u holds: RK_UNITS, fewer in the last block when H is not a multiple. */
+RK_INLINE size_t block_units(size_t H, size_t u) { return H - u * RK_UNITS < RK_UNITS ? H - u * RK_UNITS : RK_UNITS; }
+
 /* Where gate g of unit block u is in a row of gates (gx, or a product's gates from panel 0): the
    order of the packed weights' rows, so a block's G gates are side by side. */
 RK_INLINE size_t gate_column(int G, size_t u, int g) { return (u * (size_t)G + (size_t)g) * RK_UNITS; }
@@ -316,7 +319,7 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
         h[r] = s->h_prev + b * H;
         const float *gx = s->gx + b * s->ldgx;
         for (int i = 0; i < NB; i++) {
-            size_t j = (u + i) * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
+            size_t j = (u + i) * RK_UNITS, n = block_units(H, u + i);
             const float *partial = s->partial + (b * 2 + (u + i) % 2) * G * RK_UNITS;
             for (int g = 0; g < G; g++)
                 acc[r][i][g] = k0 > 0 ? load8(partial + g * RK_UNITS) : gate_start(s, cell, G, gx, g, u + i, j, n);
@@ -338,7 +341,7 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
     for (size_t r = 0; r < mr; r++) {
         size_t b = b0 + r;
         for (int i = 0; i < NB; i++) {
-            size_t j = (u + i) * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
+            size_t j = (u + i) * RK_UNITS, n = block_units(H, u + i);
             if (k1 < H) {
                 float *partial = s->partial + (b * 2 + (u + i) % 2) * G * RK_UNITS;
                 for (int g = 0; g < G; g++) store8(partial + g * RK_UNITS, acc[r][i][g]);
@@ -355,7 +358,7 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
    row's numbers are the same whichever path takes it. */
 RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int NV, size_t u, size_t b0,
                          size_t k0, size_t k1) {
-    size_t H = s->hidden, j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
+    size_t H = s->hidden, j = u * RK_UNITS, n = block_units(H, u);
     const float *rows[TILE_MAX_MR];
     float *partial[TILE_MAX_MR];
     RK_UNROLL for (int r = 0; r < MR; r++) {
@@ -451,7 +454,7 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
                 memcpy(row, input + b * ldinput, columns * sizeof(float));
                 if (cell == RK_CELL_GRU)
                     for (size_t u = u0; u < u1; u++) {
-                        size_t j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
+                        size_t j = u * RK_UNITS, n = block_units(H, u);
                         store8(row + gate_column(G, u, 2) - offset, gru_n_start(s, j, n));
                     }
             }
@@ -460,7 +463,7 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
         gemm_body(MR, SHORT_MR, NV, &recurrent_part, 0, B, 0, end - first);
         for (size_t b = 0; b < B; b++)
             for (size_t u = u0; u < u1; u++) {
-                size_t j = u * RK_UNITS, n = H - j < RK_UNITS ? H - j : RK_UNITS;
+                size_t j = u * RK_UNITS, n = block_units(H, u);
                 v8f acc[G];
                 for (int g = 0; g < G; g++) acc[g] = load8(gates + b * columns + gate_column(G, u, g) - offset);
                 step_epilogue(s, cell, acc, b, j, n, gru_n_input(cell, input + b * ldinput, gate_column(G, u, 2) - offset));
