@@ -82,20 +82,14 @@ struct DirectionWeights: Sendable {
         let (projectionBias, stepBias) = cell.foldBiases(input: try weights.take("bias_ih_\(id)"),
                                                          recurrent: try weights.take("bias_hh_\(id)"), hidden: hidden)
         self.projectionBias = projectionBias.map { bias in
-            [Float](unsafeUninitializedCapacity: rk_gate_columns(cell.gates, hidden)) { packed, count in
-                rk_input_bias_pack(cell.gates, hidden, bias, packed.baseAddress)
-                count = packed.count
-            }
+            Self.packed(rk_gate_columns(cell.gates, hidden)) { rk_input_bias_pack(cell.gates, hidden, bias, $0) }
         }
         self.stepBias = stepBias
     }
 
     /// W_ih [G·H, inputSize] packed for the input projection.
     private static func packInput(_ input: [Float], cell: any RecurrentCell, hidden: Int, inputSize: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: rk_input_packed_size(cell.gates, hidden, inputSize)) { packed, count in
-            rk_input_pack(cell.gates, hidden, inputSize, input, packed.baseAddress)
-            count = packed.count
-        }
+        packed(rk_input_packed_size(cell.gates, hidden, inputSize)) { rk_input_pack(cell.gates, hidden, inputSize, input, $0) }
     }
 
     /// W_hh [G·H, H] packed in float32, or in half precision (and an empty float32 array).
@@ -103,18 +97,20 @@ struct DirectionWeights: Sendable {
                                       name: String) throws(RecurError) -> ([Float], [UInt16]?) {
         let size = rk_recurrent_packed_size(cell.gates, hidden)
         guard half else {
-            return ([Float](unsafeUninitializedCapacity: size) { packed, count in
-                rk_recurrent_pack(cell.gates, hidden, recurrent, packed.baseAddress)
-                count = packed.count
-            }, nil)
+            return (packed(size) { rk_recurrent_pack(cell.gates, hidden, recurrent, $0) }, nil)
         }
         if let bad = recurrent.first(where: { !(abs($0) <= 65504) }) {
             throw RecurError.format("\(name): \(bad) does not fit in half precision (recurrent_weights \"float16\" holds finite values within ±65504)")
         }
-        return ([], [UInt16](unsafeUninitializedCapacity: size) { packed, count in
-            rk_recurrent_pack_half(cell.gates, hidden, recurrent, packed.baseAddress)
-            count = packed.count
-        })
+        return ([], packed(size) { rk_recurrent_pack_half(cell.gates, hidden, recurrent, $0) })
+    }
+
+    /// `count` elements written by one of the kernels' packing calls, given where they go.
+    private static func packed<Element>(_ count: Int, _ pack: (UnsafeMutablePointer<Element>?) -> Void) -> [Element] {
+        [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
+            pack(buffer.baseAddress)
+            initialized = buffer.count
+        }
     }
 }
 
