@@ -243,6 +243,11 @@ RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, const rk_product *p, size
 
 RK_INLINE int row_active(const rk_step *s, size_t b) { return !s->lengths || s->t < s->lengths[b]; }
 
+/* The step's recurrent weights: halves (HALF 1) or floats (HALF 0), for wload8 and wpointer. */
+RK_INLINE const void *step_weights(const rk_step *s, int HALF) {
+    return HALF ? (const void *)s->half_weights : (const void *)s->weights;
+}
+
 /* How many of H's units unit block u holds: RK_UNITS, fewer in the last block when H is not a multiple. */
 RK_INLINE size_t block_units(size_t H, size_t u) { return H - u * RK_UNITS < RK_UNITS ? H - u * RK_UNITS : RK_UNITS; }
 
@@ -325,7 +330,7 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
                 acc[r][i][g] = k0 > 0 ? load8(partial + g * RK_UNITS) : gate_start(s, cell, G, gx, g, u + i, j, n);
         }
     }
-    const void *weights = HALF ? (const void *)s->half_weights : (const void *)s->weights;
+    const void *weights = step_weights(s, HALF);
     for (size_t k = k0; k < k1; k++) {
         if (PREFETCH > 0) /* one per panel: a block's gates g and g + 1 share one, or g + 1 shares g + 2's */
             for (int i = 0; i < NB; i++)
@@ -370,7 +375,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
         v16f acc[TILE_MAX_MR][TILE_MAX_NV];
         RK_UNROLL for (int v = 0; v < NV; v++) {
             size_t first = recurrent_weight(G, H, u, 2 * (pair + v), k0);
-            w[v] = HALF ? (const void *)(s->half_weights + first) : (const void *)(s->weights + first);
+            w[v] = wpointer(step_weights(s, HALF), first, HALF);
         }
         RK_UNROLL for (int r = 0; r < MR; r++) {
             const float *gx = s->gx + (b0 + r) * s->ldgx;
