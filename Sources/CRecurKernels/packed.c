@@ -334,7 +334,7 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
     for (size_t k = k0; k < k1; k++) {
         /* One per panel: a block's gates g and g + 1 share one, or g + 1 shares g + 2's. An rnn's pair of
            blocks asks twice when both are in one panel; testing for that in the loop was slower (bench/ab,
-           RNN-256 B = 4 1.04-1.13, RNN-512 B = 8 1.06). */
+           RNN-256 B = 4 1.04–1.13, RNN-512 B = 8 1.06). */
         if (PREFETCH > 0)
             for (int i = 0; i < NB; i++)
                 for (int g = 0; g < G; g += 2)
