@@ -32,10 +32,7 @@ struct LinearLayer: Layer {
         self.inputs = inputs
         self.outputs = outputs
         self.bias = bias
-        packedWeight = [Float](unsafeUninitializedCapacity: rk_gemm_packed_size(outputs, inputs)) { packed, count in
-            rk_gemm_pack(outputs, inputs, weight, packed.baseAddress)
-            count = packed.count
-        }
+        packedWeight = packed(rk_gemm_packed_size(outputs, inputs)) { rk_gemm_pack(outputs, inputs, weight, $0) }
     }
 
     func outputShape(for input: SignalShape, context: inout ShapeContext) throws(RecurError) -> SignalShape {

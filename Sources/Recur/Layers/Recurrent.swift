@@ -82,7 +82,7 @@ struct DirectionWeights: Sendable {
         let (projectionBias, stepBias) = cell.foldBiases(input: try weights.take("bias_ih_\(id)"),
                                                          recurrent: try weights.take("bias_hh_\(id)"), hidden: hidden)
         self.projectionBias = projectionBias.map { bias in
-            Self.packed(rk_gate_columns(cell.gates, hidden)) { rk_input_bias_pack(cell.gates, hidden, bias, $0) }
+            packed(rk_gate_columns(cell.gates, hidden)) { rk_input_bias_pack(cell.gates, hidden, bias, $0) }
         }
         self.stepBias = stepBias
     }
@@ -103,14 +103,6 @@ struct DirectionWeights: Sendable {
             throw RecurError.format("\(name): \(bad) does not fit in half precision (recurrent_weights \"float16\" holds finite values within ±65504)")
         }
         return ([], packed(size) { rk_recurrent_pack_half(cell.gates, hidden, recurrent, $0) })
-    }
-
-    /// `count` elements written by one of the kernels' packing calls, given where they go.
-    private static func packed<Element>(_ count: Int, _ pack: (UnsafeMutablePointer<Element>?) -> Void) -> [Element] {
-        [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
-            pack(buffer.baseAddress)
-            initialized = buffer.count
-        }
     }
 }
 
@@ -344,6 +336,14 @@ struct SequenceDriver {
 /// read: zeroing megabytes of them costs memory bandwidth on every forward pass.
 func uninitializedFloats(_ count: Int) -> [Float] {
     [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+}
+
+/// `count` elements written by one of the kernels' packing calls (rk_*_pack), given where they go.
+func packed<Element>(_ count: Int, _ pack: (UnsafeMutablePointer<Element>?) -> Void) -> [Element] {
+    [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
+        pack(buffer.baseAddress)
+        initialized = buffer.count
+    }
 }
 
 /// Calls `body` with the array's base address, or with nil when there is no array.
