@@ -17,6 +17,10 @@ public final class Model: Sendable {
     /// An upper bound on the floats per (sequence, step) of any buffer a run allocates: the widest
     /// signal times 4 (an lstm's gate projection).
     let widestStep: Int
+    /// State inputs the model accepts ("L.h0", "L.c0") with their shape for batch B: [rows, B, width].
+    public let stateInputs: [(name: String, rows: Int, width: Int)]
+    /// Output names in the order `run` returns them: "output", then each recurrent layer's states.
+    public let outputNames: [String]
 
     /// Loads a model file (model-format.md), checking every rule of the format.
     public convenience init(path: String, registry: LayerRegistry = .shared) throws(RecurError) {
@@ -109,6 +113,10 @@ public final class Model: Sendable {
         self.layers = layers
         self.outputShape = shape
         self.parameterCount = parameterCount
+        // Names built once here: a run checks its inputs against them and a session carries its
+        // states by them on every call.
+        stateInputs = layers.flatMap { layer in layer.states.map { ("\(layer.name).\($0.name)0", $0.rows, $0.width) } }
+        outputNames = ["output"] + layers.flatMap { layer in layer.states.map { "\(layer.name).\($0.name)_n" } }
         if case .features(let size) = architecture.input { widest = max(widest, size) }
         self.widestStep = widest.multipliedReportingOverflow(by: 4).overflow ? Int.max : widest * 4
         if let configuration = architecture.tokenizer, let vocabulary = architecture.vocabulary {
@@ -129,16 +137,6 @@ public final class Model: Sendable {
 
     /// False when a layer needs whole sequences (a bidirectional layer): such a model cannot stream.
     public var canStream: Bool { layers.allSatisfy(\.canStream) }
-
-    /// State inputs the model accepts ("L.h0", "L.c0") with their shape for batch B: [rows, B, width].
-    public var stateInputs: [(name: String, rows: Int, width: Int)] {
-        layers.flatMap { layer in layer.states.map { ("\(layer.name).\($0.name)0", $0.rows, $0.width) } }
-    }
-
-    /// Output names in the order `run` returns them: "output", then each recurrent layer's states.
-    public var outputNames: [String] {
-        ["output"] + layers.flatMap { layer in layer.states.map { "\(layer.name).\($0.name)_n" } }
-    }
 
     /// Runs whole sequences.
     ///
@@ -203,9 +201,12 @@ struct RunRequest {
     static let maxElements = min(1 << 34, physicalMemoryBytes / (4 * MemoryLayout<Float>.size))
 
     init(model: Model, inputs: [String: Tensor]) throws(RecurError) {
-        let accepted = Set(["input", "lengths"] + model.stateInputs.map(\.name))
-        if let unknown = inputs.keys.sorted().first(where: { !accepted.contains($0) }) {
-            throw RecurError.invalidInput("unknown input '\(unknown)'; the model takes \(accepted.sorted().joined(separator: ", "))")
+        func accepted(_ name: String) -> Bool {
+            name == "input" || name == "lengths" || model.stateInputs.contains { $0.name == name }
+        }
+        if !inputs.keys.allSatisfy(accepted), let unknown = inputs.keys.sorted().first(where: { !accepted($0) }) {
+            let names = (["input", "lengths"] + model.stateInputs.map(\.name)).sorted()
+            throw RecurError.invalidInput("unknown input '\(unknown)'; the model takes \(names.joined(separator: ", "))")
         }
         guard let input = inputs["input"] else { throw RecurError.invalidInput("missing tensor 'input'") }
         switch model.architecture.input {

@@ -45,9 +45,9 @@ public struct Session: Sendable {
 
     /// Keeps a step's final states ("L.h_n") as the next step's initial states ("L.h0").
     mutating func carry(_ outputs: [NamedTensor]) {
-        for (name, _, _) in model.stateInputs {
-            let finalName = String(name.dropLast()) + "_n"
-            if let final = outputs.first(where: { $0.name == finalName }) { states[name] = final.tensor }
+        // outputNames lists the final states in stateInputs' order, after "output".
+        for (state, finalName) in zip(model.stateInputs, model.outputNames.dropFirst()) {
+            if let final = outputs.first(where: { $0.name == finalName }) { states[state.name] = final.tensor }
         }
         batch = outputs.first?.tensor.shape.first
     }

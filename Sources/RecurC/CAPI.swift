@@ -30,9 +30,10 @@ private func reporting(_ body: () throws(RecurError) -> Void) -> recur_status {
 
 private func invalidArgument(_ message: String) -> RecurError { RecurError(.invalidArgument, message) }
 
-/// `pointer` itself, or an invalid-argument error saying which parameter is NULL.
-private func nonNull<T>(_ pointer: T?, _ parameter: String) throws(RecurError) -> T {
-    guard let pointer else { throw invalidArgument("\(parameter) is NULL") }
+/// `pointer` itself, or an invalid-argument error saying which parameter is NULL. `parameter` is
+/// formatted only for the error: a call names the input it checks without formatting it each time.
+private func nonNull<T>(_ pointer: T?, _ parameter: @autoclosure () -> String) throws(RecurError) -> T {
+    guard let pointer else { throw invalidArgument("\(parameter()) is NULL") }
     return pointer
 }
 
@@ -178,26 +179,27 @@ private func engineTensors(_ inputs: UnsafePointer<recur_tensor>?, _ n: UInt) th
     return tensors
 }
 
-private func engineTensor(_ tensor: recur_tensor, _ what: String) throws(RecurError) -> Tensor {
-    guard (0...8).contains(tensor.rank) else { throw invalidArgument("\(what): rank \(tensor.rank) is outside 0 … 8") }
+/// `what` names the tensor in errors, formatted only for one.
+private func engineTensor(_ tensor: recur_tensor, _ what: @autoclosure () -> String) throws(RecurError) -> Tensor {
+    guard (0...8).contains(tensor.rank) else { throw invalidArgument("\(what()): rank \(tensor.rank) is outside 0 … 8") }
     let shape = withUnsafeBytes(of: tensor.shape) { raw in
         (0..<Int(tensor.rank)).map { Int(raw.load(fromByteOffset: $0 * 8, as: Int64.self)) }
     }
     guard let elements = Tensor.elementCount(shape) else {
-        throw invalidArgument("\(what): shape \(shape) has a negative dimension or more elements than fit in memory")
+        throw invalidArgument("\(what()): shape \(shape) has a negative dimension or more elements than fit in memory")
     }
     // Checked before copying, so a huge shape is an error rather than an allocation that traps.
     guard elements <= Model.maxElementsPerBuffer else {
-        throw RecurError(.outOfMemory, "\(what): shape \(shape) has \(elements) elements, above the limit of \(Model.maxElementsPerBuffer)")
+        throw RecurError(.outOfMemory, "\(what()): shape \(shape) has \(elements) elements, above the limit of \(Model.maxElementsPerBuffer)")
     }
-    guard elements == 0 || tensor.data != nil else { throw invalidArgument("\(what): data is NULL for \(elements) elements") }
+    guard elements == 0 || tensor.data != nil else { throw invalidArgument("\(what()): data is NULL for \(elements) elements") }
     let data = UnsafeRawPointer(tensor.data)
     switch tensor.dtype {
     case RECUR_F32: return try Tensor(shape: shape, storage: .float32(copied(data, elements)))
     case RECUR_I32: return try Tensor(shape: shape, storage: .int32(copied(data, elements)))
     case RECUR_I64: return try Tensor(shape: shape, storage: .int64(copied(data, elements)))
     default:
-        throw invalidArgument("\(what): dtype \(tensor.dtype.rawValue) is not a recur_dtype (RECUR_F32 = 1, RECUR_I32 = 2, RECUR_I64 = 3)")
+        throw invalidArgument("\(what()): dtype \(tensor.dtype.rawValue) is not a recur_dtype (RECUR_F32 = 1, RECUR_I32 = 2, RECUR_I64 = 3)")
     }
 }
 

@@ -193,6 +193,19 @@ struct RecurrentLayer: Layer {
     let directions: Int
     /// [num_layers][directions]
     let weights: [[DirectionWeights]]
+    /// Per state of the cell, the names its initial and final values go by ("L.h0", "L.h_n"),
+    /// built once rather than on every forward pass.
+    private let stateTensorNames: [(initial: String, final: String)]
+
+    init(name: String, cell: any RecurrentCell, inputSize: Int, hidden: Int, directions: Int, weights: [[DirectionWeights]]) {
+        self.name = name
+        self.cell = cell
+        self.inputSize = inputSize
+        self.hidden = hidden
+        self.directions = directions
+        self.weights = weights
+        stateTensorNames = cell.stateNames.map { ("\(name).\($0)0", "\(name).\($0)_n") }
+    }
 
     var states: [StateDeclaration] {
         cell.stateNames.map { StateDeclaration(name: $0, rows: weights.count * directions, width: hidden) }
@@ -215,7 +228,7 @@ struct RecurrentLayer: Layer {
         let width = directions * hidden
         let rows = weights.count * directions
         let stateSize = batch * hidden
-        let initial = cell.stateNames.map { context.initialStates["\(name).\($0)0"] }
+        let initial = stateTensorNames.map { context.initialStates[$0.initial] }
         // [rows, B, H] each: the initial states in, the final states out, row by row as layers run.
         var states = initial.map { $0 ?? [Float](repeating: 0, count: rows * stateSize) }
         var driver = SequenceDriver(cell: cell, batch: batch, steps: steps, hidden: hidden, directions: directions,
@@ -233,8 +246,8 @@ struct RecurrentLayer: Layer {
             if states.count > 1 { states[1].replaceSubrange(range, with: c) }
             x = y
         }
-        for (stateName, values) in zip(cell.stateNames, states) {
-            context.emitFinalState("\(name).\(stateName)_n", Tensor(floats: values, shape: [rows, batch, hidden]))
+        for (names, values) in zip(stateTensorNames, states) {
+            context.emitFinalState(names.final, Tensor(floats: values, shape: [rows, batch, hidden]))
         }
         // The top stacked layer's final h, directions side by side: [B, D·H].
         var top = [Float](repeating: 0, count: batch * width)

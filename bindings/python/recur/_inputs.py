@@ -12,6 +12,7 @@ from ._errors import RecurError
 _INT32 = np.dtype(np.int32)
 _INT64 = np.dtype(np.int64)
 _FLOAT32 = np.dtype(np.float32)
+_TAKEN_AS_IS = (_FLOAT32, _INT32, _INT64)
 
 
 def as_tensor_array(name: str, value) -> np.ndarray:
@@ -20,6 +21,8 @@ def as_tensor_array(name: str, value) -> np.ndarray:
     Floating point becomes float32, int32 and int64 stay as they are, other integers become int64.
     An array that already fits is returned as it is (no copy); anything else is converted once.
     """
+    if type(value) is np.ndarray and value.dtype in _TAKEN_AS_IS and value.flags.c_contiguous and value.flags.aligned:
+        return value  # checked without np.require, whose own checks cost more than a batch-1 step
     try:
         array = value if isinstance(value, np.ndarray) else np.asarray(value)
     except (TypeError, ValueError) as error:

@@ -21,6 +21,19 @@ def test_results_outlive_the_model():
     assert_close(outputs["output"], data["expected"]["output"] + 0, "after close")
 
 
+def test_results_are_arrays_of_their_own():
+    data = load_case("lstm_basic")
+    with recur.Model(model_path("lstm_basic")) as model, model.session() as session:
+        results = [model.run(data["input"]), model.run(data["input"]), session.step(data["input"])]
+    first, *others = results
+    for name, array in first.items():
+        assert array.flags.writeable and array.flags.c_contiguous and array.flags.aligned, name
+        array[...] = np.nan
+        for other in others:
+            assert not np.shares_memory(array, other[name]), name
+            assert_close(other[name], data["expected"][name], name)
+
+
 def test_session_keeps_working_after_its_model_is_closed():
     data = load_case("char_lm")
     model = recur.Model(model_path("char_lm"))
