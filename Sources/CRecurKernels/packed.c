@@ -496,6 +496,24 @@ RK_INLINE void step_lone_row(const rk_step *s, int cell, int G, int HALF, int F1
     if (u < unit_end) step_rows(s, cell, G, HALF, F16C, 0, 1, 1, u, 0, 1, 0, H);
 }
 
+/* A step's rows among the fused paths: tiles of TILE_MR rows (LSTM: gates in whole panels per block)
+   up to `tall`, short tiles of SHORT_MR up to `tiled`, row groups of MR up to `full`, then `rest`
+   rows (a last, smaller group); `passes` of these read each unit block's weights. */
+typedef struct { size_t tall, tiled, full, rest, passes; } row_split;
+RK_INLINE row_split split_rows(size_t B, int G, int MR, int TILE_MR, int SHORT_MR) {
+    int tiles = TILE_MR > 0 && G % 2 == 0;
+    size_t tall_tiles = tiles ? B / TILE_MR : 0;
+    size_t short_tiles = tiles && SHORT_MR > 0 ? (B - tall_tiles * TILE_MR) / SHORT_MR : 0;
+    row_split r;
+    r.tall = tall_tiles * TILE_MR;
+    r.tiled = r.tall + short_tiles * SHORT_MR;
+    size_t groups = (B - r.tiled) / MR;
+    r.full = r.tiled + groups * MR;
+    r.rest = B - r.full;
+    r.passes = tall_tiles + short_tiles + groups + (r.rest > 0);
+    return r;
+}
+
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
                          size_t unit_begin, size_t unit_end) {
     if (!HALF && (s->x || s->batch >= STEP_PRODUCT_MIN_ROWS)) {
@@ -506,13 +524,9 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
         step_lone_row(s, cell, G, HALF, F16C, unit_begin, unit_end);
         return;
     }
-    int tiles = TILE_MR > 0 && G % 2 == 0;
-    size_t H = s->hidden, tall = tiles ? s->batch / TILE_MR * TILE_MR : 0;
-    size_t tiled = tiles && SHORT_MR > 0 ? tall + (s->batch - tall) / SHORT_MR * SHORT_MR : tall;
-    size_t full = tiled + (s->batch - tiled) / MR * MR, rest = s->batch - full;
-    size_t passes = (tiles ? tall / TILE_MR : 0) + (SHORT_MR > 0 ? (tiled - tall) / SHORT_MR : 0) + (full - tiled) / MR +
-                    (rest > 0);
-    size_t kc = passes > 1 ? STEP_KC : H;
+    row_split rows = split_rows(s->batch, G, MR, TILE_MR, SHORT_MR);
+    size_t H = s->hidden, tall = rows.tall, tiled = rows.tiled, full = rows.full, rest = rows.rest;
+    size_t kc = rows.passes > 1 ? STEP_KC : H;
     const int prefetch = STEP_PREFETCH_K;
     prefetch_units(s, cell, G, unit_begin);
     for (size_t u = unit_begin; u < unit_end; u += 2) {
