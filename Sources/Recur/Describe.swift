@@ -19,10 +19,11 @@ extension Model {
         case .sequence(let f): outputs["output"] = entry(DType.float32.rawValue, [batch, steps, .int(f)])
         case .pooled(let f): outputs["output"] = entry(DType.float32.rawValue, [batch, .int(f)])
         }
-        for (name, rows, width) in stateInputs {
+        // outputNames lists the final states in stateInputs' order, after "output".
+        for ((name, rows, width), finalName) in zip(stateInputs, outputNames.dropFirst()) {
             let shape = entry(DType.float32.rawValue, [.int(rows), batch, .int(width)])
             inputs[name] = shape
-            outputs[String(name.dropLast()) + "_n"] = shape
+            outputs[finalName] = shape
         }
         var document = architecture.json.objectValue ?? [:]
         document["inputs"] = .object(inputs)

@@ -42,6 +42,12 @@ public struct StateDeclaration: Sendable, Equatable {
     }
 }
 
+/// The names a state of layer `layer` goes by: its initial value as an input ("L.h0") and its final
+/// value as an output ("L.h_n").
+func stateTensorNames(layer: String, state: String) -> (initial: String, final: String) {
+    ("\(layer).\(state)0", "\(layer).\(state)_n")
+}
+
 /// What shape checking carries from layer to layer.
 public struct ShapeContext: Sendable {
     /// Width of the nearest preceding recurrent layer's final state (top layer, all directions).

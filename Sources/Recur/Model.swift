@@ -115,8 +115,9 @@ public final class Model: Sendable {
         self.parameterCount = parameterCount
         // Names built once here: a run checks its inputs against them and a session carries its
         // states by them on every call.
-        stateInputs = layers.flatMap { layer in layer.states.map { ("\(layer.name).\($0.name)0", $0.rows, $0.width) } }
-        outputNames = ["output"] + layers.flatMap { layer in layer.states.map { "\(layer.name).\($0.name)_n" } }
+        let states = layers.flatMap { layer in layer.states.map { (stateTensorNames(layer: layer.name, state: $0.name), $0) } }
+        stateInputs = states.map { names, state in (names.initial, state.rows, state.width) }
+        outputNames = ["output"] + states.map { names, _ in names.final }
         if case .features(let size) = architecture.input { widest = max(widest, size) }
         self.widestStep = widest.multipliedReportingOverflow(by: 4).overflow ? Int.max : widest * 4
         if let configuration = architecture.tokenizer, let vocabulary = architecture.vocabulary {

@@ -380,7 +380,7 @@ struct PluginLayer: Layer {
         var workspace = try buffer(batch: batch, perSequence: declaration.workspace, "workspace")
         var y = try buffer(batch: batch * steps, perSequence: width, "output")
         var active = [UInt8](repeating: 1, count: batch)
-        let initial = declaration.states.map { context.initialStates["\(name).\($0.name)0"] }
+        let initial = declaration.states.map { context.initialStates[stateTensorNames(layer: name, state: $0.name).initial] }
         var finals = widths.map { [Float](repeating: 0, count: directions * batch * $0) }
         let lengths = context.lengths
         var message = [CChar](repeating: 0, count: pluginErrorCapacity)
@@ -434,7 +434,7 @@ struct PluginLayer: Layer {
             }
         }
         for (declared, values) in zip(declaration.states, finals) {
-            context.emitFinalState("\(name).\(declared.name)_n", Tensor(floats: values, shape: [directions, batch, declared.width]))
+            context.emitFinalState(stateTensorNames(layer: name, state: declared.name).final, Tensor(floats: values, shape: [directions, batch, declared.width]))
         }
         // The first state's final value, directions side by side: [B, D·w₀] (for pool final_state).
         let w0 = widths[0]

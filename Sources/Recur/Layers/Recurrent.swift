@@ -195,7 +195,7 @@ struct RecurrentLayer: Layer {
     let weights: [[DirectionWeights]]
     /// Per state of the cell, the names its initial and final values go by ("L.h0", "L.h_n"),
     /// built once rather than on every forward pass.
-    private let stateTensorNames: [(initial: String, final: String)]
+    private let stateTensors: [(initial: String, final: String)]
 
     init(name: String, cell: any RecurrentCell, inputSize: Int, hidden: Int, directions: Int, weights: [[DirectionWeights]]) {
         self.name = name
@@ -204,7 +204,7 @@ struct RecurrentLayer: Layer {
         self.hidden = hidden
         self.directions = directions
         self.weights = weights
-        stateTensorNames = cell.stateNames.map { ("\(name).\($0)0", "\(name).\($0)_n") }
+        stateTensors = cell.stateNames.map { stateTensorNames(layer: name, state: $0) }
     }
 
     var states: [StateDeclaration] {
@@ -228,7 +228,7 @@ struct RecurrentLayer: Layer {
         let width = directions * hidden
         let rows = weights.count * directions
         let stateSize = batch * hidden
-        let initial = stateTensorNames.map { context.initialStates[$0.initial] }
+        let initial = stateTensors.map { context.initialStates[$0.initial] }
         // [rows, B, H] each: the initial states in, the final states out, row by row as layers run.
         var states = initial.map { $0 ?? [Float](repeating: 0, count: rows * stateSize) }
         var driver = SequenceDriver(cell: cell, batch: batch, steps: steps, hidden: hidden, directions: directions,
@@ -246,7 +246,7 @@ struct RecurrentLayer: Layer {
             if states.count > 1 { states[1].replaceSubrange(range, with: c) }
             x = y
         }
-        for (names, values) in zip(stateTensorNames, states) {
+        for (names, values) in zip(stateTensors, states) {
             context.emitFinalState(names.final, Tensor(floats: values, shape: [rows, batch, hidden]))
         }
         // The top stacked layer's final h, directions side by side: [B, D·H].
