@@ -516,7 +516,7 @@ RK_INLINE row_split split_rows(size_t B, int G, int MR, int TILE_MR, int SHORT_M
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
                          size_t unit_begin, size_t unit_end) {
-    if (!HALF && (s->x || s->batch >= STEP_PRODUCT_MIN_ROWS)) {
+    if (rk_step_runs_as_product(s->batch, s->x != NULL, HALF)) {
         step_by_product(s, cell, G, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end);
         return;
     }
@@ -652,6 +652,10 @@ enum { STEP_INPUT_MAX_BYTES = 2 << 20 };
 int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, int half_weights) {
     return !half_weights && batch >= STEP_PROJECTING_MIN_ROWS && input_size <= 2 * hidden &&
            rk_input_packed_size(gates, hidden, input_size) * sizeof(float) <= STEP_INPUT_MAX_BYTES;
+}
+
+int rk_step_runs_as_product(size_t batch, int projects_input, int half_weights) {
+    return !half_weights && (projects_input || batch >= STEP_PRODUCT_MIN_ROWS);
 }
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }

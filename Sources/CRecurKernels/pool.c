@@ -31,11 +31,19 @@
 /* Per-step products below this many multiply-adds run on one thread: waiting for the step's other
    chunks would cost more. */
 enum { MIN_PARALLEL_STEP_WORK = 1 << 15 };
-/* A sequence runs in bands of rows when every owning thread gets at least this many rows and W_hh
-   fits one core's L2 (pool.core_cache_bytes): on the development machine (512 KiB of L2 per core)
-   bands were 15% faster with 256 KiB of weights, no faster with 1 MiB and slower with 4 MiB, where
-   every band streams all of W_hh from L3 each step. The L2's size when the system does not tell: */
-enum { BAND_MIN_ROWS = 8, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
+/* A sequence runs in bands of rows when every owning thread gets at least BAND_MIN_ROWS rows and W_hh
+   fits one core's L2 (pool.core_cache_bytes), or, when a band's steps run as matrix products
+   (rk_step_runs_as_product), W_hh of up to BAND_PRODUCT_CACHE_SHARES times that: a product's tiles
+   reuse each weight over the band's rows, so streaming all of W_hh from L3 every step costs a band
+   little, and a band has no barrier per step (a core slowed by another tenant delays only its own
+   rows). Measured, bench/ab, same bits: on a Zen 3 VM with 512 KiB of L2, bands with W_hh in L2 15%
+   faster (256 KiB), no faster at 1 MiB, slower at 4 MiB on fused row groups; on a Zen 4 VM with
+   1 MiB of L2, bands of 16 rows with 1 MiB of W_hh 0.86 (LSTM-256 B = 32), and of product steps
+   GRU-384 B = 16 0.77–0.87, LSTM-1024 B = 64 0.93–0.94, RNN-1024 B = 32 0.94, LSTM-512 and GRU-512
+   B = 64 0.95–1.00, where bands of fused row groups were slower (RNN-1024 B = 16 1.14–1.25) and so
+   was W_hh larger than L3 (LSTM-2048 B = 32, 64 MiB: 1.09). The L2's size when the system does not
+   tell: FALLBACK_CORE_CACHE_BYTES. */
+enum { BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
 /* A thread's chunks run in turn forward and backward (odd steps from its last chunk) when its share
    of the weights a step reads is at most this many times its core's L2: the weights it read last are
    then the first it needs again, still in L2, where in the same order every step a share a little
@@ -328,7 +336,10 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->length = longest(s, 0, B);
     r->owners = owners;
     size_t weight_bytes = rk_recurrent_packed_size(gate_count(s->cell), H) * (s->recurrent_half_weights ? 2 : 4);
-    r->bands = owners > 1 && B >= owners * BAND_MIN_ROWS && weight_bytes <= pool.core_cache_bytes ? owners : 1;
+    size_t band_rows = B / owners;
+    int band_products = rk_step_runs_as_product(band_rows, steps_project_input(s, band_rows), s->recurrent_half_weights != NULL);
+    size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * pool.core_cache_bytes;
+    r->bands = owners > 1 && B >= owners * BAND_MIN_ROWS && weight_bytes <= band_weight_limit ? owners : 1;
     atomic_init(&r->next_band, 0);
     size_t most = owners * CHUNKS_PER_THREAD;
     r->projection = (rk_product){B * T, columns, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias,

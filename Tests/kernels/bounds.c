@@ -12,11 +12,12 @@
  *
  * Then every row of a batch, forward and reverse, is checked against the same row run alone, bit
  * for bit: a batch big enough runs in bands of rows, one per thread, each with its own time loop
- * up to its own longest row (small W_hh), or its steps as matrix products (large W_hh) that
- * compute their own input part (W_ih up to twice W_hh's size) or read the input projection's (a
- * larger W_ih: 33 rows in two bands of over 16, and I = 650 against H = 300); a lone row runs
- * through the lone-row step, several unit blocks at once, after the projection of every step (exits
- * 1 on a difference).
+ * up to its own longest row (small W_hh, or larger W_hh when a band's steps are matrix products:
+ * 23 rows and H = 300), or else its steps split by hidden units across threads, as matrix products
+ * that compute their own input part (12 rows, too few for bands, W_ih up to twice W_hh's size) or
+ * read the input projection's (a larger W_ih: I = 650 against H = 300, 17 rows in bands of 8 that
+ * would be fused row groups); a lone row runs through the lone-row step, several unit blocks at
+ * once, after the projection of every step (exits 1 on a difference).
  */
 #include "recur_kernels.h"
 #include <stdio.h>
@@ -161,6 +162,7 @@ int main(void) {
             for (int with_lengths = 0; with_lengths <= 1; with_lengths++)
                 differing |= rows_agree_alone(cells[c], 23, 5, 7, 44, reverse, with_lengths) |
                              rows_agree_alone(cells[c], 23, 3, 7, 300, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], 12, 3, 7, 300, reverse, with_lengths) |
                              rows_agree_alone(cells[c], 33, 3, 50, 20, reverse, with_lengths) |
                              rows_agree_alone(cells[c], 17, 2, 650, 300, reverse, with_lengths);
     return differing;

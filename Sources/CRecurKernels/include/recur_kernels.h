@@ -124,6 +124,11 @@ size_t rk_step_partial_size(size_t gates, size_t batch);
    computed ahead: many rows, float32 W_hh, and a W_ih small enough to stream every step. */
 int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, int half_weights);
 
+/* Whether a step over `batch` rows runs as matrix products (register tiles over panels of weights
+   kept in cache across rows) rather than as fused row groups: float32 W_hh, and many rows or the
+   step computing its own input part. */
+int rk_step_runs_as_product(size_t batch, int projects_input, int half_weights);
+
 /* How many unit blocks a step over `batch` rows computes at once: a range of blocks given to
    rk_recurrent_step that is a multiple of it (or ends at the last block) runs at full rate. */
 size_t rk_step_unit_group(size_t gates, size_t batch);
