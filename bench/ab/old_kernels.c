@@ -7,6 +7,7 @@
 #define rk_input_pack old_rk_input_pack
 #define rk_input_bias_pack old_rk_input_bias_pack
 #define rk_step_projects_input old_rk_step_projects_input
+#define rk_step_runs_as_product old_rk_step_runs_as_product
 #define rk_gemm_panels old_rk_gemm_panels
 #define rk_gemm_packed old_rk_gemm_packed
 #define rk_gemm_packed_parallel old_rk_gemm_packed_parallel
