@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks the machine code of the matrix-product tiles (Sources/CRecurKernels/packed.c).
 
-The AVX-512 variant cannot run on the development machine, so its speed is never measured there;
-this reads the assembly clang makes of it instead. Each variant's products must contain an inner
+A variant the machine cannot run (AVX-512 on a CPU without it) is never timed there, so this reads
+the assembly clang makes of every variant instead. Each variant's products must contain an inner
 loop holding its whole tile in registers: `rows × streams` fused multiply-adds on registers of its
 width, and no vector value stored to or loaded from the stack inside the loop. A tile that falls
 back to memory (as a variable-length array does) runs several times slower, and only this notices.

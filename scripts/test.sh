@@ -19,7 +19,7 @@ pytest_collecting() {
 echo "== swift build (release: librecur.so, recurd, recur-cli)"
 swift build -c release
 
-echo "== kernel code: each variant's matrix-product tile held in registers (AVX-512's cannot run here)"
+echo "== kernel code: each variant's matrix-product tile held in registers (whatever this CPU runs)"
 python3 scripts/check_kernel_codegen.py "$(dirname "$(command -v swift)")/clang"
 
 echo "== kernels under AddressSanitizer, every variant, exact buffer sizes (Tests/kernels)"
