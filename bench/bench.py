@@ -63,27 +63,27 @@ def write_untrained_model(config, directory) -> None:
     recur.save_tensors(os.path.join(directory, "input.safetensors"), {"input": harness.random_input(config)})
 
 
-def bench_config(config, engines, args) -> dict:
-    """Every engine `args.rounds` times, each time in a new process, in an order that rotates from
-    round to round (PyTorch first in the first round: it writes the model Recur runs). An engine's
-    time is the lowest of its rounds' medians, so a minute of interference from other tenants of a
-    shared machine, which the medians of one round cannot outlast, does not fall on one engine alone."""
-    row = {"id": config["id"], "flops": harness.flops(config), "errors": []}
+def bench_round(config, engines, args, round_index, directory, results) -> None:
+    """Round `round_index` of `config`: every engine once, each in a new process, in an order that
+    rotates from round to round (PyTorch first in the first round: it writes the model Recur runs).
+    An engine's time is kept as the lowest of its rounds' medians (in `results`, by engine)."""
     order = (["torch"] if "torch" in engines else []) + ["recur"] + [e for e in engines if e != "torch"]
-    with tempfile.TemporaryDirectory(prefix=f"recur-bench-{config['id']}-") as directory:
-        results = {}
-        for round_index in range(args.rounds):
-            shift = round_index % len(order)
-            for engine in order[shift:] + order[:shift]:
-                if engine == "recur" and not os.path.exists(os.path.join(directory, "model.safetensors")):
-                    write_untrained_model(config, directory)
-                if "error" in results.get(engine, {}):
-                    continue
-                result = run_engine(engine, config, directory, args)
-                if engine not in results or "error" in result:
-                    results[engine] = result
-                else:
-                    results[engine]["ms"] = min(results[engine]["ms"], result["ms"])
+    shift = round_index % len(order)
+    for engine in order[shift:] + order[:shift]:
+        if engine == "recur" and not os.path.exists(os.path.join(directory, "model.safetensors")):
+            write_untrained_model(config, directory)
+        if "error" in results.get(engine, {}):
+            continue
+        result = run_engine(engine, config, directory, args)
+        if engine not in results or "error" in result:
+            results[engine] = result
+        else:
+            results[engine]["ms"] = min(results[engine]["ms"], result["ms"])
+
+
+def config_row(config, results) -> dict:
+    """The table row of `config` from its engines' results over all rounds."""
+    row = {"id": config["id"], "flops": harness.flops(config), "errors": []}
     for engine, result in results.items():
         if "error" in result:
             row["errors"].append(f"{engine}: {result['error']}")
@@ -92,11 +92,30 @@ def bench_config(config, engines, args) -> dict:
         row[f"{engine}_peak_mib"] = result["peak_mib"]
         row[f"{engine}_baseline_mib"] = result["baseline_mib"]
         row.setdefault("versions", {})[engine] = result["version"]
-    recur_result = results["recur"]
+    recur_result = results.get("recur", {})
     for key in ("first_load_mib", "load_peak_mib", "loaded_mib", "file_mib", "max_rel_err"):
         if key in recur_result:
             row[key] = recur_result[key]
     return row
+
+
+def bench_configs(configs, engines, args):
+    """Yields each configuration's row after its last round. Every round runs all configurations
+    in turn, so a configuration's rounds lie minutes apart: the host's slow spells here last
+    minutes, and rounds run back to back fell into the same spell, so that their lowest median did
+    not escape it."""
+    with tempfile.TemporaryDirectory(prefix="recur-bench-") as root:
+        directories = [os.path.join(root, str(index)) for index in range(len(configs))]
+        results = [{} for _ in configs]
+        for directory in directories:
+            os.mkdir(directory)
+        for round_index in range(args.rounds):
+            if args.rounds > 1:
+                print(f"round {round_index + 1} of {args.rounds}", flush=True)
+            for index, config in enumerate(configs):
+                bench_round(config, engines, args, round_index, directories[index], results[index])
+                if round_index == args.rounds - 1:
+                    yield config_row(config, results[index])
 
 
 def machine() -> dict:
@@ -172,13 +191,12 @@ def main():
           flush=True)
 
     rows, versions = [], {}
-    for config in configs:
-        row = bench_config(config, engines, args)
+    for row in bench_configs(configs, engines, args):
         rows.append(row)
         versions.update(row.get("versions", {}))
         print(harness.progress_line(row), flush=True)
         for error in row["errors"]:
-            print(f"FAILED {config['id']}: {error}", flush=True)
+            print(f"FAILED {row['id']}: {error}", flush=True)
 
     print()
     print(describe_machine(info, versions, os.getloadavg()))
