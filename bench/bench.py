@@ -155,16 +155,21 @@ def main():
                         help="processes per engine and configuration, in rotating order; the lowest median counts (default 3)")
     parser.add_argument("--peers", default=os.path.join(SHARED, "bench", "peers.py"), help="path of peers.py")
     parser.add_argument("--tolerance", type=float,
-                        help="largest max relative error of Recur against PyTorch (default 1e-4; 1e-2 with --half-weights)")
-    parser.add_argument("--half-weights", action="store_true",
-                        help='time Recur with its opt-in half-precision recurrent weights (layer key "recurrent_weights": '
-                             '"float16"); the error column then shows what that costs')
+                        help="largest max relative error of Recur against PyTorch (default 1e-4; 1e-2 with --half-weights, "
+                             "1e-1 with --bf16)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--half-weights", action="store_true",
+                           help='time Recur with its opt-in half-precision recurrent weights (layer key "recurrent_weights": '
+                                '"float16"); the error column then shows what that costs')
+    precision.add_argument("--bf16", action="store_true",
+                           help='time Recur with its opt-in products in bfloat16 (layer key "precision": "bfloat16"); the '
+                                'error column then shows what that costs')
     parser.add_argument("--peers-only", nargs="*", choices=sorted(PEER_MODULES), metavar="PEER",
                         help="time only these peers (default: every installed one; none: Recur alone)")
     parser.add_argument("--markdown", action="store_true", help="print the final table as Markdown")
     args = parser.parse_args()
     if args.tolerance is None:
-        args.tolerance = 1e-2 if args.half_weights else 1e-4
+        args.tolerance = 1e-2 if args.half_weights else 1e-1 if args.bf16 else 1e-4
     if args.repeat < 1 or args.rounds < 1:
         parser.error("--repeat and --rounds must be at least 1")
     if not os.path.exists(args.peers):
@@ -173,6 +178,8 @@ def main():
     configs = [config for path in args.configs for config in harness.load_configs(path)]
     if args.half_weights:
         configs = [{**config, "recurrent_weights": "float16"} for config in configs]
+    if args.bf16:
+        configs = [{**config, "precision": "bfloat16"} for config in configs]
     if args.only:
         unknown = set(args.only) - {config["id"] for config in configs}
         if unknown:

@@ -67,6 +67,8 @@ def architecture(config) -> dict:
              "num_layers": config.get("layers", 1), "bidirectional": bool(config.get("bidirectional"))}
     if config.get("recurrent_weights"):
         layer["recurrent_weights"] = config["recurrent_weights"]  # "float16": Recur's opt-in half W_hh
+    if config.get("precision"):
+        layer["precision"] = config["precision"]  # "bfloat16": Recur's opt-in products in bfloat16
     return {"format": 1, "name": config["id"], "input": {"kind": "features", "size": config["I"]}, "layers": [layer]}
 
 

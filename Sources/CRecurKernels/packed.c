@@ -93,6 +93,56 @@ void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P)
 
 void rk_input_pack(size_t gates, size_t H, size_t I, const float *W, float *P) { gates_pack_into(gates, H, I, W, P, NULL); }
 
+/* ---- bfloat16 ------------------------------------------------------------------------------ */
+
+typedef uint32_t v16u __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint32_t v16u_unaligned __attribute__((vector_size(64), aligned(2)));
+typedef uint16_t v16u16 __attribute__((vector_size(32)));
+typedef uint16_t v16u16_unaligned __attribute__((vector_size(32), aligned(2)));
+
+/* Sixteen floats' bits as bfloat16 (rk_bf16_round_rows' rounding): to nearest even; below 2⁻¹²⁶ a
+   zero of the value's sign; NaN a quiet NaN (rounding up could carry a NaN's low bits into infinity). */
+RK_INLINE v16u16 bf16x16(v16u x) {
+    v16i tiny = (x & 0x7f800000u) == 0, nan = (x & 0x7fffffffu) > 0x7f800000u;
+    v16u rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    v16u flushed = (x >> 16) & 0x8000u, quiet = (x >> 16) | 0x40u;
+    v16u bits = ((v16u)tiny & flushed) | ((v16u)nan & quiet) | ((v16u) ~(tiny | nan) & rounded);
+    return __builtin_convertvector(bits, v16u16);
+}
+
+static uint16_t bf16_from_float(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bf16x16((v16u){bits})[0];
+}
+
+size_t rk_bf16_row_size(size_t K) { return (K + 1) / 2 * 2; }
+
+size_t rk_gates_packed_size_bf16(size_t gates, size_t H, size_t K) { return rk_gate_columns(gates, H) * rk_bf16_row_size(K); }
+
+void rk_gates_pack_bf16(size_t gates, size_t H, size_t K, const float *W, uint16_t *P) {
+    for (size_t panel = 0; panel < rk_gate_columns(gates, H) / GEMM_NR; panel++)
+        for (size_t pair = 0; pair < rk_bf16_row_size(K) / 2; pair++)
+            for (size_t c = 0; c < GEMM_NR; c++)
+                for (size_t k = 2 * pair; k < 2 * pair + 2; k++) {
+                    ptrdiff_t row = gate_row(gates, H, panel * GEMM_NR + c);
+                    *P++ = row >= 0 && k < K ? bf16_from_float(W[(size_t)row * K + k]) : 0;
+                }
+}
+
+/* rk_bf16_round_rows, inlined into each variant: the steps round h_prev every step. */
+RK_INLINE void round_rows_bf16(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y, size_t ldy) {
+    for (size_t m = 0; m < M; m++) {
+        const float *x = X + m * ldx;
+        uint16_t *y = Y + m * ldy;
+        size_t k = 0;
+        for (; k + 16 <= K; k += 16) *(v16u16_unaligned *)(y + k) = bf16x16(*(const v16u_unaligned *)(x + k));
+        for (; k < K; k++) y[k] = bf16_from_float(x[k]);
+        if (K % 2 == 1) y[K] = 0;
+    }
+}
+
 /* ---- weights as stored: float32, or half (HALF) converted on load ---------------------------- */
 
 typedef uint16_t v8u16 __attribute__((vector_size(16)));
@@ -158,6 +208,55 @@ RK_INLINE void tile_micro(int MR, int NV, int HALF, int F16C, int PREFETCH, size
     }
 }
 
+#if RK_HAVE_AVX2_VARIANT
+#include <immintrin.h>
+#define RK_AVX512_BF16 __attribute__((target("avx512f,avx512vl,avx512bf16,avx2,fma,f16c")))
+/* *acc ← VDPBF16PS(*acc, *x, *w). Not always_inline: inlined only into gemm_dpbf16, compiled for
+   AVX-512 BF16, and a call never made in the other variants (through pointers: a 512-bit vector
+   argument would change the ABI of their calls). */
+RK_AVX512_BF16 static inline void dot_pairs_native(v16f *acc, const v16u *x, const v16u *w) {
+    *acc = (v16f)_mm512_dpbf16_ps((__m512)*acc, (__m512bh)*x, (__m512bh)*w);
+}
+#else
+static inline void dot_pairs_native(v16f *acc, const v16u *x, const v16u *w) { (void)acc, (void)x, (void)w; }
+#endif
+
+RK_INLINE float float_bits(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* The tile of bfloat16 products (rk_product's X16, P16): tile_micro's, over `pairs` pairs of k, each
+   row's pair (two bfloat16 in 32 bits) against NV panels' 16 pairs. DPBF16: with the instruction;
+   else the same sums as it computes them (the odd k's product first; products of two bfloat16 are
+   exact in float32, so each += rounds once, fused or not). */
+RK_INLINE void tile_micro_bf16(int MR, int NV, int DPBF16, size_t pairs, const uint16_t *const *rows,
+                               const uint16_t *const *w, v16f acc[TILE_MAX_MR][TILE_MAX_NV]) {
+    for (size_t k = 0; k < pairs; k++) {
+        v16u weights[TILE_MAX_NV], odd[TILE_MAX_NV], even[TILE_MAX_NV];
+        RK_UNROLL for (int v = 0; v < NV; v++) {
+            weights[v] = *(const v16u_unaligned *)(w[v] + k * 2 * GEMM_NR);
+            odd[v] = weights[v] & 0xffff0000u;
+            even[v] = weights[v] << 16;
+        }
+        RK_UNROLL for (int r = 0; r < MR; r++) {
+            uint32_t pair;
+            memcpy(&pair, rows[r] + 2 * k, sizeof pair);
+            if (DPBF16) {
+                v16u x = pair - (v16u){0};
+                RK_UNROLL for (int v = 0; v < NV; v++) dot_pairs_native(&acc[r][v], &x, &weights[v]);
+            } else {
+                v16f x_odd = splat16(float_bits(pair & 0xffff0000u)), x_even = splat16(float_bits(pair << 16));
+                RK_UNROLL for (int v = 0; v < NV; v++) {
+                    acc[r][v] += x_odd * (v16f)odd[v];
+                    acc[r][v] += x_even * (v16f)even[v];
+                }
+            }
+        }
+    }
+}
+
 /* ---- matrix product ----------------------------------------------------------------------- */
 
 /* Where row m of the product goes. */
@@ -166,28 +265,33 @@ RK_INLINE float *product_row(const rk_product *p, size_t m) {
 }
 
 /* Rows m ..< m+mr (mr ≤ MR; rows past mr repeat the last one, computed and never stored) of panels
-   q ..< q+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0 unless accumulating) or Y. */
-RK_INLINE void gemm_tile(int MR, int NV, const rk_product *p, size_t m, size_t mr, size_t q, size_t k0, size_t kc) {
+   q ..< q+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0 unless accumulating) or Y. BF16: the
+   product in bfloat16 (k0 even), with the instruction when DPBF16. */
+RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m, size_t mr, size_t q,
+                         size_t k0, size_t kc) {
     const void *w[TILE_MAX_NV];
     size_t n0[TILE_MAX_NV], width[TILE_MAX_NV];
     RK_UNROLL for (int v = 0; v < NV; v++) {
-        w[v] = p->P + (q + v) * GEMM_NR * p->K + k0 * GEMM_NR;
+        if (BF16) w[v] = p->P16 + (q + v) * GEMM_NR * rk_bf16_row_size(p->K) + k0 * GEMM_NR;
+        else w[v] = p->P + (q + v) * GEMM_NR * p->K + k0 * GEMM_NR;
         n0[v] = (q + v) * GEMM_NR;
         width[v] = p->N - n0[v] < GEMM_NR ? p->N - n0[v] : GEMM_NR;
     }
-    const float *rows[TILE_MAX_MR];
+    const void *rows[TILE_MAX_MR];
     float *out[TILE_MAX_MR];
     v16f acc[TILE_MAX_MR][TILE_MAX_NV];
     RK_UNROLL for (int r = 0; r < MR; r++) {
         size_t row = m + ((size_t)r < mr ? (size_t)r : mr - 1);
-        rows[r] = p->X + row * p->ldx + k0;
+        if (BF16) rows[r] = p->X16 + row * p->ldx + k0;
+        else rows[r] = p->X + row * p->ldx + k0;
         out[r] = product_row(p, row);
         RK_UNROLL for (int v = 0; v < NV; v++) {
             if (k0 > 0 || p->accumulate) acc[r][v] = load16_n(out[r] + n0[v], width[v]);
             else acc[r][v] = p->bias ? load16_n(p->bias + n0[v], width[v]) : splat16(0.0f);
         }
     }
-    tile_micro(MR, NV, 0, 0, 0, kc, rows, w, acc);
+    if (BF16) tile_micro_bf16(MR, NV, DPBF16, ceil_div(kc, 2), (const uint16_t *const *)rows, (const uint16_t *const *)w, acc);
+    else tile_micro(MR, NV, 0, 0, 0, kc, (const float *const *)rows, w, acc);
     RK_UNROLL for (int r = 0; r < MR; r++)
         RK_UNROLL for (int v = 0; v < NV; v++)
             if ((size_t)r < mr) store16_n(out[r] + n0[v], acc[r][v], width[v]);
@@ -209,12 +313,12 @@ static size_t tall_tile_rows(size_t rows, size_t MR, size_t SHORT_MR) {
 
 /* Rows m_begin ..< m_end of panels q0 ..< q_end in tiles of MR rows (the last one partial), each
    tile's rows through all the panels, NV at a time. */
-RK_INLINE void gemm_row_tiles(int MR, int NV, const rk_product *p, size_t m_begin, size_t m_end, size_t q0,
-                              size_t q_end, size_t k0, size_t kc) {
+RK_INLINE void gemm_row_tiles(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m_begin, size_t m_end,
+                              size_t q0, size_t q_end, size_t k0, size_t kc) {
     for (size_t m = m_begin; m < m_end; m += MR) {
         size_t mr = m_end - m < (size_t)MR ? m_end - m : (size_t)MR, q = q0;
-        for (; q + NV <= q_end; q += NV) gemm_tile(MR, NV, p, m, mr, q, k0, kc);
-        for (; q < q_end; q++) gemm_tile(MR, 1, p, m, mr, q, k0, kc);
+        for (; q + NV <= q_end; q += NV) gemm_tile(MR, NV, BF16, DPBF16, p, m, mr, q, k0, kc);
+        for (; q < q_end; q++) gemm_tile(MR, 1, BF16, DPBF16, p, m, mr, q, k0, kc);
     }
 }
 
@@ -223,17 +327,18 @@ RK_INLINE void gemm_row_tiles(int MR, int NV, const rk_product *p, size_t m_begi
    k block staying in L1 across the block's panels. (Rows in blocks of 96 outside, all the panels
    inside, streamed every panel from L3 for each block: 15–25% slower on one core here.) */
 enum { GEMM_PANEL_BLOCK_BYTES = 384 * 1024 };
-RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, const rk_product *p, size_t row_begin, size_t row_end,
-                         size_t panel_begin, size_t panel_end) {
+RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t row_begin,
+                         size_t row_end, size_t panel_begin, size_t panel_end) {
     size_t tall_end = row_begin + tall_tile_rows(row_end - row_begin, (size_t)MR, (size_t)SHORT_MR);
+    size_t weight_bytes = BF16 ? sizeof(uint16_t) : sizeof(float);
     for (size_t k0 = 0; k0 < p->K || k0 == 0; k0 += GEMM_KC) {
         size_t kc = p->K - k0 < GEMM_KC ? p->K - k0 : GEMM_KC;
-        size_t block = GEMM_PANEL_BLOCK_BYTES / ((kc > 0 ? kc : 1) * GEMM_NR * sizeof(float)) / NV * NV;
+        size_t block = GEMM_PANEL_BLOCK_BYTES / ((kc > 0 ? kc : 1) * GEMM_NR * weight_bytes) / NV * NV;
         block = block > (size_t)NV ? block : (size_t)NV;
         for (size_t q0 = panel_begin; q0 < panel_end; q0 += block) {
             size_t q_end = panel_end - q0 < block ? panel_end : q0 + block;
-            gemm_row_tiles(MR, NV, p, row_begin, tall_end, q0, q_end, k0, kc);
-            if (SHORT_MR > 0) gemm_row_tiles(SHORT_MR, NV, p, tall_end, row_end, q0, q_end, k0, kc);
+            gemm_row_tiles(MR, NV, BF16, DPBF16, p, row_begin, tall_end, q0, q_end, k0, kc);
+            if (SHORT_MR > 0) gemm_row_tiles(SHORT_MR, NV, BF16, DPBF16, p, tall_end, row_end, q0, q_end, k0, kc);
         }
         if (p->K == 0) break;
     }
@@ -436,9 +541,20 @@ RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
    numbers are the same. */
 enum { STEP_PRODUCT_MIN_ROWS = 16, STEP_PROJECTING_MIN_ROWS = 8, STEP_PRODUCT_UNITS = 8 };
 
+/* Floats of a batched step's gates and, for gru, its input part: two [B, columns] buffers, columns at
+   most the panels of STEP_PRODUCT_UNITS blocks plus one a neighbouring block shares. */
+RK_INLINE size_t product_gates_size(int G, size_t B) { return 2 * B * (STEP_PRODUCT_UNITS * (size_t)G + 2) * RK_UNITS; }
+
+RK_INLINE rk_weights step_weight_format(const rk_step *s) {
+    return s->bf16_weights ? RK_WEIGHTS_BFLOAT16 : s->half_weights ? RK_WEIGHTS_FLOAT16 : RK_WEIGHTS_FLOAT32;
+}
+
 RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SHORT_MR, int NV, size_t unit_begin,
                                size_t unit_end) {
     size_t B = s->batch, H = s->hidden;
+    /* In bfloat16, h_prev rounded [B, rk_bf16_row_size(H)], after the gates and the input part. */
+    uint16_t *h_rounded = (uint16_t *)(s->partial + product_gates_size(G, B));
+    if (s->bf16_weights) round_rows_bf16(B, H, s->h_prev, H, h_rounded, rk_bf16_row_size(H));
     for (size_t u0 = unit_begin; u0 < unit_end; u0 += STEP_PRODUCT_UNITS) {
         size_t u1 = unit_end - u0 < STEP_PRODUCT_UNITS ? unit_end : u0 + STEP_PRODUCT_UNITS;
         size_t first = gate_column(G, u0, 0) / GEMM_NR, end = ceil_div(gate_column(G, u1, 0), GEMM_NR);
@@ -453,7 +569,7 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
             float *into = cell == RK_CELL_GRU ? projected : gates;
             rk_product input_part = {B, columns, s->input_size, s->x, s->ldx, s->input_weights + offset * s->input_size,
                                      s->input_bias ? s->input_bias + offset : NULL, into, columns, SIZE_MAX, 0, 0};
-            gemm_body(MR, SHORT_MR, NV, &input_part, 0, B, 0, end - first);
+            gemm_body(MR, SHORT_MR, NV, 0, 0, &input_part, 0, B, 0, end - first);
             input = into, ldinput = columns;
         }
         if (input != gates)
@@ -468,7 +584,14 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
             }
         rk_product recurrent_part = {B, columns, H, s->h_prev, H, s->weights + offset * H, NULL, gates, columns,
                                      SIZE_MAX, 0, 1};
-        gemm_body(MR, SHORT_MR, NV, &recurrent_part, 0, B, 0, end - first);
+        if (s->bf16_weights) {
+            /* Through the dispatch: the bfloat16 product may use an instruction this variant is not compiled for. */
+            recurrent_part.X16 = h_rounded, recurrent_part.ldx = rk_bf16_row_size(H);
+            recurrent_part.P16 = s->bf16_weights + offset * rk_bf16_row_size(H);
+            rk_gemm_packed(&recurrent_part, 0, B, 0, end - first);
+        } else {
+            gemm_body(MR, SHORT_MR, NV, 0, 0, &recurrent_part, 0, B, 0, end - first);
+        }
         for (size_t b = 0; b < B; b++)
             for (size_t u = u0; u < u1; u++) {
                 size_t j = u * RK_UNITS, n = block_units(H, u);
@@ -516,7 +639,7 @@ RK_INLINE row_split split_rows(size_t B, int G, int MR, int TILE_MR, int SHORT_M
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
                          size_t unit_begin, size_t unit_end) {
-    if (rk_step_runs_as_product(s->batch, s->x != NULL, HALF)) {
+    if (rk_step_runs_as_product(s->batch, s->x != NULL, step_weight_format(s))) {
         step_by_product(s, cell, G, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end);
         return;
     }
@@ -577,26 +700,52 @@ typedef struct {
     const char *name;
     void (*gemm)(const rk_product *p, size_t row_begin, size_t row_end, size_t panel_begin, size_t panel_end);
     void (*step)(const rk_step *s, size_t unit_begin, size_t unit_end);
+    void (*round_rows_bf16)(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y, size_t ldy);
 } kernel_variant;
 
-#define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV, F16C)                                                              \
+#if RK_HAVE_AVX2_VARIANT
+/* The AVX-512 variant's product in bfloat16 with VDPBF16PS, where the CPU has AVX-512 BF16. */
+RK_AVX512_BF16 static void gemm_dpbf16(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {
+    gemm_body(12, 4, 2, 1, 1, p, rb, re, pb, pe);
+}
+
+static int cpu_has_dpbf16(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16");
+}
+#else
+/* Off x86 the portable variant, never asking for the instruction, names its own product here. */
+#define gemm_dpbf16 gemm_bf16_portable
+#endif
+
+/* DPBF16: whether the variant's products in bfloat16 go to gemm_dpbf16; else computed as it does. */
+#define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV, F16C, DPBF16)                                                      \
+    TARGET static void gemm_bf16_##NAME(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {           \
+        gemm_body(MR, SHORT_MR, NV, 1, 0, p, rb, re, pb, pe);                                                          \
+    }                                                                                                                  \
     TARGET static void gemm_##NAME(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {                \
-        gemm_body(MR, SHORT_MR, NV, p, rb, re, pb, pe);                                                                \
+        if (!p->P16) gemm_body(MR, SHORT_MR, NV, 0, 0, p, rb, re, pb, pe);                                             \
+        else if (DPBF16) gemm_dpbf16(p, rb, re, pb, pe);                                                               \
+        else gemm_bf16_##NAME(p, rb, re, pb, pe);                                                                      \
+    }                                                                                                                  \
+    TARGET static void round_rows_bf16_##NAME(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y,           \
+                                              size_t ldy) {                                                            \
+        round_rows_bf16(M, K, X, ldx, Y, ldy);                                                                         \
     }                                                                                                                  \
     TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) {                                          \
         if (s->half_weights) step_body(MR, SHORT_MR, NV, 1, F16C, s, ub, ue);                                          \
         else step_body(MR, SHORT_MR, NV, 0, F16C, s, ub, ue);                                                           \
     }                                                                                                                  \
-    static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME};
+    static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME, round_rows_bf16_##NAME};
 
 /* F16C: half weights converted by the conversion instruction (every AVX2 CPU has it), not integer code. */
-RK_VARIANT(portable, , 6, 0, 1, 0)
+RK_VARIANT(portable, , 6, 0, 1, 0, 0)
 #if RK_HAVE_AVX2_VARIANT
-RK_VARIANT(avx2, RK_AVX2, 6, 4, 1, 1)
-RK_VARIANT(avx512, RK_AVX512, 12, 4, 2, 1)
+RK_VARIANT(avx2, RK_AVX2, 6, 4, 1, 1, 0)
+RK_VARIANT(avx512, RK_AVX512, 12, 4, 2, 1, cpu_has_dpbf16())
 /* AVX-512's tile shapes in AVX2 instructions: slow (the tiles spill), only for running the AVX-512
    variant's code paths on a machine without AVX-512 (RECUR_KERNELS=avx512_tiles_on_avx2). */
-RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 4, 2, 1)
+RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 4, 2, 1, 0)
 #endif
 #undef RK_VARIANT
 
@@ -634,9 +783,10 @@ static const kernel_variant *kernels(void) {
 
 const char *rk_kernels_name(void) { return kernels()->name; }
 
-/* A batched step's gates and, for gru, its input part: two [B, columns] buffers, columns at most the
-   panels of STEP_PRODUCT_UNITS blocks plus one a neighbouring block shares. */
-size_t rk_step_partial_size(size_t gates, size_t batch) { return 2 * batch * (STEP_PRODUCT_UNITS * gates + 2) * RK_UNITS; }
+size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weights weights) {
+    size_t rounded_rows = weights == RK_WEIGHTS_BFLOAT16 ? ceil_div(batch * rk_bf16_row_size(hidden), 2) : 0;
+    return product_gates_size((int)gates, batch) + rounded_rows;
+}
 
 /* A step that projects its own input streams W_ih along with W_hh every step, where the projection
    of every step ahead reads it once and leaves gx to be read back from memory. Measured here
@@ -649,16 +799,21 @@ size_t rk_step_partial_size(size_t gates, size_t batch) { return 2 * batch * (ST
    projection's long product does better. */
 enum { STEP_INPUT_MAX_BYTES = 2 << 20 };
 
-int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, int half_weights) {
-    return !half_weights && batch >= STEP_PROJECTING_MIN_ROWS && input_size <= 2 * hidden &&
+int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, rk_weights weights) {
+    return weights == RK_WEIGHTS_FLOAT32 && batch >= STEP_PROJECTING_MIN_ROWS && input_size <= 2 * hidden &&
            rk_input_packed_size(gates, hidden, input_size) * sizeof(float) <= STEP_INPUT_MAX_BYTES;
 }
 
-int rk_step_runs_as_product(size_t batch, int projects_input, int half_weights) {
-    return !half_weights && (projects_input || batch >= STEP_PRODUCT_MIN_ROWS);
+int rk_step_runs_as_product(size_t batch, int projects_input, rk_weights weights) {
+    return weights == RK_WEIGHTS_BFLOAT16 ||
+           (weights == RK_WEIGHTS_FLOAT32 && (projects_input || batch >= STEP_PRODUCT_MIN_ROWS));
 }
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }
+
+void rk_bf16_round_rows(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y, size_t ldy) {
+    kernels()->round_rows_bf16(M, K, X, ldx, Y, ldy);
+}
 
 void rk_gemm_packed(const rk_product *product, size_t row_begin, size_t row_end, size_t panel_begin, size_t panel_end) {
     if (row_begin >= row_end || panel_begin >= panel_end) return;

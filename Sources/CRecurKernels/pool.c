@@ -316,8 +316,17 @@ static size_t claim_in_share(share_claims *claims, uint64_t step, uint64_t count
 
 /* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
    rows' input projection is not computed ahead. */
+static rk_weights weight_format(const rk_sequence *s) {
+    return s->recurrent_bf16_weights ? RK_WEIGHTS_BFLOAT16 : s->recurrent_half_weights ? RK_WEIGHTS_FLOAT16 : RK_WEIGHTS_FLOAT32;
+}
+
 static int steps_project_input(const rk_sequence *s, size_t rows) {
-    return rk_step_projects_input(gate_count(s->cell), rows, s->input_size, s->hidden, s->recurrent_half_weights != NULL);
+    return rk_step_projects_input(gate_count(s->cell), rows, s->input_size, s->hidden, weight_format(s));
+}
+
+/* Floats of one thread's step workspace. */
+static size_t partial_size(const rk_sequence *s) {
+    return rk_step_partial_size(gate_count(s->cell), s->batch, s->hidden, weight_format(s));
 }
 
 /* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks
@@ -350,15 +359,21 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->s = s;
     r->length = longest(s, 0, B);
     r->owners = owners;
-    size_t weight_bytes = rk_recurrent_packed_size(gate_count(s->cell), H) * (s->recurrent_half_weights ? 2 : 4);
+    size_t weight_bytes = rk_recurrent_packed_size(gate_count(s->cell), H) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
     size_t band_rows = B / owners;
-    int band_products = rk_step_runs_as_product(band_rows, steps_project_input(s, band_rows), s->recurrent_half_weights != NULL);
+    int band_products = rk_step_runs_as_product(band_rows, steps_project_input(s, band_rows), weight_format(s));
     size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * pool.core_cache_bytes;
     r->bands = owners > 1 && B >= owners * BAND_MIN_ROWS && weight_bytes <= band_weight_limit ? owners : 1;
     atomic_init(&r->next_band, 0);
     size_t most = owners * CHUNKS_PER_THREAD;
     r->projection = (rk_product){B * T, columns, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias,
                                  s->gx, B * columns, T, columns};
+    if (weight_format(s) == RK_WEIGHTS_BFLOAT16) {
+        /* Rounded here, on the calling thread: a product split by column panels reads every row. */
+        size_t row_size = rk_bf16_row_size(s->input_size);
+        rk_bf16_round_rows(B * T, s->input_size, s->x, s->ldx, s->x_bf16, row_size);
+        r->projection.X16 = s->x_bf16, r->projection.ldx = row_size, r->projection.P16 = s->input_bf16_weights;
+    }
     r->projection_chunks = steps_project_input(s, B) ? 0 : gemm_parts(B * T, columns, most);
     r->units = (H + RK_UNITS - 1) / RK_UNITS;
     r->unit_group = rk_step_unit_group(gate_count(s->cell), B);
@@ -384,14 +399,14 @@ static rk_step step_of_rows(const rk_sequence *s, size_t step_index, size_t leng
     float *state = step_index % 2 == 0 ? s->h : s->h_spare, *next = step_index % 2 == 0 ? s->h_spare : s->h;
     return (rk_step){
         .cell = s->cell, .batch = row_end - row_begin, .hidden = H, .weights = s->recurrent_weights,
-        .half_weights = s->recurrent_half_weights, .bias = s->recurrent_bias,
+        .half_weights = s->recurrent_half_weights, .bf16_weights = s->recurrent_bf16_weights, .bias = s->recurrent_bias,
         .gx = s->gx + (t * B + row_begin) * columns, .ldgx = columns,
         .x = steps_project_input(s, row_end - row_begin) ? s->x + (row_begin * T + t) * s->ldx : NULL, .ldx = T * s->ldx,
         .input_size = s->input_size, .input_weights = s->input_weights, .input_bias = s->input_bias,
         .h_prev = state + row_begin * H, .h_next = next + row_begin * H,
         .c = s->c ? s->c + row_begin * H : NULL, .y = s->y + (row_begin * T + t) * s->ldy, .ldy = T * s->ldy,
         .lengths = s->lengths ? s->lengths + row_begin : NULL, .t = t,
-        .partial = s->partial + thread * rk_step_partial_size(gate_count(s->cell), B),
+        .partial = s->partial + thread * partial_size(s),
     };
 }
 

@@ -45,6 +45,9 @@ typedef struct {
     float *Y;
     size_t ldy, group, ldy_group;
     int accumulate;                     /* sums start from Y's values instead of the bias */
+    /* A product in bfloat16 (P16 not NULL) reads X16 and P16 instead of X and P: row m of X rounded to
+       bfloat16 at X16 + m·ldx (rk_bf16_round_rows), W packed by rk_gates_pack_bf16. */
+    const uint16_t *X16, *P16;
 } rk_product;
 
 /* Rows row_begin ..< row_end of the product over column panels panel_begin ..< panel_end
@@ -54,6 +57,19 @@ void rk_gemm_packed(const rk_product *product, size_t row_begin, size_t row_end,
 /* Y[M, N] = X[M, K] · Wᵀ + bias[N] (rows of Y ldy apart), on the worker pool's threads when it is free. */
 void rk_gemm_packed_parallel(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,
                              const float *bias, float *Y, size_t ldy);
+
+/* ---- bfloat16 products (opt-in) ------------------------------------------------------------
+   A product in bfloat16 rounds its weights and its rows to bfloat16 (to nearest even; a value below
+   2⁻¹²⁶ becomes a zero of its sign, as AVX-512 BF16 reads it) and sums in float32 over pairs of k
+   as VDPBF16PS does: sum += x[k+1]·w[k+1], then sum += x[k]·w[k], each product exact, each sum rounded.
+   Every variant computes exactly that (with the instruction where the CPU has AVX-512 BF16), so a
+   row's result is the same bits everywhere. Rows and weights hold K rounded up to even values, the
+   last one zero when K is odd. */
+
+/* Values of a row of K in bfloat16: K rounded up to even. */
+size_t rk_bf16_row_size(size_t K);
+/* Y[m] (rows ldy values apart, ldy ≥ rk_bf16_row_size(K)) ← X[m, K] (rows ldx apart) rounded, m < M. */
+void rk_bf16_round_rows(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y, size_t ldy);
 
 /* ---- recurrent cells ----------------------------------------------------------------------
    Gate order is PyTorch's: lstm (i, f, g, o), gru (r, z, n), rnn one gate. */
@@ -86,6 +102,11 @@ void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P)
    steps that compute it themselves; P ← W in that layout. */
 size_t rk_input_packed_size(size_t gates, size_t H, size_t I);
 void rk_input_pack(size_t gates, size_t H, size_t I, const float *W, float *P);
+/* Values of W_ih [G·H, I] or W_hh [G·H, H] (K = I or H) packed for bfloat16 products, and P ← W
+   rounded, in the gate order, in rk_gemm_pack's panels with k in pairs: P[p][k/2][c][k%2] is row
+   p·16 + c of the reordered W at k (with one gate, W [N, K] in plain order: any matrix). */
+size_t rk_gates_packed_size_bf16(size_t gates, size_t H, size_t K);
+void rk_gates_pack_bf16(size_t gates, size_t H, size_t K, const float *W, uint16_t *P);
 /* P [rk_gate_columns(G, H)] ← bias [G·H] (PyTorch's gate order) in the gate order, zero in the padding. */
 void rk_input_bias_pack(size_t gates, size_t H, const float *bias, float *P);
 
@@ -98,6 +119,7 @@ typedef struct {
     size_t batch, hidden;               /* B, H */
     const float *weights;               /* rk_recurrent_pack of W_hh */
     const uint16_t *half_weights;       /* rk_recurrent_pack_half of W_hh, used instead when not NULL */
+    const uint16_t *bf16_weights;       /* rk_gates_pack_bf16 of W_hh: the step's product in bfloat16, when not NULL */
     const float *bias;                  /* gru: b_hn [H] or NULL; unused otherwise */
     const float *gx;                    /* row b at gx + b·ldgx: [rk_gate_columns(G, H)] in the gate order; unused given x */
     size_t ldgx;
@@ -112,22 +134,26 @@ typedef struct {
     size_t ldy;
     const size_t *lengths;              /* [B]: row b steps only while t < lengths[b]; NULL: all rows */
     size_t t;
-    float *partial;                     /* workspace [rk_step_partial_size(G, B)] of the calling thread */
+    float *partial;                     /* workspace [rk_step_partial_size(G, B, H, ·)] of the calling thread */
 } rk_step;
 
-/* Floats of the partial sums (or, for a batched step, the gates of a group of unit blocks) one
-   thread's rk_recurrent_step keeps. */
-size_t rk_step_partial_size(size_t gates, size_t batch);
+/* How a step holds W_hh: rk_recurrent_pack's floats, rk_recurrent_pack_half's halves, or
+   rk_gates_pack_bf16's bfloat16 for products in bfloat16. */
+typedef enum { RK_WEIGHTS_FLOAT32 = 0, RK_WEIGHTS_FLOAT16 = 1, RK_WEIGHTS_BFLOAT16 = 2 } rk_weights;
+
+/* Floats of the partial sums (or, for a batched step, the gates of a group of unit blocks, and in
+   bfloat16 the rows of h_prev rounded) one thread's rk_recurrent_step keeps. */
+size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weights weights);
 
 /* Whether a step of `gates` gates over `batch` rows runs as one matrix product that is better off
    computing its input part itself (given x) than reading the input projection of every step,
    computed ahead: many rows, float32 W_hh, and a W_ih small enough to stream every step. */
-int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, int half_weights);
+int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, rk_weights weights);
 
 /* Whether a step over `batch` rows runs as matrix products (register tiles over panels of weights
-   kept in cache across rows) rather than as fused row groups: float32 W_hh, and many rows or the
-   step computing its own input part. */
-int rk_step_runs_as_product(size_t batch, int projects_input, int half_weights);
+   kept in cache across rows) rather than as fused row groups: float32 W_hh with many rows or the
+   step computing its own input part, and always in bfloat16. */
+int rk_step_runs_as_product(size_t batch, int projects_input, rk_weights weights);
 
 /* How many unit blocks a step over `batch` rows computes at once: a range of blocks given to
    rk_recurrent_step that is a multiple of it (or ends at the last block) runs at full rate. */
@@ -146,10 +172,14 @@ typedef struct {
     size_t batch, steps, input_size, hidden;  /* B, T, I, H */
     const float *x;                     /* [B, T, I] with row stride ldx: row (b·T + t) */
     size_t ldx;
-    const float *input_weights;         /* rk_input_pack of W_ih [G·H, I] */
+    const float *input_weights;         /* rk_input_pack of W_ih [G·H, I]; unused in bfloat16 */
     const float *input_bias;            /* rk_input_bias_pack of b_ih + b_hh (gru: b_hn left out), or NULL */
     const float *recurrent_weights;     /* rk_recurrent_pack of W_hh */
     const uint16_t *recurrent_half_weights; /* rk_recurrent_pack_half of W_hh, used instead when not NULL */
+    /* In bfloat16 (both not NULL, recurrent_weights and recurrent_half_weights NULL): rk_gates_pack_bf16
+       of W_ih and of W_hh, and a workspace for x rounded, row b·T + t at x_bf16 + (b·T + t)·rk_bf16_row_size(I). */
+    const uint16_t *input_bf16_weights, *recurrent_bf16_weights;
+    uint16_t *x_bf16;
     const float *recurrent_bias;        /* gru's b_hn [H], or NULL */
     const size_t *lengths;              /* [B] in 1 … T, or NULL: every row has T steps */
     int reverse;                        /* run t = len−1 … 0 */
@@ -157,7 +187,7 @@ typedef struct {
                                            are together; left untouched when the steps project their input */
     float *h;                           /* [B, H]: initial state in, final state out */
     float *h_spare;                     /* workspace [B, H] */
-    float *partial;                     /* workspace [RK_MAX_THREADS, rk_step_partial_size(G, B)] */
+    float *partial;                     /* workspace [RK_MAX_THREADS, rk_step_partial_size(G, B, H, ·)] */
     float *c;                           /* lstm: [B, H] initial in, final out; NULL otherwise */
     float *y;                           /* [B, T, ·] with row stride ldy: h of row b, step t at y + (b·T + t)·ldy */
     size_t ldy;

@@ -50,17 +50,28 @@ struct ElmanCell: RecurrentCell {
     var kernel: rk_cell { relu ? RK_CELL_RNN_RELU : RK_CELL_RNN_TANH }
 }
 
+/// How a recurrent layer holds its weights and computes its products: float32 (the default), W_hh in
+/// half precision (`recurrent_weights`: "float16"), or every product in bfloat16 (`precision`:
+/// "bfloat16": W_ih, W_hh and the x and h they multiply rounded to bfloat16, sums in float32).
+enum RecurrentPrecision: Sendable {
+    case float32, halfRecurrent, bfloat16
+}
+
 /// The weights of one direction of one stacked layer, packed once at load for the kernels; the
 /// packed arrays replace PyTorch's [G·H, in] and [G·H, H] matrices.
 struct DirectionWeights: Sendable {
-    /// rk_input_pack of W_ih [G·H, in_k]
+    /// rk_input_pack of W_ih [G·H, in_k]; empty when `bf16Input` holds it
     let input: [Float]
+    /// rk_gates_pack_bf16 of W_ih [G·H, in_k] in bfloat16 precision, or nil
+    let bf16Input: [UInt16]?
     /// rk_input_bias_pack of the biases the input projection adds (RecurrentCell.foldBiases); nil without bias
     let projectionBias: [Float]?
-    /// rk_recurrent_pack of W_hh [G·H, H]; empty when `halfRecurrent` holds it
+    /// rk_recurrent_pack of W_hh [G·H, H]; empty when `halfRecurrent` or `bf16Recurrent` holds it
     let recurrent: [Float]
     /// rk_recurrent_pack_half of W_hh [G·H, H] (the layer's `recurrent_weights` is "float16"), or nil
     let halfRecurrent: [UInt16]?
+    /// rk_gates_pack_bf16 of W_hh [G·H, H] in bfloat16 precision, or nil
+    let bf16Recurrent: [UInt16]?
     /// gru's b_hn [H]; nil otherwise
     let stepBias: [Float]?
 
@@ -68,7 +79,7 @@ struct DirectionWeights: Sendable {
     /// released before the next is decoded. W_hh in half precision must be finite and within
     /// ±65504, the largest half.
     init(cell: any RecurrentCell, hidden: Int, inputSize: Int, weights: LayerWeights, id: String,
-         halfRecurrent: Bool, layerName: String) throws(RecurError) {
+         precision: RecurrentPrecision, layerName: String) throws(RecurError) {
         func required(_ suffix: String) throws(RecurError) -> [Float] {
             guard let values = try weights.take(suffix) else {
                 throw RecurError(.internal, "layer '\(layerName)': parameter \(suffix) was not declared")
@@ -76,9 +87,17 @@ struct DirectionWeights: Sendable {
             return values
         }
         // Decoded tensors are arguments, not locals, so each is released as its packing returns.
-        self.input = Self.packInput(try required("weight_ih_\(id)"), cell: cell, hidden: hidden, inputSize: inputSize)
-        (recurrent, self.halfRecurrent) = try Self.packRecurrent(try required("weight_hh_\(id)"), cell: cell, hidden: hidden,
-                                                                  half: halfRecurrent, name: "\(layerName).weight_hh_\(id)")
+        if precision == .bfloat16 {
+            (input, bf16Input) = ([], Self.packBF16(try required("weight_ih_\(id)"), cell: cell, hidden: hidden, columns: inputSize))
+            (recurrent, halfRecurrent) = ([], nil)
+            bf16Recurrent = Self.packBF16(try required("weight_hh_\(id)"), cell: cell, hidden: hidden, columns: hidden)
+        } else {
+            (input, bf16Input, bf16Recurrent) = (Self.packInput(try required("weight_ih_\(id)"), cell: cell, hidden: hidden,
+                                                                inputSize: inputSize), nil, nil)
+            (recurrent, halfRecurrent) = try Self.packRecurrent(try required("weight_hh_\(id)"), cell: cell, hidden: hidden,
+                                                                half: precision == .halfRecurrent,
+                                                                name: "\(layerName).weight_hh_\(id)")
+        }
         let (projectionBias, stepBias) = cell.foldBiases(input: try weights.take("bias_ih_\(id)"),
                                                          recurrent: try weights.take("bias_hh_\(id)"), hidden: hidden)
         self.projectionBias = projectionBias.map { bias in
@@ -90,6 +109,13 @@ struct DirectionWeights: Sendable {
     /// W_ih [G·H, inputSize] packed for the input projection.
     private static func packInput(_ input: [Float], cell: any RecurrentCell, hidden: Int, inputSize: Int) -> [Float] {
         packed(rk_input_packed_size(cell.gates, hidden, inputSize)) { rk_input_pack(cell.gates, hidden, inputSize, input, $0) }
+    }
+
+    /// W_ih or W_hh [G·H, columns] rounded to bfloat16 and packed for the products in bfloat16.
+    private static func packBF16(_ weight: [Float], cell: any RecurrentCell, hidden: Int, columns: Int) -> [UInt16] {
+        packed(rk_gates_packed_size_bf16(cell.gates, hidden, columns)) {
+            rk_gates_pack_bf16(cell.gates, hidden, columns, weight, $0)
+        }
     }
 
     /// W_hh [G·H, H] packed in float32, or in half precision (and an empty float32 array).
@@ -116,8 +142,7 @@ struct RecurrentKind: LayerKind {
     struct Shape {
         let inputSize: Int, hidden: Int, layers: Int, directions: Int, bias: Bool
         let cell: any RecurrentCell
-        /// W_hh stored in half precision for the steps (`recurrent_weights`: "float16")
-        let halfRecurrent: Bool
+        let precision: RecurrentPrecision
     }
 
     func shape(_ config: LayerConfig) throws(RecurError) -> Shape {
@@ -140,7 +165,18 @@ struct RecurrentKind: LayerKind {
             directions: try config.boolean("bidirectional", default: false) ? 2 : 1,
             bias: try config.boolean("bias", default: true),
             cell: cell,
-            halfRecurrent: try config.choice("recurrent_weights", ["float32", "float16"], default: "float32") == "float16")
+            precision: try Self.precision(config))
+    }
+
+    /// The layer's `recurrent_weights` ("float32" or "float16") and `precision` ("float32" or
+    /// "bfloat16"); bfloat16 products hold W_hh in bfloat16, so the two are not combined.
+    private static func precision(_ config: LayerConfig) throws(RecurError) -> RecurrentPrecision {
+        let half = try config.choice("recurrent_weights", ["float32", "float16"], default: "float32") == "float16"
+        let bfloat16 = try config.choice("precision", ["float32", "bfloat16"], default: "float32") == "bfloat16"
+        if half && bfloat16 {
+            throw RecurError.format("layer '\(config.name)': precision \"bfloat16\" holds W_hh in bfloat16, so recurrent_weights \"float16\" cannot be combined with it")
+        }
+        return bfloat16 ? .bfloat16 : half ? .halfRecurrent : .float32
     }
 
     private static func suffix(_ k: Int, _ d: Int) -> String { "l\(k)" + (d == 1 ? "_reverse" : "") }
@@ -175,12 +211,12 @@ struct RecurrentKind: LayerKind {
             for d in 0..<s.directions {
                 directions.append(try DirectionWeights(
                     cell: s.cell, hidden: s.hidden, inputSize: k == 0 ? s.inputSize : s.directions * s.hidden,
-                    weights: weights, id: RecurrentKind.suffix(k, d), halfRecurrent: s.halfRecurrent, layerName: config.name))
+                    weights: weights, id: RecurrentKind.suffix(k, d), precision: s.precision, layerName: config.name))
             }
             stacked.append(directions)
         }
         return RecurrentLayer(name: config.name, cell: s.cell, inputSize: s.inputSize, hidden: s.hidden,
-                              directions: s.directions, weights: stacked)
+                              directions: s.directions, precision: s.precision, weights: stacked)
     }
 }
 
@@ -191,18 +227,21 @@ struct RecurrentLayer: Layer {
     let inputSize: Int
     let hidden: Int
     let directions: Int
+    let precision: RecurrentPrecision
     /// [num_layers][directions]
     let weights: [[DirectionWeights]]
     /// Per state of the cell, the names its initial and final values go by ("L.h0", "L.h_n"),
     /// built once rather than on every forward pass.
     private let stateTensors: [(initial: String, final: String)]
 
-    init(name: String, cell: any RecurrentCell, inputSize: Int, hidden: Int, directions: Int, weights: [[DirectionWeights]]) {
+    init(name: String, cell: any RecurrentCell, inputSize: Int, hidden: Int, directions: Int, precision: RecurrentPrecision,
+         weights: [[DirectionWeights]]) {
         self.name = name
         self.cell = cell
         self.inputSize = inputSize
         self.hidden = hidden
         self.directions = directions
+        self.precision = precision
         self.weights = weights
         stateTensors = cell.stateNames.map { stateTensorNames(layer: name, state: $0) }
     }
@@ -232,7 +271,7 @@ struct RecurrentLayer: Layer {
         // [rows, B, H] each: the initial states in, the final states out, row by row as layers run.
         var states = initial.map { $0 ?? [Float](repeating: 0, count: rows * stateSize) }
         var driver = SequenceDriver(cell: cell, batch: batch, steps: steps, hidden: hidden, directions: directions,
-                                    lengths: context.lengths)
+                                    precision: precision, inputSize: max(inputSize, width), lengths: context.lengths)
         for (k, layerWeights) in weights.enumerated() {
             // Without lengths every step of every row is written; with them, steps past a row's
             // length stay zero.
@@ -273,32 +312,35 @@ struct RecurrentLayer: Layer {
 struct SequenceDriver {
     let cell: any RecurrentCell
     let batch: Int, steps: Int, hidden: Int, directions: Int
+    let precision: RecurrentPrecision
     let lengths: [Int]?
     /// Per direction: [T, B, rk_gate_columns(G, H)] input projections (time-major; left untouched
-    /// when the steps project their own input), [B, H] spare state, then the step's
-    /// partial sums for each thread [RK_MAX_THREADS, rk_step_partial_size(G, B)].
+    /// when the steps project their own input), [B, H] spare state, the step's partial sums for
+    /// each thread [RK_MAX_THREADS, rk_step_partial_size(G, B, H, ·)], then in bfloat16 the input
+    /// rounded, [B·T, rk_bf16_row_size(inputSize)] bfloat16 values.
     private var workspace: [Float]
+    /// Floats of one direction's workspace and, within it, where its parts start.
+    private let stride: Int, spareOffset: Int, partialOffset: Int, roundedInputOffset: Int
 
-    init(cell: any RecurrentCell, batch: Int, steps: Int, hidden: Int, directions: Int, lengths: [Int]?) {
+    /// inputSize: the widest input of the layers it runs.
+    init(cell: any RecurrentCell, batch: Int, steps: Int, hidden: Int, directions: Int, precision: RecurrentPrecision,
+         inputSize: Int, lengths: [Int]?) {
         self.cell = cell
         self.batch = batch
         self.steps = steps
         self.hidden = hidden
         self.directions = directions
+        self.precision = precision
         self.lengths = lengths
+        let weights = precision == .bfloat16 ? RK_WEIGHTS_BFLOAT16 : precision == .halfRecurrent ? RK_WEIGHTS_FLOAT16
+                                                                                                  : RK_WEIGHTS_FLOAT32
+        spareOffset = batch * steps * rk_gate_columns(cell.gates, hidden)
+        partialOffset = spareOffset + batch * hidden
+        roundedInputOffset = partialOffset + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch, hidden, weights)
+        let roundedInput = precision == .bfloat16 ? (batch * steps * rk_bf16_row_size(inputSize) + 1) / 2 : 0
+        stride = roundedInputOffset + roundedInput
         // Every part is written before it is read (rk_sequence), so nothing is zeroed.
-        workspace = uninitializedFloats(directions * SequenceDriver.workspaceStride(
-            cell: cell, batch: batch, steps: steps, hidden: hidden))
-    }
-
-    /// Floats of one direction's workspace.
-    private static func workspaceStride(cell: any RecurrentCell, batch: Int, steps: Int, hidden: Int) -> Int {
-        projectionSize(cell: cell, batch: batch, steps: steps, hidden: hidden) + batch * hidden
-            + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch)
-    }
-
-    private static func projectionSize(cell: any RecurrentCell, batch: Int, steps: Int, hidden: Int) -> Int {
-        batch * steps * rk_gate_columns(cell.gates, hidden)
+        workspace = uninitializedFloats(directions * stride)
     }
 
     /// input [B, T, inputSize]; h, c [D, B, H] initial state in, final state out (c empty unless
@@ -306,13 +348,12 @@ struct SequenceDriver {
     mutating func run(weights: [DirectionWeights], input: [Float], inputSize: Int,
                       h: inout [Float], c: inout [Float], output: inout [Float]) {
         let (B, T, H, D) = (batch, steps, hidden, directions)
-        let projectionSize = SequenceDriver.projectionSize(cell: cell, batch: B, steps: T, hidden: H)
-        let stride = SequenceDriver.workspaceStride(cell: cell, batch: B, steps: T, hidden: H)
+        let (stride, spareOffset, partialOffset, roundedInputOffset) = (stride, spareOffset, partialOffset, roundedInputOffset)
         let (kernel, lengths) = (cell.kernel, self.lengths)
         let constants: [[Float]?] = weights.flatMap { [$0.input, $0.projectionBias, $0.recurrent, $0.stepBias] }
-        let halfConstants = weights.map(\.halfRecurrent)
+        let sixteenBitConstants = weights.flatMap { [$0.halfRecurrent, $0.bf16Input, $0.bf16Recurrent] }
         withOptionalPointers(constants[...]) { constant in
-            withOptionalPointers(halfConstants[...]) { half in
+            withOptionalPointers(sixteenBitConstants[...]) { sixteenBit in
                 input.withUnsafeBufferPointer { x in
                     workspace.withUnsafeMutableBufferPointer { work in
                         h.withUnsafeMutableBufferPointer { h in
@@ -320,16 +361,21 @@ struct SequenceDriver {
                                 output.withUnsafeMutableBufferPointer { y in
                                     withOptionalLengths(lengths) { lengths in
                                         let sequences = (0..<D).map { d in
-                                            rk_sequence(
+                                            let direction = work.baseAddress! + d * stride
+                                            // Written and read by the kernels alone, as bfloat16 values.
+                                            let roundedInput = UnsafeMutableRawPointer(direction + roundedInputOffset)
+                                                .assumingMemoryBound(to: UInt16.self)
+                                            return rk_sequence(
                                                 cell: kernel, batch: B, steps: T, input_size: inputSize, hidden: H,
                                                 x: x.baseAddress, ldx: inputSize,
                                                 input_weights: constant[4 * d], input_bias: constant[4 * d + 1],
-                                                recurrent_weights: constant[4 * d + 2], recurrent_half_weights: half[d],
+                                                recurrent_weights: constant[4 * d + 2], recurrent_half_weights: sixteenBit[3 * d],
+                                                input_bf16_weights: sixteenBit[3 * d + 1], recurrent_bf16_weights: sixteenBit[3 * d + 2],
+                                                x_bf16: sixteenBit[3 * d + 1] == nil ? nil : roundedInput,
                                                 recurrent_bias: constant[4 * d + 3],
                                                 lengths: lengths, reverse: d == 1 ? 1 : 0,
-                                                gx: work.baseAddress! + d * stride,
-                                                h: h.baseAddress! + d * B * H, h_spare: work.baseAddress! + d * stride + projectionSize,
-                                                partial: work.baseAddress! + d * stride + projectionSize + B * H,
+                                                gx: direction, h: h.baseAddress! + d * B * H, h_spare: direction + spareOffset,
+                                                partial: direction + partialOffset,
                                                 c: c.isEmpty ? nil : c.baseAddress! + d * B * H,
                                                 y: y.baseAddress! + d * H, ldy: D * H)
                                         }
