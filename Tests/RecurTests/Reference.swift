@@ -14,6 +14,10 @@ struct ReferenceRecurrent {
     var weights: [String: [Float]]
     /// The engine's layer keeps W_hh in half precision (`recurrent_weights`: "float16").
     var halfRecurrent = false
+    /// The engine's layer computes its products in bfloat16 (`precision`: "bfloat16").
+    var bfloat16 = false
+    /// Applied to every x and h the reference multiplies by a weight matrix (nil: used as they are).
+    var productInputRounding: ((Double) -> Double)?
 
     var gates: Int { cell == .lstm ? 4 : cell == .gru ? 3 : 1 }
 
@@ -26,6 +30,7 @@ struct ReferenceRecurrent {
         ]
         if cell == .rnn { fields["nonlinearity"] = .string(relu ? "relu" : "tanh") }
         if halfRecurrent { fields["recurrent_weights"] = .string("float16") }
+        if bfloat16 { fields["precision"] = .string("bfloat16") }
         return .object(fields)
     }
 
@@ -68,7 +73,8 @@ struct ReferenceRecurrent {
     }
 
     private func matVec(_ w: [Float], rows: Range<Int>, columns: Int, _ v: [Double]) -> [Double] {
-        rows.map { r in (0..<columns).reduce(0.0) { $0 + Double(w[r * columns + $1]) * v[$1] } }
+        let v = productInputRounding.map { v.map($0) } ?? v
+        return rows.map { r in (0..<columns).reduce(0.0) { $0 + Double(w[r * columns + $1]) * v[$1] } }
     }
 
     private func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }

@@ -3,12 +3,14 @@
  * recur_kernels.h states, so a read or write past one (a tile's last rows, a product's panel that
  * holds a neighbouring block's gate, a partial unit block) stops the run. Sequences of every cell,
  * batch sizes on both sides of the tile heights (4, 6, 12) and of the step's product path (16),
- * hidden sizes that are not multiples of 8, lengths, both directions, float32 and half weights.
+ * hidden sizes that are not multiples of 8, lengths, both directions, float32 weights, half W_hh and
+ * products in bfloat16.
  *
  * Prints one line per case: its shape and the sum of its outputs and final state as a hex float.
  * Tests/kernels/run.sh runs it under each kernel variant (RECUR_KERNELS) and compares: the AVX2
  * variant, AVX-512's tile shapes in AVX2 and the AVX-512 variant where the CPU has it must agree bit
- * for bit (same sums in the same order).
+ * for bit (same sums in the same order; in bfloat16, VDPBF16PS where the CPU has AVX-512 BF16 and
+ * its sums computed in the other variants).
  *
  * Then every row of a batch, forward and reverse, is checked against the same row run alone, bit
  * for bit: a batch big enough runs in bands of rows, one per thread, each with its own time loop
@@ -17,7 +19,8 @@
  * that compute their own input part (12 rows, too few for bands, W_ih up to twice W_hh's size) or
  * read the input projection's (a larger W_ih: I = 650 against H = 300, 17 rows in bands of 8 that
  * would be fused row groups); a lone row runs through the lone-row step, several unit blocks at
- * once, after the projection of every step (exits 1 on a difference).
+ * once, after the projection of every step; in bfloat16 every step is a product (exits 1 on a
+ * difference).
  */
 #include "recur_kernels.h"
 #include <stdio.h>
@@ -39,7 +42,45 @@ static float *packed_bias(size_t G, size_t H, unsigned seed) {
     return packed;
 }
 
-static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int directions, int half, int with_lengths) {
+/* W_ih and W_hh packed as `format` holds them, in buffers of exactly their size. */
+typedef struct {
+    float *input, *recurrent;
+    uint16_t *half_recurrent, *bf16_input, *bf16_recurrent;
+} packed_weights;
+
+static packed_weights pack(rk_weights format, size_t G, size_t H, size_t I, const float *input, const float *recurrent) {
+    packed_weights p = {0};
+    if (format == RK_WEIGHTS_BFLOAT16) {
+        p.bf16_input = malloc(rk_gates_packed_size_bf16(G, H, I) * sizeof(uint16_t));
+        p.bf16_recurrent = malloc(rk_gates_packed_size_bf16(G, H, H) * sizeof(uint16_t));
+        rk_gates_pack_bf16(G, H, I, input, p.bf16_input);
+        rk_gates_pack_bf16(G, H, H, recurrent, p.bf16_recurrent);
+        return p;
+    }
+    p.input = malloc(rk_input_packed_size(G, H, I) * sizeof(float));
+    rk_input_pack(G, H, I, input, p.input);
+    if (format == RK_WEIGHTS_FLOAT16) {
+        p.half_recurrent = malloc(rk_recurrent_packed_size(G, H) * sizeof(uint16_t));
+        rk_recurrent_pack_half(G, H, recurrent, p.half_recurrent);
+    } else {
+        p.recurrent = malloc(rk_recurrent_packed_size(G, H) * sizeof(float));
+        rk_recurrent_pack(G, H, recurrent, p.recurrent);
+    }
+    return p;
+}
+
+static void free_packed(packed_weights p) {
+    free(p.input), free(p.recurrent), free(p.half_recurrent), free(p.bf16_input), free(p.bf16_recurrent);
+}
+
+/* The sequence's fields for weights packed as `p`, with a rounded-input workspace in bfloat16. */
+static void use_packed(rk_sequence *s, packed_weights p) {
+    s->input_weights = p.input, s->recurrent_weights = p.recurrent, s->recurrent_half_weights = p.half_recurrent;
+    s->input_bf16_weights = p.bf16_input, s->recurrent_bf16_weights = p.bf16_recurrent;
+    s->x_bf16 = p.bf16_input ? malloc(s->batch * s->steps * rk_bf16_row_size(s->input_size) * sizeof(uint16_t)) : NULL;
+}
+
+static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int directions, rk_weights format, int with_lengths) {
     size_t G = cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1;
     float *x = values(B * T * I, 1), *y = calloc(B * T * directions * H, sizeof(float));
     size_t *lengths = NULL;
@@ -48,39 +89,35 @@ static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int direct
         for (size_t b = 0; b < B; b++) lengths[b] = 1 + (b * 7) % T;
     }
     rk_sequence sequences[2];
-    void *owned[2][10];
+    packed_weights weights[2];
+    void *owned[2][8];
     for (int d = 0; d < directions; d++) {
         float *input = values(G * H * I, 2 + d), *recurrent = values(G * H * H, 4 + d);
-        size_t packed = rk_recurrent_packed_size(G, H);
-        float *input_packed = malloc(rk_input_packed_size(G, H, I) * sizeof(float));
-        float *recurrent_packed = half ? NULL : malloc(packed * sizeof(float));
-        uint16_t *recurrent_half = half ? malloc(packed * sizeof(uint16_t)) : NULL;
-        rk_input_pack(G, H, I, input, input_packed);
-        if (half) rk_recurrent_pack_half(G, H, recurrent, recurrent_half);
-        else rk_recurrent_pack(G, H, recurrent, recurrent_packed);
+        weights[d] = pack(format, G, H, I, input, recurrent);
         sequences[d] = (rk_sequence){
             .cell = cell, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x, .ldx = I,
-            .input_weights = input_packed, .input_bias = packed_bias(G, H, 6 + d),
-            .recurrent_weights = recurrent_packed, .recurrent_half_weights = recurrent_half,
+            .input_bias = packed_bias(G, H, 6 + d),
             .recurrent_bias = cell == RK_CELL_GRU ? values(H, 8 + d) : NULL, .lengths = lengths, .reverse = d,
             .gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), .h = values(B * H, 10 + d),
             .h_spare = malloc(B * H * sizeof(float)),
-            .partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B) * sizeof(float)),
+            .partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, format) * sizeof(float)),
             .c = cell == RK_CELL_LSTM ? values(B * H, 12 + d) : NULL, .y = y + d * H, .ldy = directions * H,
         };
-        void *buffers[10] = {input, recurrent, input_packed, recurrent_packed, recurrent_half, (void *)sequences[d].input_bias,
-                             (void *)sequences[d].recurrent_bias, sequences[d].gx, sequences[d].h_spare, sequences[d].partial};
-        for (int i = 0; i < 10; i++) owned[d][i] = buffers[i];
+        use_packed(&sequences[d], weights[d]);
+        void *buffers[8] = {input, recurrent, (void *)sequences[d].input_bias, (void *)sequences[d].recurrent_bias,
+                            sequences[d].gx, sequences[d].h_spare, sequences[d].partial, sequences[d].x_bf16};
+        for (int i = 0; i < 8; i++) owned[d][i] = buffers[i];
     }
     rk_run_sequences(sequences, (size_t)directions);
     double sum = 0;
     for (size_t i = 0; i < B * T * directions * H; i++) sum += y[i];
     for (int d = 0; d < directions; d++)
         for (size_t i = 0; i < B * H; i++) sum += sequences[d].h[i] + (sequences[d].c ? sequences[d].c[i] : 0);
-    printf("cell %d B %zu T %zu I %zu H %zu D %d half %d lengths %d: %a\n", (int)cell, B, T, I, H, directions, half,
-           with_lengths, sum);
+    printf("cell %d B %zu T %zu I %zu H %zu D %d weights %d lengths %d: %a\n", (int)cell, B, T, I, H, directions,
+           (int)format, with_lengths, sum);
     for (int d = 0; d < directions; d++) {
-        for (int i = 0; i < 10; i++) free(owned[d][i]);
+        for (int i = 0; i < 8; i++) free(owned[d][i]);
+        free_packed(weights[d]);
         free(sequences[d].h);
         free(sequences[d].c);
     }
@@ -89,32 +126,31 @@ static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int direct
 
 /* Rows b ..< b+B of x [·, T, I] with initial states from h0 and c0 [·, H], one direction, weights
    from fixed seeds; outputs into y [B, T, H], final states into h and c [B, H]. */
-static void run_rows(rk_cell cell, size_t b, size_t B, size_t T, size_t I, size_t H, int reverse, const size_t *lengths,
-                     const float *x, const float *h0, const float *c0, float *y, float *h, float *c) {
+static void run_rows(rk_cell cell, rk_weights format, size_t b, size_t B, size_t T, size_t I, size_t H, int reverse,
+                     const size_t *lengths, const float *x, const float *h0, const float *c0, float *y, float *h, float *c) {
     size_t G = cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1;
     float *input = values(G * H * I, 2), *recurrent = values(G * H * H, 4), *bias = packed_bias(G, H, 6);
     float *recurrent_bias = values(H, 8);
-    float *input_packed = malloc(rk_input_packed_size(G, H, I) * sizeof(float));
-    float *recurrent_packed = malloc(rk_recurrent_packed_size(G, H) * sizeof(float));
-    rk_input_pack(G, H, I, input, input_packed);
-    rk_recurrent_pack(G, H, recurrent, recurrent_packed);
+    packed_weights weights = pack(format, G, H, I, input, recurrent);
     float *gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), *h_spare = malloc(B * H * sizeof(float));
-    float *partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B) * sizeof(float));
+    float *partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, format) * sizeof(float));
     memcpy(h, h0 + b * H, B * H * sizeof(float));
     if (c) memcpy(c, c0 + b * H, B * H * sizeof(float));
     rk_sequence sequence = {
         .cell = cell, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x + b * T * I, .ldx = I,
-        .input_weights = input_packed, .input_bias = bias, .recurrent_weights = recurrent_packed,
-        .recurrent_bias = cell == RK_CELL_GRU ? recurrent_bias : NULL, .lengths = lengths ? lengths + b : NULL,
+        .input_bias = bias, .recurrent_bias = cell == RK_CELL_GRU ? recurrent_bias : NULL,
+        .lengths = lengths ? lengths + b : NULL,
         .reverse = reverse, .gx = gx, .h = h, .h_spare = h_spare, .partial = partial, .c = c, .y = y, .ldy = H,
     };
+    use_packed(&sequence, weights);
     rk_run_sequences(&sequence, 1);
-    free(input), free(recurrent), free(bias), free(recurrent_bias), free(input_packed), free(recurrent_packed);
+    free(input), free(recurrent), free(bias), free(recurrent_bias), free_packed(weights), free(sequence.x_bf16);
     free(gx), free(h_spare), free(partial);
 }
 
 /* Every row of a batch of B against the row alone; 0 when all agree bit for bit. */
-static int rows_agree_alone(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int reverse, int with_lengths) {
+static int rows_agree_alone(rk_cell cell, rk_weights format, size_t B, size_t T, size_t I, size_t H, int reverse,
+                            int with_lengths) {
     float *x = values(B * T * I, 1), *h0 = values(B * H, 10), *c0 = values(B * H, 12);
     size_t *lengths = NULL;
     if (with_lengths) {
@@ -123,16 +159,16 @@ static int rows_agree_alone(rk_cell cell, size_t B, size_t T, size_t I, size_t H
     }
     int lstm = cell == RK_CELL_LSTM;
     float *y = calloc(B * T * H, sizeof(float)), *h = malloc(B * H * sizeof(float)), *c = lstm ? malloc(B * H * sizeof(float)) : NULL;
-    run_rows(cell, 0, B, T, I, H, reverse, lengths, x, h0, c0, y, h, c);
+    run_rows(cell, format, 0, B, T, I, H, reverse, lengths, x, h0, c0, y, h, c);
     float *y1 = malloc(T * H * sizeof(float)), *h1 = malloc(H * sizeof(float)), *c1 = lstm ? malloc(H * sizeof(float)) : NULL;
     int differing = 0;
     for (size_t b = 0; b < B; b++) {
         memset(y1, 0, T * H * sizeof(float));
-        run_rows(cell, b, 1, T, I, H, reverse, lengths, x, h0, c0, y1, h1, c1);
+        run_rows(cell, format, b, 1, T, I, H, reverse, lengths, x, h0, c0, y1, h1, c1);
         if (memcmp(y1, y + b * T * H, T * H * sizeof(float)) || memcmp(h1, h + b * H, H * sizeof(float)) ||
             (lstm && memcmp(c1, c + b * H, H * sizeof(float)))) {
-            fprintf(stderr, "cell %d B %zu H %zu reverse %d lengths %d: row %zu differs from its run alone\n", (int)cell, B,
-                    H, reverse, with_lengths, b);
+            fprintf(stderr, "cell %d weights %d B %zu H %zu reverse %d lengths %d: row %zu differs from its run alone\n",
+                    (int)cell, (int)format, B, H, reverse, with_lengths, b);
             differing = 1;
         }
     }
@@ -154,16 +190,18 @@ int main(void) {
     for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
         for (size_t b = 0; b < sizeof batches / sizeof *batches; b++)
             for (size_t h = 0; h < sizeof hiddens / sizeof *hiddens; h++)
-                for (int half = 0; half <= 1; half++)
-                    run(cells[c], batches[b], 3, 5 + h, hiddens[h], 1 + (int)(b % 2), half, (int)((b + h) % 2));
+                for (rk_weights format = RK_WEIGHTS_FLOAT32; format <= RK_WEIGHTS_BFLOAT16; format++)
+                    run(cells[c], batches[b], 3, 5 + h, hiddens[h], 1 + (int)(b % 2), format, (int)((b + h) % 2));
     int differing = 0;
     for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
         for (int reverse = 0; reverse <= 1; reverse++)
             for (int with_lengths = 0; with_lengths <= 1; with_lengths++)
-                differing |= rows_agree_alone(cells[c], 23, 5, 7, 44, reverse, with_lengths) |
-                             rows_agree_alone(cells[c], 23, 3, 7, 300, reverse, with_lengths) |
-                             rows_agree_alone(cells[c], 12, 3, 7, 300, reverse, with_lengths) |
-                             rows_agree_alone(cells[c], 33, 3, 50, 20, reverse, with_lengths) |
-                             rows_agree_alone(cells[c], 17, 2, 650, 300, reverse, with_lengths);
+                differing |= rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 23, 5, 7, 44, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 23, 3, 7, 300, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 12, 3, 7, 300, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 33, 3, 50, 20, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 17, 2, 650, 300, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 23, 5, 7, 44, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 12, 3, 7, 300, reverse, with_lengths);
     return differing;
 }

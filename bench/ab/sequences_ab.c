@@ -10,7 +10,8 @@
  * Prints the median and fastest time of each side and new/old, and whether the two computed the
  * same bits (they should unless the numerics were meant to change). Each side packs its own weights;
  * both are handed the working tree's rk_sequence, so the older commit's must have the same layout
- * (W_ih packed in the gate order, rk_input_pack: commits from the one that added it on).
+ * (W_ih packed in the gate order, rk_input_pack: commits from the one that added it on; fields added
+ * at its end since, for products in bfloat16, are left NULL).
  */
 #include "recur_kernels.h"
 #include <stdio.h>
@@ -25,7 +26,9 @@ void old_rk_input_pack(size_t gates, size_t H, size_t I, const float *W, float *
 void old_rk_input_bias_pack(size_t gates, size_t H, const float *bias, float *P);
 size_t old_rk_recurrent_packed_size(size_t gates, size_t H);
 void old_rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
-size_t old_rk_step_partial_size(size_t gates, size_t batch);
+/* Older commits' took (gates, batch) alone; the arguments they do not take are ignored (x86-64 and
+   AArch64 calling conventions pass them in registers). */
+size_t old_rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weights weights);
 void old_rk_run_sequences(const rk_sequence *sequences, size_t count);
 
 typedef struct {
@@ -35,7 +38,7 @@ typedef struct {
     void (*input_bias_pack)(size_t, size_t, const float *, float *);
     size_t (*recurrent_packed_size)(size_t, size_t);
     void (*recurrent_pack)(size_t, size_t, const float *, float *);
-    size_t (*step_partial_size)(size_t, size_t);
+    size_t (*step_partial_size)(size_t, size_t, size_t, rk_weights);
     void (*run_sequences)(const rk_sequence *, size_t);
 } kernels;
 
@@ -82,7 +85,7 @@ static void prepare(const kernels *k, rk_cell cell, size_t B, size_t T, size_t I
             .recurrent_bias = cell == RK_CELL_GRU ? values(H, 8 + d) : NULL, .reverse = (int)d,
             .gx = malloc(B * T * k->gate_columns(G, H) * sizeof(float)), .h = malloc(B * H * sizeof(float)),
             .h_spare = malloc(B * H * sizeof(float)),
-            .partial = malloc(RK_MAX_THREADS * k->step_partial_size(G, B) * sizeof(float)),
+            .partial = malloc(RK_MAX_THREADS * k->step_partial_size(G, B, H, RK_WEIGHTS_FLOAT32) * sizeof(float)),
             .c = cell == RK_CELL_LSTM ? malloc(B * H * sizeof(float)) : NULL, .y = y + d * H, .ldy = D * H,
         };
     }

@@ -176,10 +176,6 @@ typedef struct {
     const float *input_bias;            /* rk_input_bias_pack of b_ih + b_hh (gru: b_hn left out), or NULL */
     const float *recurrent_weights;     /* rk_recurrent_pack of W_hh */
     const uint16_t *recurrent_half_weights; /* rk_recurrent_pack_half of W_hh, used instead when not NULL */
-    /* In bfloat16 (both not NULL, recurrent_weights and recurrent_half_weights NULL): rk_gates_pack_bf16
-       of W_ih and of W_hh, and a workspace for x rounded, row b·T + t at x_bf16 + (b·T + t)·rk_bf16_row_size(I). */
-    const uint16_t *input_bf16_weights, *recurrent_bf16_weights;
-    uint16_t *x_bf16;
     const float *recurrent_bias;        /* gru's b_hn [H], or NULL */
     const size_t *lengths;              /* [B] in 1 … T, or NULL: every row has T steps */
     int reverse;                        /* run t = len−1 … 0 */
@@ -191,6 +187,11 @@ typedef struct {
     float *c;                           /* lstm: [B, H] initial in, final out; NULL otherwise */
     float *y;                           /* [B, T, ·] with row stride ldy: h of row b, step t at y + (b·T + t)·ldy */
     size_t ldy;
+    /* Products in bfloat16 (both not NULL; input_weights, recurrent_weights and recurrent_half_weights
+       NULL): rk_gates_pack_bf16 of W_ih and of W_hh, and a workspace for x rounded,
+       [B·T, rk_bf16_row_size(I)] (row b·T + t). Last, so the fields before keep their places. */
+    const uint16_t *input_bf16_weights, *recurrent_bf16_weights;
+    uint16_t *x_bf16;
 } rk_sequence;
 
 /* Runs `count` independent sequences (a bidirectional layer's two directions) at once on the worker

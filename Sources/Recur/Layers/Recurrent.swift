@@ -370,14 +370,14 @@ struct SequenceDriver {
                                                 x: x.baseAddress, ldx: inputSize,
                                                 input_weights: constant[4 * d], input_bias: constant[4 * d + 1],
                                                 recurrent_weights: constant[4 * d + 2], recurrent_half_weights: sixteenBit[3 * d],
-                                                input_bf16_weights: sixteenBit[3 * d + 1], recurrent_bf16_weights: sixteenBit[3 * d + 2],
-                                                x_bf16: sixteenBit[3 * d + 1] == nil ? nil : roundedInput,
                                                 recurrent_bias: constant[4 * d + 3],
                                                 lengths: lengths, reverse: d == 1 ? 1 : 0,
                                                 gx: direction, h: h.baseAddress! + d * B * H, h_spare: direction + spareOffset,
                                                 partial: direction + partialOffset,
                                                 c: c.isEmpty ? nil : c.baseAddress! + d * B * H,
-                                                y: y.baseAddress! + d * H, ldy: D * H)
+                                                y: y.baseAddress! + d * H, ldy: D * H,
+                                                input_bf16_weights: sixteenBit[3 * d + 1], recurrent_bf16_weights: sixteenBit[3 * d + 2],
+                                                x_bf16: sixteenBit[3 * d + 1] == nil ? nil : roundedInput)
                                         }
                                         rk_run_sequences(sequences, sequences.count)
                                     }
