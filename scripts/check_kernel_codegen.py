@@ -21,18 +21,27 @@ SOURCE = ROOT / "Sources" / "CRecurKernels" / "packed.c"
 # Flags as Package.swift gives the target.
 FLAGS = ["-O3", "-fno-math-errno", "-Wno-psabi", "-I", str(SOURCE.parent / "include")]
 
-# (function, register width, fused multiply-adds in the tile): avx2 tiles are 6 rows × 16 floats
-# (12 ymm) and, for what is left, 4 rows (8 ymm); avx512 ones 12 rows × 2 × 16 floats (24 zmm) and
-# 4 rows (8 zmm).
+FMA = r"vfmadd\d+ps"
+# (function, instruction, register width, multiply-adds in the tile): avx2 tiles are 6 rows × 16
+# floats (12 ymm) and, for what is left, 4 rows (8 ymm); avx512 ones 12 rows × 2 × 16 floats (24 zmm)
+# and 4 rows (8 zmm). In bfloat16 the avx512 tiles take one VDPBF16PS per accumulator and k pair, or,
+# computed without it, two multiply-adds in tiles of half the rows (6 and 2 rows for avx512, 3 and 2
+# for avx2's 16 floats in 2 ymm).
 EXPECTED = [
-    ("gemm_avx2", "ymm", 12),
-    ("step_avx2", "ymm", 12),
-    ("gemm_avx2", "ymm", 8),
-    ("step_avx2", "ymm", 8),
-    ("gemm_avx512", "zmm", 24),
-    ("step_avx512", "zmm", 24),
-    ("gemm_avx512", "zmm", 8),
-    ("step_avx512", "zmm", 8),
+    ("gemm_avx2", FMA, "ymm", 12),
+    ("step_avx2", FMA, "ymm", 12),
+    ("gemm_avx2", FMA, "ymm", 8),
+    ("step_avx2", FMA, "ymm", 8),
+    ("gemm_avx512", FMA, "zmm", 24),
+    ("step_avx512", FMA, "zmm", 24),
+    ("gemm_avx512", FMA, "zmm", 8),
+    ("step_avx512", FMA, "zmm", 8),
+    ("gemm_dpbf16", "vdpbf16ps", "zmm", 24),
+    ("gemm_dpbf16", "vdpbf16ps", "zmm", 8),
+    ("gemm_bf16_avx512", FMA, "zmm", 24),
+    ("gemm_bf16_avx512", FMA, "zmm", 8),
+    ("gemm_bf16_avx2", FMA, "ymm", 12),
+    ("gemm_bf16_avx2", FMA, "ymm", 8),
 ]
 
 
@@ -66,10 +75,10 @@ def main() -> int:
         subprocess.run([clang, *FLAGS, "-S", str(SOURCE), "-o", str(output)], check=True)
         assembly = output.read_text()
     failures = []
-    for name, register, fmas in EXPECTED:
+    for name, instruction, register, fmas in EXPECTED:
         found = False
         for loop in inner_loops(function_body(assembly, name)):
-            count = sum(1 for line in loop if re.search(rf"vfmadd\d+ps\s.*%{register}\d+, %{register}\d+$", line.split("#")[0].strip()))
+            count = sum(1 for line in loop if re.search(rf"{instruction}\s.*%{register}\d+, %{register}\d+$", line.split("#")[0].strip()))
             # Vector stores (an accumulator in memory) or vector values from the stack; a scalar
             # reload (the loop bound) is harmless.
             code = [line.split("#")[0].strip() for line in loop]
@@ -81,7 +90,7 @@ def main() -> int:
             if count == fmas and not stack:
                 found = True
                 break
-        print(f"{name}: {'ok' if found else 'NO'} loop with {fmas} {register} multiply-adds in registers")
+        print(f"{name}: {'ok' if found else 'NO'} loop with {fmas} {register} {instruction} in registers")
         if not found:
             failures.append(f"{name} ({fmas} {register})")
     if failures:

@@ -718,10 +718,13 @@ static int cpu_has_dpbf16(void) {
 #define gemm_dpbf16 gemm_bf16_portable
 #endif
 
-/* DPBF16: whether the variant's products in bfloat16 go to gemm_dpbf16; else computed as it does. */
+/* DPBF16: whether the variant's products in bfloat16 go to gemm_dpbf16; else computed as it does, in
+   tiles of half the rows (each row's pair takes two registers, each k pair two multiply-adds per
+   accumulator: the full tiles spilled). */
 #define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV, F16C, DPBF16)                                                      \
-    TARGET static void gemm_bf16_##NAME(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {           \
-        gemm_body(MR, SHORT_MR, NV, 1, 0, p, rb, re, pb, pe);                                                          \
+    TARGET __attribute__((noinline)) static void gemm_bf16_##NAME(const rk_product *p, size_t rb, size_t re,        \
+                                                                  size_t pb, size_t pe) {                              \
+        gemm_body(MR / 2, SHORT_MR / 2, NV, 1, 0, p, rb, re, pb, pe);                                                  \
     }                                                                                                                  \
     TARGET static void gemm_##NAME(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {                \
         if (!p->P16) gemm_body(MR, SHORT_MR, NV, 0, 0, p, rb, re, pb, pe);                                             \
