@@ -330,6 +330,10 @@ enum { GEMM_PANEL_BLOCK_BYTES = 384 * 1024 };
 RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t row_begin,
                          size_t row_end, size_t panel_begin, size_t panel_end) {
     size_t tall_end = row_begin + tall_tile_rows(row_end - row_begin, (size_t)MR, (size_t)SHORT_MR);
+    /* One row left after the short tiles gets a tile of one row, not SHORT_MR rows computed for it: a
+       product of one row (a step in bfloat16 at batch 1) then reads its weights at the caches' rate
+       instead of computing four times its sums. */
+    size_t lone_row = SHORT_MR > 0 && (row_end - tall_end) % (size_t)SHORT_MR == 1, short_end = row_end - lone_row;
     size_t weight_bytes = BF16 ? sizeof(uint16_t) : sizeof(float);
     for (size_t k0 = 0; k0 < p->K || k0 == 0; k0 += GEMM_KC) {
         size_t kc = p->K - k0 < GEMM_KC ? p->K - k0 : GEMM_KC;
@@ -338,7 +342,8 @@ RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, int BF16, int DPBF16, con
         for (size_t q0 = panel_begin; q0 < panel_end; q0 += block) {
             size_t q_end = panel_end - q0 < block ? panel_end : q0 + block;
             gemm_row_tiles(MR, NV, BF16, DPBF16, p, row_begin, tall_end, q0, q_end, k0, kc);
-            if (SHORT_MR > 0) gemm_row_tiles(SHORT_MR, NV, BF16, DPBF16, p, tall_end, row_end, q0, q_end, k0, kc);
+            if (SHORT_MR > 0) gemm_row_tiles(SHORT_MR, NV, BF16, DPBF16, p, tall_end, short_end, q0, q_end, k0, kc);
+            if (lone_row) gemm_row_tiles(1, NV, BF16, DPBF16, p, short_end, row_end, q0, q_end, k0, kc);
         }
         if (p->K == 0) break;
     }
