@@ -156,7 +156,7 @@ def main():
     parser.add_argument("--peers", default=os.path.join(SHARED, "bench", "peers.py"), help="path of peers.py")
     parser.add_argument("--tolerance", type=float,
                         help="largest max relative error of Recur against PyTorch (default 1e-4; 1e-2 with --half-weights, "
-                             "1e-1 with --bf16)")
+                             "5e-2 with --bf16)")
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument("--half-weights", action="store_true",
                            help='time Recur with its opt-in half-precision recurrent weights (layer key "recurrent_weights": '
@@ -169,7 +169,7 @@ def main():
     parser.add_argument("--markdown", action="store_true", help="print the final table as Markdown")
     args = parser.parse_args()
     if args.tolerance is None:
-        args.tolerance = 1e-2 if args.half_weights else 1e-1 if args.bf16 else 1e-4
+        args.tolerance = 1e-2 if args.half_weights else 5e-2 if args.bf16 else 1e-4
     if args.repeat < 1 or args.rounds < 1:
         parser.error("--repeat and --rounds must be at least 1")
     if not os.path.exists(args.peers):

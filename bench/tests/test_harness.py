@@ -57,6 +57,20 @@ def test_model_file_loads_in_recur_with_its_parameter_count(tmp_path):
     assert out["rnn.h_n"].shape == out["rnn.c_n"].shape == (4, 2, 5)
 
 
+@pytest.mark.parametrize("key, value", [("recurrent_weights", "float16"), ("precision", "bfloat16")])
+def test_opt_in_precision_reaches_the_model_and_changes_its_numbers(tmp_path, key, value):
+    weights, x = harness.random_weights(BILSTM), harness.random_input(BILSTM)
+    outputs = {}
+    for name, config in (("exact", BILSTM), ("opted", {**BILSTM, key: value})):
+        architecture = harness.architecture(config)
+        assert architecture["layers"][0].get(key) == (value if name == "opted" else None)
+        recur.save(tmp_path / f"{name}.safetensors", architecture, harness.model_tensors(weights))
+        with recur.Model(tmp_path / f"{name}.safetensors") as model:
+            outputs[name] = model.run(x)["output"]
+    error = np.abs(outputs["opted"] - outputs["exact"]).max()
+    assert 0 < error < 5e-2
+
+
 def test_random_weights_lie_in_pytorchs_init_range():
     weights = harness.random_weights({"cell": "rnn", "I": 4, "H": 16})
     assert all(w.dtype == np.float32 for w in weights.values())
