@@ -186,7 +186,7 @@ RK_INLINE size_t recurrent_weight(size_t G, size_t H, size_t u, size_t g, size_t
 /* The largest tile of any variant. Tile arrays have these fixed sizes (not MR × NV, which would make
    them variable-length arrays): the compiler keeps fixed arrays in registers, and the loops over
    them are unrolled completely so every index is a constant. */
-enum { TILE_MAX_MR = 12, TILE_MAX_NV = 2 };
+enum { TILE_MAX_MR = 12, TILE_MAX_NV = 4 };
 
 /* Every product here is made of one tile: acc[r][v] (+)= Σ_{k < kc} rows[r][k] · w[v][16k ..< 16k+16],
    MR rows times NV panels of 16 weights per k (MR, NV, HALF, F16C, PREFETCH constants after
@@ -322,6 +322,18 @@ RK_INLINE void gemm_row_tiles(int MR, int NV, int BF16, int DPBF16, const rk_pro
     }
 }
 
+/* Row m of panels q0 ..< q_end: LONE_NV panels at a time, so that as many sums are in flight as cover
+   the multiply-add's latency (with NV = 2 a one-row step in bfloat16 read its weights at half the
+   rate of 4), then NV and single panels. */
+enum { LONE_NV = 4 };
+RK_INLINE void gemm_lone_row(int NV, int BF16, int DPBF16, const rk_product *p, size_t m, size_t q0, size_t q_end,
+                             size_t k0, size_t kc) {
+    size_t q = q0;
+    for (; q + LONE_NV <= q_end; q += LONE_NV) gemm_tile(1, LONE_NV, BF16, DPBF16, p, m, 1, q, k0, kc);
+    for (; q + NV <= q_end; q += NV) gemm_tile(1, NV, BF16, DPBF16, p, m, 1, q, k0, kc);
+    for (; q < q_end; q++) gemm_tile(1, 1, BF16, DPBF16, p, m, 1, q, k0, kc);
+}
+
 /* k in blocks of GEMM_KC; panels in blocks of at most GEMM_PANEL_BLOCK_BYTES of weights, which stay
    in L2 while every row of the range passes through them, a tile's MR rows at a time, the rows'
    k block staying in L1 across the block's panels. (Rows in blocks of 96 outside, all the panels
@@ -343,7 +355,7 @@ RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, int BF16, int DPBF16, con
             size_t q_end = panel_end - q0 < block ? panel_end : q0 + block;
             gemm_row_tiles(MR, NV, BF16, DPBF16, p, row_begin, tall_end, q0, q_end, k0, kc);
             if (SHORT_MR > 0) gemm_row_tiles(SHORT_MR, NV, BF16, DPBF16, p, tall_end, short_end, q0, q_end, k0, kc);
-            if (lone_row) gemm_row_tiles(1, NV, BF16, DPBF16, p, short_end, row_end, q0, q_end, k0, kc);
+            if (lone_row) gemm_lone_row(NV, BF16, DPBF16, p, short_end, q0, q_end, k0, kc);
         }
         if (p->K == 0) break;
     }
