@@ -113,11 +113,15 @@ import Testing
     /// A NaN in one sequence's input makes that sequence's outputs NaN from its step on, as in
     /// PyTorch, and leaves the other rows of the batch alone: the gates must not clamp NaN into a
     /// saturated ±1 or 0 and carry on. Both ways a step computes rows: fused tiles and row groups
-    /// (3 rows), and the matrix product (20 rows).
-    @Test(arguments: [(ReferenceRecurrent.Cell.lstm, false), (.gru, false), (.rnn, false), (.rnn, true)], [3, 20])
-    func nanInputMakesItsRowNaNAndNoOther(_ cell: (ReferenceRecurrent.Cell, relu: Bool), batch: Int) throws {
-        let (T, F, H, poisoned, from) = (5, 6, 20, 1, 2)
-        let model = try ReferenceRecurrent.random(cell.0, inputSize: F, hidden: H, relu: cell.relu, seed: 61).model()
+    /// (3 rows), and the matrix product (20 rows); and with products in bfloat16, which round NaN to
+    /// NaN (2 and 13 rows).
+    @Test(arguments: [(ReferenceRecurrent.Cell.lstm, false), (.gru, false), (.rnn, false), (.rnn, true)],
+          [(3, false), (20, false), (2, true), (13, true)])
+    func nanInputMakesItsRowNaNAndNoOther(_ cell: (ReferenceRecurrent.Cell, relu: Bool), rows: (batch: Int, bfloat16: Bool)) throws {
+        let (T, F, H, poisoned, from, batch) = (5, 6, 20, 1, 2, rows.batch)
+        var reference = ReferenceRecurrent.random(cell.0, inputSize: F, hidden: H, relu: cell.relu, seed: 61)
+        reference.bfloat16 = rows.bfloat16
+        let model = try reference.model()
         var x = testValues(batch * T * F, seed: 62)
         x[(poisoned * T + from) * F + 3] = .nan
         let output = try #require(try model.run(["input": try .float32(x, shape: [batch, T, F])])
@@ -269,10 +273,12 @@ import Testing
         for result in results { #expect(result == alone) }
     }
 
-    /// Feeding a sequence in chunks, down to one step at a time, equals one whole run.
-    @Test(arguments: [ReferenceRecurrent.Cell.lstm, .gru, .rnn])
-    func sessionChunksEqualWholeRun(_ cell: ReferenceRecurrent.Cell) throws {
-        let reference = ReferenceRecurrent.random(cell, inputSize: 3, hidden: 5, layers: 2, seed: 11)
+    /// Feeding a sequence in chunks, down to one step at a time, equals one whole run, in float32 and
+    /// with products in bfloat16.
+    @Test(arguments: [ReferenceRecurrent.Cell.lstm, .gru, .rnn], [false, true])
+    func sessionChunksEqualWholeRun(_ cell: ReferenceRecurrent.Cell, bfloat16: Bool) throws {
+        var reference = ReferenceRecurrent.random(cell, inputSize: 3, hidden: 5, layers: 2, seed: 11)
+        reference.bfloat16 = bfloat16
         let model = try reference.model()
         let (B, T, F) = (2, 9, 3)
         let x = testValues(B * T * F, seed: 12)

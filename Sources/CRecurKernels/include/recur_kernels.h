@@ -59,8 +59,9 @@ void rk_gemm_packed_parallel(size_t M, size_t N, size_t K, const float *X, size_
                              const float *bias, float *Y, size_t ldy);
 
 /* ---- bfloat16 products (opt-in) ------------------------------------------------------------
-   A product in bfloat16 rounds its weights and its rows to bfloat16 (to nearest even; a value below
-   2⁻¹²⁶ becomes a zero of its sign, as AVX-512 BF16 reads it) and sums in float32 over pairs of k
+   A product in bfloat16 rounds its weights and its rows to bfloat16 (to nearest even, so a value
+   beyond ±3.3895e38 becomes infinite; a value below 2⁻¹²⁶ becomes a zero of its sign, as AVX-512
+   BF16 reads it; NaN stays NaN) and sums in float32 over pairs of k
    as VDPBF16PS does: sum += x[k+1]·w[k+1], then sum += x[k]·w[k], each product exact, each sum rounded.
    Every variant computes exactly that (with the instruction where the CPU has AVX-512 BF16), so a
    row's result is the same bits everywhere. Rows and weights hold K rounded up to even values, the
