@@ -55,6 +55,15 @@ struct ElmanCell: RecurrentCell {
 /// "bfloat16": W_ih, W_hh and the x and h they multiply rounded to bfloat16, sums in float32).
 enum RecurrentPrecision: Sendable {
     case float32, halfRecurrent, bfloat16
+
+    /// How the kernels hold W_hh.
+    var kernelWeights: rk_weights {
+        switch self {
+        case .float32: RK_WEIGHTS_FLOAT32
+        case .halfRecurrent: RK_WEIGHTS_FLOAT16
+        case .bfloat16: RK_WEIGHTS_BFLOAT16
+        }
+    }
 }
 
 /// The weights of one direction of one stacked layer, packed once at load for the kernels; the
@@ -332,11 +341,9 @@ struct SequenceDriver {
         self.directions = directions
         self.precision = precision
         self.lengths = lengths
-        let weights = precision == .bfloat16 ? RK_WEIGHTS_BFLOAT16 : precision == .halfRecurrent ? RK_WEIGHTS_FLOAT16
-                                                                                                  : RK_WEIGHTS_FLOAT32
         spareOffset = batch * steps * rk_gate_columns(cell.gates, hidden)
         partialOffset = spareOffset + batch * hidden
-        roundedInputOffset = partialOffset + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch, hidden, weights)
+        roundedInputOffset = partialOffset + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch, hidden, precision.kernelWeights)
         let roundedInput = precision == .bfloat16 ? (batch * steps * rk_bf16_row_size(inputSize) + 1) / 2 : 0
         stride = roundedInputOffset + roundedInput
         // Every part is written before it is read (rk_sequence), so nothing is zeroed.
