@@ -1,5 +1,6 @@
 """Closing a model while its sessions and results are alive never crashes or corrupts them."""
 
+import ctypes
 import gc
 import threading
 
@@ -32,6 +33,65 @@ def test_results_are_arrays_of_their_own():
         for other in others:
             assert not np.shares_memory(array, other[name]), name
             assert_close(other[name], data["expected"][name], name)
+
+
+def _large_lstm(path):
+    """An LSTM whose output for [16, 40, 8] is 320 KiB: handed out as a view of the result, not copied."""
+    H, I = 128, 8
+    rng = np.random.default_rng(5)
+    tensors = {f"rnn.{name}": rng.uniform(-0.1, 0.1, shape).astype(np.float32)
+               for name, shape in (("weight_ih_l0", (4 * H, I)), ("weight_hh_l0", (4 * H, H)),
+                                   ("bias_ih_l0", (4 * H,)), ("bias_hh_l0", (4 * H,)))}
+    architecture = {"format": 1, "input": {"kind": "features", "size": I},
+                    "layers": [{"name": "rnn", "type": "lstm", "input_size": I, "hidden_size": H}]}
+    recur.save(path, architecture, tensors)
+    return rng.standard_normal((16, 40, I), dtype=np.float32)
+
+
+@pytest.fixture
+def freed_memory_overwritten():
+    """glibc's malloc fills memory as it is freed (M_PERTURB), so an array left viewing a freed result
+    reads bytes that are not its values; without glibc, freed memory keeps its values for a while."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        perturb = libc.mallopt(-6, 0x5A)  # M_PERTURB
+    except (OSError, AttributeError):
+        perturb = 0
+    yield
+    if perturb:
+        libc.mallopt(-6, 0)
+
+
+@pytest.mark.usefixtures("freed_memory_overwritten")
+def test_large_outputs_outlive_the_model_other_results_and_their_own_states(tmp_path):
+    x = _large_lstm(tmp_path / "lstm.safetensors")
+    model = recur.Model(tmp_path / "lstm.safetensors")
+    outputs = model.run(x)
+    state = outputs.pop("rnn.h_n")
+    assert outputs["output"].nbytes >= 64 * 1024 > state.nbytes
+    kept_state = state.copy()
+    later = [model.run(x * 2) for _ in range(3)]  # results made and freed while the first one lives
+    model.close()
+    del model, later
+    gc.collect()
+    output = outputs["output"]
+    assert output.flags.writeable and output.flags.c_contiguous and output.flags.aligned
+    # The last step's output is the final state (copied out on its own): the view still reads the
+    # values the run wrote, and they are an LSTM's, within [-1, 1].
+    np.testing.assert_array_equal(output[:, -1, :], state[0])
+    assert np.abs(output).max() <= 1
+    del outputs, output
+    gc.collect()
+    np.testing.assert_array_equal(state, kept_state)
+
+
+def test_large_outputs_of_two_runs_are_separate(tmp_path):
+    x = _large_lstm(tmp_path / "lstm.safetensors")
+    with recur.Model(tmp_path / "lstm.safetensors") as model:
+        first, second = model.run(x), model.run(x)
+    assert not np.shares_memory(first["output"], second["output"])
+    first["output"][...] = np.nan
+    assert np.isfinite(second["output"]).all()
 
 
 def test_session_keeps_working_after_its_model_is_closed():
