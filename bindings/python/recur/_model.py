@@ -57,29 +57,21 @@ def _c_inputs(inputs: list[tuple[str, np.ndarray]]) -> ctypes.Array:
     return structs
 
 
-# Outputs of at least this many bytes are numpy views of the result's own memory, which lives until
-# the last of them goes; smaller ones are copied, so that keeping a final state does not keep a whole
-# sequence's output alive. (The copy of a [32, 100, 256] float32 output took 0.3 ms of an 18 ms run.)
-_VIEW_MIN_BYTES = 1 << 16
-
-
 def _take_result(lib, result: c_void_p) -> dict:
-    """The result's tensors as numpy arrays; the result is freed once no array views its memory."""
-    owner = _Owned(result, lib.recur_result_free)
+    """The result's tensors as numpy arrays (copied out), then the result freed."""
     try:
-        tensor = _library.Tensor()  # one struct for every output: each is read before the next
+        tensor = _library.Tensor()  # one struct for every output: each is copied out before the next
         pointer = byref(tensor)
         outputs = {}
         for index in range(lib.recur_result_count(result)):
             _library.check(lib, lib.recur_result_get(result, index, pointer), "recur_result_get")
-            outputs[tensor.name.decode("utf-8")] = _output_array(tensor, owner)
+            outputs[tensor.name.decode("utf-8")] = _copy_out(tensor)
         return outputs
-    except BaseException:
-        owner.release()  # no array of it is handed out
-        raise
+    finally:
+        lib.recur_result_free(result)
 
 
-def _output_array(tensor: _library.Tensor, owner: _Owned) -> np.ndarray:
+def _copy_out(tensor: _library.Tensor) -> np.ndarray:
     dtype, rank = _CODE_DTYPES.get(tensor.dtype), tensor.rank
     if dtype is None or not 0 <= rank <= _library.MAX_RANK:
         raise RecurError("internal", f"result tensor {tensor.name!r}: dtype {tensor.dtype} rank {rank} unknown")
@@ -90,9 +82,6 @@ def _output_array(tensor: _library.Tensor, owner: _Owned) -> np.ndarray:
     if count == 0:
         return np.zeros(shape, dtype)
     memory = (ctypes.c_char * (count * dtype.itemsize)).from_address(tensor.data)
-    if len(memory) >= _VIEW_MIN_BYTES:
-        memory.owner = owner  # the result lives as long as this buffer, which the array keeps
-        return np.frombuffer(memory, dtype).reshape(shape)
     # One copy, into a bytearray the array is a view of: fewer numpy objects per output than
     # frombuffer(...).copy(), which a batch-1 call notices (3 µs an output here).
     return np.frombuffer(bytearray(memory), dtype).reshape(shape)
