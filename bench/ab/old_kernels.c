@@ -19,6 +19,10 @@
 #define rk_step_unit_group old_rk_step_unit_group
 #define rk_run_sequences old_rk_run_sequences
 #define rk_kernels_name old_rk_kernels_name
+#define rk_bf16_row_size old_rk_bf16_row_size
+#define rk_bf16_round_rows old_rk_bf16_round_rows
+#define rk_gates_packed_size_bf16 old_rk_gates_packed_size_bf16
+#define rk_gates_pack_bf16 old_rk_gates_pack_bf16
 #define RK_STRINGIFY(x) #x
 #define RK_OLD_FILE(dir, file) RK_STRINGIFY(dir/file)
 #include RK_OLD_FILE(OLD, packed.c)
