@@ -809,19 +809,23 @@ size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weight
 }
 
 /* A step that projects its own input streams W_ih along with W_hh every step, where the projection
-   of every step ahead reads it once and leaves gx to be read back from memory. Measured here
-   (bench/ab, whole sequences, same bits): with W_ih of 1–2 MiB 5–15% faster at 8–64 rows (LSTM-256
-   at B = 8, 12, 32, RNN-512 at B = 8 and 64, GRU-384 at B = 12 and 16, bidirectional LSTM-256
-   layers at B = 8 and 16); below 8 rows, where the weights are most of the work, mixed or slower
-   (LSTM-256 B = 7 1.04–1.12, B = 6 0.90, B = 5 0.96, B = 4 1.03–1.07, B = 2 1.5; GRU-384 B = 6
-   0.96, B = 5 1.08); with 3–4 MiB no faster or up to 4% slower (LSTM-512, GRU-512 at
-   B = 64). So from 8 rows, up to 2 MiB, and no more than twice W_hh's inputs, where the
-   projection's long product does better. */
-enum { STEP_INPUT_MAX_BYTES = 2 << 20 };
+   of every step ahead reads it once and leaves gx to be read back from memory. Measured (bench/ab,
+   whole sequences, same bits) on a Zen 3 VM with 512 KiB of L2: with W_ih of 1–2 MiB 5–15% faster
+   at 8–64 rows (LSTM-256 at B = 8, 12, 32, RNN-512 at B = 8 and 64, GRU-384 at B = 12 and 16,
+   bidirectional LSTM-256 layers at B = 8 and 16); below 8 rows, where the weights are most of the
+   work, mixed or slower (LSTM-256 B = 7 1.04–1.12, B = 6 0.90, B = 5 0.96, B = 4 1.03–1.07, B = 2
+   1.5; GRU-384 B = 6 0.96, B = 5 1.08); with 3–4 MiB no faster or up to 4% slower (LSTM-512,
+   GRU-512 at B = 64). On a Zen 4 VM with 1 MiB of L2: with 3–4 MiB faster (LSTM-512 B = 64
+   0.948–0.955, B = 16 0.906, B = 8 0.992; GRU-512 B = 64 0.984), with 7 MiB no faster (GRU-768
+   B = 32 1.012), with 16 MiB slower (LSTM-1024 B = 64 1.074, B = 12 1.133). So from 8 rows, up to
+   STEP_INPUT_CACHE_SHARES times one core's L2 (2 MiB there, 4 MiB here), and no more than twice
+   W_hh's inputs, where the projection's long product does better. */
+enum { STEP_INPUT_CACHE_SHARES = 4 };
 
-int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, rk_weights weights) {
+int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, rk_weights weights,
+                           size_t core_cache_bytes) {
     return weights == RK_WEIGHTS_FLOAT32 && batch >= STEP_PROJECTING_MIN_ROWS && input_size <= 2 * hidden &&
-           rk_input_packed_size(gates, hidden, input_size) * sizeof(float) <= STEP_INPUT_MAX_BYTES;
+           rk_input_packed_size(gates, hidden, input_size) * sizeof(float) <= STEP_INPUT_CACHE_SHARES * core_cache_bytes;
 }
 
 int rk_step_runs_as_product(size_t batch, int projects_input, rk_weights weights) {

@@ -33,7 +33,7 @@
    chunks would cost more. */
 enum { MIN_PARALLEL_STEP_WORK = 1 << 15 };
 /* A sequence runs in bands of rows when every owning thread gets at least BAND_MIN_ROWS rows and W_hh
-   fits one core's L2 (pool.core_cache_bytes), or, when a band's steps run as matrix products
+   fits one core's L2 (core_cache()), or, when a band's steps run as matrix products
    (rk_step_runs_as_product), W_hh of up to BAND_PRODUCT_CACHE_SHARES times that: a product's tiles
    reuse each weight over the band's rows, so streaming all of W_hh from L3 every step costs a band
    little, and a band has no barrier per step (a core slowed by another tenant delays only its own
@@ -153,7 +153,7 @@ enum { JOB_CLOSED = 1u << 23, JOB_INSIDE = JOB_CLOSED - 1 };
 
 static struct {
     pthread_once_t once;
-    size_t workers, core_cache_bytes;
+    size_t workers;
     atomic_flag busy;
     task_fn task;
     void *context;
@@ -193,17 +193,21 @@ static long thread_budget(void) {
     return wanted > 0 && wanted < cores ? wanted : cores;
 }
 
-/* One core's L2 in bytes. */
-static size_t core_cache_bytes(void) {
+/* One core's L2 in bytes, read once (racing first callers store the same answer). */
+static size_t core_cache(void) {
+    static _Atomic size_t known;
+    size_t bytes = atomic_load_explicit(&known, memory_order_relaxed);
+    if (bytes > 0) return bytes;
+    bytes = FALLBACK_CORE_CACHE_BYTES;
 #ifdef _SC_LEVEL2_CACHE_SIZE
-    long bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    if (bytes > 0) return (size_t)bytes;
+    long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (reported > 0) bytes = (size_t)reported;
 #endif
-    return FALLBACK_CORE_CACHE_BYTES;
+    atomic_store_explicit(&known, bytes, memory_order_relaxed);
+    return bytes;
 }
 
 static void pool_start(void) {
-    pool.core_cache_bytes = core_cache_bytes();
     long cores = thread_budget();
     size_t wanted = cores > RK_MAX_THREADS ? RK_MAX_THREADS - 1 : cores > 1 ? (size_t)cores - 1 : 0;
     pthread_attr_t attributes;
@@ -321,7 +325,7 @@ static rk_weights weight_format(const rk_sequence *s) {
 }
 
 static int steps_project_input(const rk_sequence *s, size_t rows) {
-    return rk_step_projects_input(gate_count(s->cell), rows, s->input_size, s->hidden, weight_format(s));
+    return rk_step_projects_input(gate_count(s->cell), rows, s->input_size, s->hidden, weight_format(s), core_cache());
 }
 
 /* Floats of one thread's step workspace. */
@@ -362,7 +366,7 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     size_t weight_bytes = rk_recurrent_packed_size(gate_count(s->cell), H) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
     size_t band_rows = B / owners;
     int band_products = rk_step_runs_as_product(band_rows, steps_project_input(s, band_rows), weight_format(s));
-    size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * pool.core_cache_bytes;
+    size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
     r->bands = owners > 1 && B >= owners * BAND_MIN_ROWS && weight_bytes <= band_weight_limit ? owners : 1;
     atomic_init(&r->next_band, 0);
     size_t most = owners * CHUNKS_PER_THREAD;
@@ -381,7 +385,7 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->step_chunks = r->groups < most ? r->groups : most;
     size_t input_bytes =
         steps_project_input(s, B) ? rk_input_packed_size(gate_count(s->cell), H, s->input_size) * sizeof(float) : 0;
-    r->zigzag = weight_bytes + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * pool.core_cache_bytes * owners;
+    r->zigzag = weight_bytes + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * owners;
     atomic_init(&r->next_projection_chunk, 0);
     atomic_init(&r->progress.done, 0);
     atomic_init(&r->progress.word, 0);

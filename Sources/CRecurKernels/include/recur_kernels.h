@@ -148,8 +148,10 @@ size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weight
 
 /* Whether a step of `gates` gates over `batch` rows runs as one matrix product that is better off
    computing its input part itself (given x) than reading the input projection of every step,
-   computed ahead: many rows, float32 W_hh, and a W_ih small enough to stream every step. */
-int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, rk_weights weights);
+   computed ahead: many rows, float32 W_hh, and a W_ih small enough, against one core's L2 of
+   core_cache_bytes, to stream every step. */
+int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, rk_weights weights,
+                           size_t core_cache_bytes);
 
 /* Whether a step over `batch` rows runs as matrix products (register tiles over panels of weights
    kept in cache across rows) rather than as fused row groups: float32 W_hh with many rows or the
