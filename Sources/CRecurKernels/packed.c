@@ -72,27 +72,6 @@ static uint16_t half_from_float(float f) {
     return (uint16_t)(sign | ((rounded - 0x38000000u) >> 13));          /* exponent bias 127 → 15 */
 }
 
-/* W [G·H, K] in the packed order into floats (to_float) or halves (to_half), whichever is not NULL. */
-static void gates_pack_into(size_t gates, size_t H, size_t K, const float *W, float *to_float, uint16_t *to_half) {
-    size_t i = 0;
-    for (size_t panel = 0; panel < rk_gate_columns(gates, H) / GEMM_NR; panel++)
-        for (size_t k = 0; k < K; k++)
-            for (size_t c = 0; c < GEMM_NR; c++, i++) {
-                ptrdiff_t row = gate_row(gates, H, panel * GEMM_NR + c);
-                float w = row >= 0 ? W[(size_t)row * K + k] : 0.0f;
-                if (to_half) to_half[i] = half_from_float(w);
-                else to_float[i] = w;
-            }
-}
-
-void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) { gates_pack_into(gates, H, H, W, P, NULL); }
-
-void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P) {
-    gates_pack_into(gates, H, H, W, NULL, P);
-}
-
-void rk_input_pack(size_t gates, size_t H, size_t I, const float *W, float *P) { gates_pack_into(gates, H, I, W, P, NULL); }
-
 /* ---- bfloat16 ------------------------------------------------------------------------------ */
 
 typedef uint32_t v16u __attribute__((vector_size(64)));
@@ -119,16 +98,34 @@ static uint16_t bf16_from_float(float f) {
 
 size_t rk_bf16_row_size(size_t K) { return (K + 1) / 2 * 2; }
 
+/* W [G·H, K] in the packed order into floats (to_float), halves (to_half) or bfloat16 (to_bf16), whichever
+   is not NULL; in bfloat16 with k in pairs (rk_gates_pack_bf16), K rounded up to even with a zero. */
+static void gates_pack_into(size_t gates, size_t H, size_t K, const float *W, float *to_float, uint16_t *to_half,
+                            uint16_t *to_bf16) {
+    size_t depth = to_bf16 ? rk_bf16_row_size(K) : K, i = 0;
+    for (size_t panel = 0; panel < rk_gate_columns(gates, H) / GEMM_NR; panel++)
+        for (size_t k = 0; k < depth; k++)
+            for (size_t c = 0; c < GEMM_NR; c++, i++) {
+                ptrdiff_t row = gate_row(gates, H, panel * GEMM_NR + c);
+                float w = row >= 0 && k < K ? W[(size_t)row * K + k] : 0.0f;
+                if (to_bf16) to_bf16[(panel * depth + k / 2 * 2) * GEMM_NR + 2 * c + k % 2] = bf16_from_float(w);
+                else if (to_half) to_half[i] = half_from_float(w);
+                else to_float[i] = w;
+            }
+}
+
+void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) { gates_pack_into(gates, H, H, W, P, NULL, NULL); }
+
+void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P) {
+    gates_pack_into(gates, H, H, W, NULL, P, NULL);
+}
+
+void rk_input_pack(size_t gates, size_t H, size_t I, const float *W, float *P) { gates_pack_into(gates, H, I, W, P, NULL, NULL); }
+
 size_t rk_gates_packed_size_bf16(size_t gates, size_t H, size_t K) { return rk_gate_columns(gates, H) * rk_bf16_row_size(K); }
 
 void rk_gates_pack_bf16(size_t gates, size_t H, size_t K, const float *W, uint16_t *P) {
-    for (size_t panel = 0; panel < rk_gate_columns(gates, H) / GEMM_NR; panel++)
-        for (size_t pair = 0; pair < rk_bf16_row_size(K) / 2; pair++)
-            for (size_t c = 0; c < GEMM_NR; c++)
-                for (size_t k = 2 * pair; k < 2 * pair + 2; k++) {
-                    ptrdiff_t row = gate_row(gates, H, panel * GEMM_NR + c);
-                    *P++ = row >= 0 && k < K ? bf16_from_float(W[(size_t)row * K + k]) : 0;
-                }
+    gates_pack_into(gates, H, K, W, NULL, NULL, P);
 }
 
 /* rk_bf16_round_rows, inlined into each variant: the steps round h_prev every step. */
@@ -324,14 +321,13 @@ RK_INLINE void gemm_row_tiles(int MR, int NV, int BF16, int DPBF16, const rk_pro
 
 /* Row m of panels q0 ..< q_end: LONE_NV panels at a time, so that as many sums are in flight as cover
    the multiply-add's latency (with NV = 2 a one-row step in bfloat16 read its weights at half the
-   rate of 4), then NV and single panels. */
+   rate of 4), then the rest as any row's tiles take them. */
 enum { LONE_NV = 4 };
 RK_INLINE void gemm_lone_row(int NV, int BF16, int DPBF16, const rk_product *p, size_t m, size_t q0, size_t q_end,
                              size_t k0, size_t kc) {
-    size_t q = q0;
-    for (; q + LONE_NV <= q_end; q += LONE_NV) gemm_tile(1, LONE_NV, BF16, DPBF16, p, m, 1, q, k0, kc);
-    for (; q + NV <= q_end; q += NV) gemm_tile(1, NV, BF16, DPBF16, p, m, 1, q, k0, kc);
-    for (; q < q_end; q++) gemm_tile(1, 1, BF16, DPBF16, p, m, 1, q, k0, kc);
+    size_t rest = q0 + (q_end - q0) / LONE_NV * LONE_NV;
+    gemm_row_tiles(1, LONE_NV, BF16, DPBF16, p, m, m + 1, q0, rest, k0, kc);
+    gemm_row_tiles(1, NV, BF16, DPBF16, p, m, m + 1, rest, q_end, k0, kc);
 }
 
 /* k in blocks of GEMM_KC; panels in blocks of at most GEMM_PANEL_BLOCK_BYTES of weights, which stay

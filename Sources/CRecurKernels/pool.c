@@ -318,12 +318,13 @@ static size_t claim_in_share(share_claims *claims, uint64_t step, uint64_t count
     return SIZE_MAX;
 }
 
-/* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
-   rows' input projection is not computed ahead. */
+/* How the sequence holds W_hh. */
 static rk_weights weight_format(const rk_sequence *s) {
     return s->recurrent_bf16_weights ? RK_WEIGHTS_BFLOAT16 : s->recurrent_half_weights ? RK_WEIGHTS_FLOAT16 : RK_WEIGHTS_FLOAT32;
 }
 
+/* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
+   rows' input projection is not computed ahead. */
 static int steps_project_input(const rk_sequence *s, size_t rows) {
     return rk_step_projects_input(gate_count(s->cell), rows, s->input_size, s->hidden, weight_format(s), core_cache());
 }
