@@ -9,7 +9,7 @@
 
 /* Matrix product panels: NR output columns side by side for every k, so the kernel reads one
    contiguous stream per panel: P[p][k][c] = W[p·NR + c][k], zero past N. */
-enum { GEMM_NR = 16, GEMM_KC = 256 };
+enum { GEMM_NR = 16, GEMM_KC = 512 };
 
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -333,7 +333,12 @@ RK_INLINE void gemm_lone_row(int NV, int BF16, int DPBF16, const rk_product *p, 
 /* k in blocks of GEMM_KC; panels in blocks of at most GEMM_PANEL_BLOCK_BYTES of weights, which stay
    in L2 while every row of the range passes through them, a tile's MR rows at a time, the rows'
    k block staying in L1 across the block's panels. (Rows in blocks of 96 outside, all the panels
-   inside, streamed every panel from L3 for each block: 15–25% slower on one core here.) */
+   inside, streamed every panel from L3 for each block: 15–25% slower on one core here.) Each k block
+   after the first reloads the tiles' sums from Y, which has left L1 by then: k blocks of 512 rather
+   than 256 were 2–7% faster on the Zen 4 VM (bench/ab, same bits: LSTM-512 B = 64 0.971–0.974,
+   B = 1 0.975, GRU-512 B = 64 0.975, B = 1 0.934, RNN-512 B = 64 0.972, LSTM-1024 B = 1 0.952–0.974,
+   LSTM-2048 B = 4 0.976, with AVX2's tiles LSTM-512 B = 64 0.950; K = 256 the same), where 128 was
+   slower (LSTM-256 B = 32 1.14) and 1024 no faster than 512. */
 enum { GEMM_PANEL_BLOCK_BYTES = 384 * 1024 };
 RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t row_begin,
                          size_t row_end, size_t panel_begin, size_t panel_end) {
