@@ -563,6 +563,9 @@ enum { STEP_PRODUCT_MIN_ROWS = 16, STEP_PROJECTING_MIN_ROWS = 8, STEP_PRODUCT_UN
    most the panels of STEP_PRODUCT_UNITS blocks plus one a neighbouring block shares. */
 RK_INLINE size_t product_gates_size(int G, size_t B) { return 2 * B * (STEP_PRODUCT_UNITS * (size_t)G + 2) * RK_UNITS; }
 
+/* Where a step in bfloat16 keeps h_prev rounded, [B, rk_bf16_row_size(H)]: after the gates and the input part. */
+RK_INLINE uint16_t *rounded_state(const rk_step *s, int G) { return (uint16_t *)(s->partial + product_gates_size(G, s->batch)); }
+
 RK_INLINE rk_weights step_weight_format(const rk_step *s) {
     return s->bf16_weights ? RK_WEIGHTS_BFLOAT16 : s->half_weights ? RK_WEIGHTS_FLOAT16 : RK_WEIGHTS_FLOAT32;
 }
@@ -570,9 +573,8 @@ RK_INLINE rk_weights step_weight_format(const rk_step *s) {
 RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SHORT_MR, int NV, size_t unit_begin,
                                size_t unit_end) {
     size_t B = s->batch, H = s->hidden;
-    /* In bfloat16, h_prev rounded [B, rk_bf16_row_size(H)], after the gates and the input part. */
-    uint16_t *h_rounded = (uint16_t *)(s->partial + product_gates_size(G, B));
-    if (s->bf16_weights) round_rows_bf16(B, H, s->h_prev, H, h_rounded, rk_bf16_row_size(H));
+    uint16_t *h_rounded = rounded_state(s, G);
+    if (s->bf16_weights && !s->state_rounded) round_rows_bf16(B, H, s->h_prev, H, h_rounded, rk_bf16_row_size(H));
     for (size_t u0 = unit_begin; u0 < unit_end; u0 += STEP_PRODUCT_UNITS) {
         size_t u1 = unit_end - u0 < STEP_PRODUCT_UNITS ? unit_end : u0 + STEP_PRODUCT_UNITS;
         size_t first = gate_column(G, u0, 0) / GEMM_NR, end = ceil_div(gate_column(G, u1, 0), GEMM_NR);
@@ -843,6 +845,14 @@ void rk_bf16_round_rows(size_t M, size_t K, const float *X, size_t ldx, uint16_t
 void rk_gemm_packed(const rk_product *product, size_t row_begin, size_t row_end, size_t panel_begin, size_t panel_end) {
     if (row_begin >= row_end || panel_begin >= panel_end) return;
     kernels()->gemm(product, row_begin, row_end, panel_begin, panel_end);
+}
+
+size_t rk_cell_gates(rk_cell cell) { return cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1; }
+
+void rk_step_round_state(const rk_step *step) {
+    if (!step->bf16_weights) return;
+    uint16_t *rounded = rounded_state(step, (int)rk_cell_gates(step->cell));
+    rk_bf16_round_rows(step->batch, step->hidden, step->h_prev, step->hidden, rounded, rk_bf16_row_size(step->hidden));
 }
 
 size_t rk_step_unit_group(size_t gates, size_t batch) { return batch == 1 ? (size_t)lone_row_units((int)gates) : 1; }

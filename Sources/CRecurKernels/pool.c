@@ -298,8 +298,6 @@ void rk_gemm_packed_parallel(size_t M, size_t N, size_t K, const float *X, size_
 
 /* ---- sequences ---------------------------------------------------------------------------- */
 
-static size_t gate_count(rk_cell cell) { return cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1; }
-
 /* The claims on one owner's share of a step's chunks (count of them): at step s, moving the counter
    from s·count + i to s·count + i + 1 claims the share's i-th chunk. One counter per share, not one
    per chunk: a peer that looks for work reads one line of the owner's per step, not one per chunk,
@@ -326,12 +324,12 @@ static rk_weights weight_format(const rk_sequence *s) {
 /* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
    rows' input projection is not computed ahead. */
 static int steps_project_input(const rk_sequence *s, size_t rows) {
-    return rk_step_projects_input(gate_count(s->cell), rows, s->input_size, s->hidden, weight_format(s), core_cache());
+    return rk_step_projects_input(rk_cell_gates(s->cell), rows, s->input_size, s->hidden, weight_format(s), core_cache());
 }
 
 /* Floats of one thread's step workspace. */
 static size_t partial_size(const rk_sequence *s) {
-    return rk_step_partial_size(gate_count(s->cell), s->batch, s->hidden, weight_format(s));
+    return rk_step_partial_size(rk_cell_gates(s->cell), s->batch, s->hidden, weight_format(s));
 }
 
 /* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks
@@ -360,11 +358,11 @@ static size_t longest(const rk_sequence *s, size_t row_begin, size_t row_end) {
 }
 
 static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) {
-    size_t B = s->batch, T = s->steps, H = s->hidden, columns = rk_gate_columns(gate_count(s->cell), H);
+    size_t B = s->batch, T = s->steps, H = s->hidden, columns = rk_gate_columns(rk_cell_gates(s->cell), H);
     r->s = s;
     r->length = longest(s, 0, B);
     r->owners = owners;
-    size_t weight_bytes = rk_recurrent_packed_size(gate_count(s->cell), H) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
+    size_t weight_bytes = rk_recurrent_packed_size(rk_cell_gates(s->cell), H) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
     size_t band_rows = B / owners;
     int band_products = rk_step_runs_as_product(band_rows, steps_project_input(s, band_rows), weight_format(s));
     size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
@@ -381,11 +379,11 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     }
     r->projection_chunks = steps_project_input(s, B) ? 0 : gemm_parts(B * T, columns, most);
     r->units = (H + RK_UNITS - 1) / RK_UNITS;
-    r->unit_group = rk_step_unit_group(gate_count(s->cell), B);
+    r->unit_group = rk_step_unit_group(rk_cell_gates(s->cell), B);
     r->groups = (r->units + r->unit_group - 1) / r->unit_group;
     r->step_chunks = r->groups < most ? r->groups : most;
     size_t input_bytes =
-        steps_project_input(s, B) ? rk_input_packed_size(gate_count(s->cell), H, s->input_size) * sizeof(float) : 0;
+        steps_project_input(s, B) ? rk_input_packed_size(rk_cell_gates(s->cell), H, s->input_size) * sizeof(float) : 0;
     r->zigzag = weight_bytes + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * owners;
     atomic_init(&r->next_projection_chunk, 0);
     atomic_init(&r->progress.done, 0);
@@ -399,7 +397,7 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
    rows' state is in h_spare. */
 static rk_step step_of_rows(const rk_sequence *s, size_t step_index, size_t length, size_t row_begin, size_t row_end,
                             size_t thread) {
-    size_t B = s->batch, T = s->steps, H = s->hidden, columns = rk_gate_columns(gate_count(s->cell), H);
+    size_t B = s->batch, T = s->steps, H = s->hidden, columns = rk_gate_columns(rk_cell_gates(s->cell), H);
     size_t t = s->reverse ? length - 1 - step_index : step_index;
     float *state = step_index % 2 == 0 ? s->h : s->h_spare, *next = step_index % 2 == 0 ? s->h_spare : s->h;
     return (rk_step){
@@ -415,8 +413,12 @@ static rk_step step_of_rows(const rk_sequence *s, size_t step_index, size_t leng
     };
 }
 
-static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t thread) {
+/* Chunk `chunk` of step `step_index` on `thread`. In bfloat16 the thread's first chunk of a step rounds
+   h_prev for all of them (*state_rounded then set): at batch 1, a step of 16 chunks rounded it 16 times. */
+static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t thread, int *state_rounded) {
     rk_step step = step_of_rows(r->s, step_index, r->length, 0, r->s->batch, thread);
+    if (!*state_rounded) rk_step_round_state(&step), *state_rounded = 1;
+    step.state_rounded = 1;
     size_t begin = share(r->groups, chunk, r->step_chunks) * r->unit_group;
     size_t end = share(r->groups, chunk + 1, r->step_chunks) * r->unit_group;
     rk_recurrent_step(&step, begin, end < r->units ? end : r->units);
@@ -460,11 +462,12 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
     for (; step < r->length; step++) {
         /* Done chunks are counted once per step, so the shared counter's line moves once per thread. */
         uint64_t computed = 0;
+        int state_rounded = 0;
         for (size_t k = 0; k < r->owners; k++) {
             size_t o = (first_share + k) % r->owners, begin = share(chunks, o, r->owners);
             size_t count = share(chunks, o + 1, r->owners) - begin;
             for (size_t i; (i = claim_in_share(&r->claims[o], step, count)) != SIZE_MAX; computed++)
-                step_chunk(r, step, r->zigzag && step % 2 == 1 ? begin + count - 1 - i : begin + i, thread);
+                step_chunk(r, step, r->zigzag && step % 2 == 1 ? begin + count - 1 - i : begin + i, thread, &state_rounded);
         }
         progress_add(&r->progress, computed, chunks, projection);
         progress_wait(&r->progress, projection + (step + 1) * chunks);
@@ -497,7 +500,7 @@ void rk_run_sequences(const rk_sequence *sequences, size_t count) {
         job.count = count - first < RK_MAX_THREADS ? count - first : RK_MAX_THREADS;
         const rk_sequence *s = &sequences[first];
         size_t threads = 1;
-        if (s->batch * gate_count(s->cell) * s->hidden * s->hidden >= MIN_PARALLEL_STEP_WORK) {
+        if (s->batch * rk_cell_gates(s->cell) * s->hidden * s->hidden >= MIN_PARALLEL_STEP_WORK) {
             pthread_once(&pool.once, pool_start);
             threads = pool.workers + 1;
         }

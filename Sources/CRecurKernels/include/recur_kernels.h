@@ -76,6 +76,9 @@ void rk_bf16_round_rows(size_t M, size_t K, const float *X, size_t ldx, uint16_t
    Gate order is PyTorch's: lstm (i, f, g, o), gru (r, z, n), rnn one gate. */
 typedef enum { RK_CELL_RNN_TANH = 0, RK_CELL_RNN_RELU = 1, RK_CELL_LSTM = 2, RK_CELL_GRU = 3 } rk_cell;
 
+/* Gates of a cell: 4 (lstm), 3 (gru), 1 (rnn). */
+size_t rk_cell_gates(rk_cell cell);
+
 /* The most threads one call uses. */
 #define RK_MAX_THREADS 8
 
@@ -136,6 +139,7 @@ typedef struct {
     const size_t *lengths;              /* [B]: row b steps only while t < lengths[b]; NULL: all rows */
     size_t t;
     float *partial;                     /* workspace [rk_step_partial_size(G, B, H, ·)] of the calling thread */
+    int state_rounded;                  /* bfloat16: partial already holds h_prev rounded (rk_step_round_state) */
 } rk_step;
 
 /* How a step holds W_hh: rk_recurrent_pack's floats, rk_recurrent_pack_half's halves, or
@@ -161,6 +165,10 @@ int rk_step_runs_as_product(size_t batch, int projects_input, rk_weights weights
 /* How many unit blocks a step over `batch` rows computes at once: a range of blocks given to
    rk_recurrent_step that is a multiple of it (or ends at the last block) runs at full rate. */
 size_t rk_step_unit_group(size_t gates, size_t batch);
+
+/* In bfloat16, rounds the step's h_prev into its workspace, where rk_recurrent_step with state_rounded
+   set reads it: a thread that runs several chunks of one step rounds h_prev once, not once a chunk. */
+void rk_step_round_state(const rk_step *step);
 
 /* The step for hidden-unit blocks unit_begin ..< unit_end (of ceil(H / RK_UNITS)), every row. A row
    that does not step copies h_prev to h_next and leaves c and y. Blocks are independent: threads may
