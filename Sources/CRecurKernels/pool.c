@@ -53,8 +53,11 @@ enum { BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BY
    (LSTM-256 on one core), 0.91 (RNN-512), 0.96 (GRU-300); at 4× (LSTM-512) no gain; batched steps,
    bound by their multiply-adds, unchanged (LSTM-256 at B = 8 and 32: 1.00). */
 enum { ZIGZAG_MAX_CACHE_SHARES = 2 };
-/* Chunks per step and per owning thread: the unit of stealing. */
-enum { CHUNKS_PER_THREAD = 8, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
+/* Chunks per step and per owning thread: the unit of stealing. A step over several rows takes fewer,
+   larger chunks, whose per-chunk set-up (tiles, row groups, claims) is then spread over more units
+   (bench/ab on the Zen 4 VM, same bits: LSTM-256 B = 8 T = 200 0.954–0.976, B = 4 0.966, bidirectional B = 8
+   0.978); at batch 1, 4 a thread were no faster (LSTM-256 1.007, LSTM-512 0.977, GRU-512 1.024). */
+enum { CHUNKS_PER_THREAD = 8, BATCHED_CHUNKS_PER_THREAD = 4, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
 /* How long a waiting thread spins before it sleeps: an idle worker long enough to catch the next
    call of a caller running passes back to back; a thread waiting for the rest of a step only as
    long as a chunk takes, since past that its peer is likely descheduled and needs the core. */
@@ -381,7 +384,8 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->units = (H + RK_UNITS - 1) / RK_UNITS;
     r->unit_group = rk_step_unit_group(rk_cell_gates(s->cell), B);
     r->groups = (r->units + r->unit_group - 1) / r->unit_group;
-    r->step_chunks = r->groups < most ? r->groups : most;
+    size_t step_most = owners * (B == 1 ? CHUNKS_PER_THREAD : BATCHED_CHUNKS_PER_THREAD);
+    r->step_chunks = r->groups < step_most ? r->groups : step_most;
     size_t input_bytes =
         steps_project_input(s, B) ? rk_input_packed_size(rk_cell_gates(s->cell), H, s->input_size) * sizeof(float) : 0;
     r->zigzag = weight_bytes + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * owners;
