@@ -69,7 +69,7 @@ static int by_value(const void *a, const void *b) {
 /* One side's sequences: its own packed weights and workspaces, the shared input x, output y [B, T, D·H]. */
 static void prepare(const kernels *k, rk_cell cell, size_t B, size_t T, size_t I, size_t H, size_t D, const float *x,
                     float *y, rk_sequence *sequences) {
-    size_t G = cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1;
+    size_t G = rk_cell_gates(cell);
     for (size_t d = 0; d < D; d++) {
         float *input = values(G * H * I, 2 + d), *recurrent = values(G * H * H, 4 + d);
         float *input_packed = malloc(k->input_packed_size(G, H, I) * sizeof(float));
