@@ -8,7 +8,9 @@ For each configuration (../shared/bench/configs.json, then bench/shapes.json):
      against PyTorch's (max relative error, fail beyond --tolerance), then timed.
   3. ONNX Runtime: peers.ort_runner, timed.
 Every engine runs in a process of its own, so its peak resident memory is its own. Times are
-peers.median_ms: 3 warm-up calls, then the median of --repeat forward passes over the whole batch.
+harness.warm_up (half a second of calls: numpy's OpenBLAS threads spin for about 100 ms after
+import), then peers.median_ms: 3 warm-up calls, then the median of --repeat forward passes over the
+whole batch.
 peers.py (../shared/bench/peers.py) builds and times the peers, with both cores.
 
     python3 bench/bench.py [--configs FILE ...] [--only ID ...] [--repeat N] [--markdown]

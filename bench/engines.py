@@ -11,7 +11,8 @@ onnxruntime  times peers.ort_runner.
 recur        loads DIR/model.safetensors through the Python binding (measuring the load's peak
              resident increase), runs DIR/input.safetensors, compares with DIR/expected.safetensors
              when it exists (exit 3 beyond --tolerance), then times Model.run.
-Timing is peers.median_ms (3 warm-up calls, then the median of --repeat calls) for all three.
+Timing is harness.warm_up (calls for half a second), then peers.median_ms (3 warm-up calls, then
+the median of --repeat calls), the same for all three.
 """
 import argparse
 import importlib.util
@@ -48,6 +49,7 @@ def time_torch(peers, config, directory, repeat):
         raise SystemExit("peers.torch_runner's closure no longer holds the module `m` and input `X`; "
                          "update engines.py to the new peers.py")
     module, x = captured["m"], captured["X"]
+    harness.warm_up(run)
     ms = peers.median_ms(run, repeat)
     peak = harness.peak_mib()
 
@@ -73,7 +75,9 @@ def time_onnxruntime(peers, config, directory, repeat):
     import onnx  # noqa: F401  (imported before the baseline, as peers.ort_runner needs it)
     import onnxruntime
     baseline = harness.resident_mib()
-    ms = peers.median_ms(peers.ort_runner(config), repeat)
+    run = peers.ort_runner(config)
+    harness.warm_up(run)
+    ms = peers.median_ms(run, repeat)
     return {"ms": ms, "peak_mib": harness.peak_mib(), "baseline_mib": baseline, "version": onnxruntime.__version__,
             "threads": os.cpu_count()}
 
@@ -104,6 +108,7 @@ def time_recur(peers, config, directory, repeat, tolerance):
     load_peak, loaded, model = measure_load(recur, path)
 
     first = model.run(x)
+    harness.warm_up(lambda: model.run(x))
     ms = peers.median_ms(lambda: model.run(x), repeat)
     peak = harness.peak_mib()
 

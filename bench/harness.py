@@ -7,6 +7,7 @@ A configuration is one entry of ../shared/bench/configs.json: {"id", "cell": "ls
 import json
 import os
 import resource
+import time
 
 import numpy as np
 
@@ -98,6 +99,27 @@ def relative_error(found: np.ndarray, expected: np.ndarray) -> float:
         raise ValueError(f"shape {found.shape} differs from the reference {expected.shape}")
     scale = float(np.max(np.abs(expected), initial=0.0)) or 1.0
     return float(np.max(np.abs(found.astype(np.float64) - expected), initial=0.0)) / scale
+
+
+# Timing.
+
+WARM_UP_SECONDS = 0.5
+
+
+def warm_up(run, seconds=WARM_UP_SECONDS, clock=time.perf_counter) -> int:
+    """Calls run() until `seconds` have passed (at least once); returns how many calls it made.
+
+    Every engine warms up this way before peers.median_ms (whose 3 warm-up calls stay). numpy's
+    OpenBLAS starts a thread per core at import that busy-waits about 100 ms before it sleeps; a
+    pass timed within that window competes with it for the two cores. Recur loads in milliseconds,
+    so without this its batch-1 passes were timed inside the window (lstm-256-b1 1.7–2.0 ms, with
+    5 ms passes whenever the spinner held a core that the pool's other thread needed, against
+    0.9 ms after it), while ONNX Runtime's and PyTorch's slower set-up outlasted it."""
+    calls, start = 0, clock()
+    while calls == 0 or clock() - start < seconds:
+        run()
+        calls += 1
+    return calls
 
 
 # Memory, from /proc/self/status (kB) and getrusage (KiB on Linux), reported in MiB.

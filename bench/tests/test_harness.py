@@ -123,3 +123,16 @@ def test_table_ratio_against_the_faster_peer_and_missing_peers():
     assert harness.table_row({**row, "errors": ["recur: differs from PyTorch"]})[-1] == "FAILED"
     markdown = harness.format_table([row], markdown=True).splitlines()
     assert markdown[0].startswith("| config |") and markdown[1].startswith("|---|")
+
+
+def test_warm_up_calls_until_its_time_has_passed_and_at_least_once():
+    now = [0.0]
+    calls = []
+
+    def run():
+        calls.append(now[0])
+        now[0] += 0.125
+
+    assert harness.warm_up(run, seconds=0.5, clock=lambda: now[0]) == 4
+    assert calls == [0.0, 0.125, 0.25, 0.375]
+    assert harness.warm_up(run, seconds=0.0, clock=lambda: now[0]) == 1
