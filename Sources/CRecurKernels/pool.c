@@ -417,12 +417,13 @@ static rk_step step_of_rows(const rk_sequence *s, size_t step_index, size_t leng
     };
 }
 
-/* Chunk `chunk` of step `step_index` on `thread`. In bfloat16 the thread's first chunk of a step rounds
-   h_prev for all of them (*state_rounded then set): at batch 1, a step of 16 chunks rounded it 16 times. */
-static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t thread, int *state_rounded) {
+/* Chunk `chunk` of step `step_index` on `thread`. The thread's first chunk of a step prepares the rows
+   for all of them (*rows_prepared then set): at batch 1 in bfloat16, a step of 16 chunks rounded h_prev
+   16 times. */
+static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t thread, int *rows_prepared) {
     rk_step step = step_of_rows(r->s, step_index, r->length, 0, r->s->batch, thread);
-    if (!*state_rounded) rk_step_round_state(&step), *state_rounded = 1;
-    step.state_rounded = 1;
+    if (!*rows_prepared) rk_step_prepare_rows(&step), *rows_prepared = 1;
+    step.rows_prepared = 1;
     size_t begin = share(r->groups, chunk, r->step_chunks) * r->unit_group;
     size_t end = share(r->groups, chunk + 1, r->step_chunks) * r->unit_group;
     rk_recurrent_step(&step, begin, end < r->units ? end : r->units);
@@ -466,12 +467,12 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
     for (; step < r->length; step++) {
         /* Done chunks are counted once per step, so the shared counter's line moves once per thread. */
         uint64_t computed = 0;
-        int state_rounded = 0;
+        int rows_prepared = 0;
         for (size_t k = 0; k < r->owners; k++) {
             size_t o = (first_share + k) % r->owners, begin = share(chunks, o, r->owners);
             size_t count = share(chunks, o + 1, r->owners) - begin;
             for (size_t i; (i = claim_in_share(&r->claims[o], step, count)) != SIZE_MAX; computed++)
-                step_chunk(r, step, r->zigzag && step % 2 == 1 ? begin + count - 1 - i : begin + i, thread, &state_rounded);
+                step_chunk(r, step, r->zigzag && step % 2 == 1 ? begin + count - 1 - i : begin + i, thread, &rows_prepared);
         }
         progress_add(&r->progress, computed, chunks, projection);
         progress_wait(&r->progress, projection + (step + 1) * chunks);

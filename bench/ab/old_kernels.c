@@ -25,6 +25,7 @@
 #define rk_gates_pack_bf16 old_rk_gates_pack_bf16
 #define rk_cell_gates old_rk_cell_gates
 #define rk_step_round_state old_rk_step_round_state
+#define rk_step_prepare_rows old_rk_step_prepare_rows
 #define RK_STRINGIFY(x) #x
 #define RK_OLD_FILE(dir, file) RK_STRINGIFY(dir/file)
 #include RK_OLD_FILE(OLD, packed.c)

@@ -139,15 +139,15 @@ typedef struct {
     const size_t *lengths;              /* [B]: row b steps only while t < lengths[b]; NULL: all rows */
     size_t t;
     float *partial;                     /* workspace [rk_step_partial_size(G, B, H, ·)] of the calling thread */
-    int state_rounded;                  /* bfloat16: partial already holds h_prev rounded (rk_step_round_state) */
+    int rows_prepared;                  /* partial already holds the rows rk_step_prepare_rows puts there */
 } rk_step;
 
 /* How a step holds W_hh: rk_recurrent_pack's floats, rk_recurrent_pack_half's halves, or
    rk_gates_pack_bf16's bfloat16 for products in bfloat16. */
 typedef enum { RK_WEIGHTS_FLOAT32 = 0, RK_WEIGHTS_FLOAT16 = 1, RK_WEIGHTS_BFLOAT16 = 2 } rk_weights;
 
-/* Floats of the partial sums (or, for a batched step, the gates of a group of unit blocks, and in
-   bfloat16 the rows of h_prev rounded) one thread's rk_recurrent_step keeps. */
+/* Floats of the partial sums (or, for a batched step, the gates of a group of unit blocks, and the
+   rows rk_step_prepare_rows makes) one thread's rk_recurrent_step keeps. */
 size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weights weights);
 
 /* Whether a step of `gates` gates over `batch` rows runs as one matrix product that is better off
@@ -166,9 +166,11 @@ int rk_step_runs_as_product(size_t batch, int projects_input, rk_weights weights
    rk_recurrent_step that is a multiple of it (or ends at the last block) runs at full rate. */
 size_t rk_step_unit_group(size_t gates, size_t batch);
 
-/* In bfloat16, rounds the step's h_prev into its workspace, where rk_recurrent_step with state_rounded
-   set reads it: a thread that runs several chunks of one step rounds h_prev once, not once a chunk. */
-void rk_step_round_state(const rk_step *step);
+/* Puts into the step's workspace the rows its matrix products read from there, where rk_recurrent_step
+   with rows_prepared set finds them: in bfloat16, h_prev rounded; in float32, rows of x and h_prev
+   whose stride would make a tile's rows evict one another from L1, copied with a shorter one. A
+   thread that runs several chunks of one step prepares them once, not once a chunk. */
+void rk_step_prepare_rows(const rk_step *step);
 
 /* The step for hidden-unit blocks unit_begin ..< unit_end (of ceil(H / RK_UNITS)), every row. A row
    that does not step copies h_prev to h_next and leaves c and y. Blocks are independent: threads may
