@@ -256,6 +256,33 @@ RK_INLINE void tile_micro_bf16(int MR, int NV, int DPBF16, size_t pairs, const u
 
 /* ---- matrix product ----------------------------------------------------------------------- */
 
+/* Rows whose stride is a multiple of 4 KiB all sit in one set of the 8-way L1 data cache, so a tile of
+   12 of them evicts its own rows between one k and the next: x in a step that projects its own input
+   (rows T·I floats apart, as at T = 100 with I = 256 or T = 50 with I = 512) and h_prev when H is a
+   multiple of 1024. One core, a product of 32 rows × 2048 columns × K = 512: 108 GFLOP/s with rows
+   100 KiB apart, 116 with them contiguous; K = 1024 with rows 4 KiB apart 104–106, 115 with 16 floats
+   more between them. A product step over ALIASING_MIN_ROWS rows or more reads such rows from a copy in
+   its workspace, COPY_PAD floats longer a row, made once per thread and step (rk_step_prepare_rows;
+   bench/ab, same bits: LSTM-512 B = 64 0.956–0.967, LSTM-256 B = 32 0.962–0.987, GRU-512 B = 64 0.964,
+   RNN-512 B = 64 0.899, LSTM-1024 B = 32 0.918). Tiles of fewer rows (AVX2's 6, the short 4) do not
+   fill the set's 8 ways; the copies cost them little. Other products (the input projection ahead, whose
+   rows are x's, I floats apart) copy a tall tile's rows for each k block and panel block instead
+   (gemm_row_tiles; bench/ab, same bits: LSTM-1024 B = 1 0.90–0.94, B = 32 0.94, GRU-512 with
+   I = 1024 at B = 8 0.89). */
+enum { ALIASING_STRIDE_BYTES = 4096, ALIASING_MIN_ROWS = 12, COPY_PAD = 16 };
+
+/* A tile's copied row: one k block, padded. */
+enum { COPIED_ROW = GEMM_KC + COPY_PAD };
+
+RK_INLINE int rows_alias(size_t rows, size_t ld) {
+    return rows >= ALIASING_MIN_ROWS && ld * sizeof(float) % ALIASING_STRIDE_BYTES == 0;
+}
+
+static void copy_rows(size_t M, size_t K, const float *X, size_t ldx, float *Y, size_t ldy) {
+    for (size_t m = 0; m < M; m++) memcpy(Y + m * ldy, X + m * ldx, K * sizeof(float));
+}
+
+
 /* Where row m of the product goes. */
 RK_INLINE float *product_row(const rk_product *p, size_t m) {
     return p->Y + (m / p->group) * p->ldy_group + (m % p->group) * p->ldy;
@@ -265,7 +292,7 @@ RK_INLINE float *product_row(const rk_product *p, size_t m) {
    q ..< q+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0 unless accumulating) or Y. BF16: the
    product in bfloat16 (k0 even), with the instruction when DPBF16. */
 RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m, size_t mr, size_t q,
-                         size_t k0, size_t kc) {
+                         size_t k0, size_t kc, const float *rows_copy) {
     const void *w[TILE_MAX_NV];
     size_t n0[TILE_MAX_NV], width[TILE_MAX_NV];
     RK_UNROLL for (int v = 0; v < NV; v++) {
@@ -280,6 +307,7 @@ RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product 
     RK_UNROLL for (int r = 0; r < MR; r++) {
         size_t row = m + ((size_t)r < mr ? (size_t)r : mr - 1);
         if (BF16) rows[r] = p->X16 + row * p->ldx + k0;
+        else if (rows_copy) rows[r] = rows_copy + (row - m) * COPIED_ROW;
         else rows[r] = p->X + row * p->ldx + k0;
         out[r] = product_row(p, row);
         RK_UNROLL for (int v = 0; v < NV; v++) {
@@ -309,13 +337,20 @@ static size_t tall_tile_rows(size_t rows, size_t MR, size_t SHORT_MR) {
 }
 
 /* Rows m_begin ..< m_end of panels q0 ..< q_end in tiles of MR rows (the last one partial), each
-   tile's rows through all the panels, NV at a time. */
+   tile's rows through all the panels, NV at a time; a tall tile of rows that alias in L1 reads its
+   rows' k block from a copy on the stack. */
 RK_INLINE void gemm_row_tiles(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m_begin, size_t m_end,
                               size_t q0, size_t q_end, size_t k0, size_t kc) {
+    int copies = !BF16 && MR >= ALIASING_MIN_ROWS && rows_alias((size_t)MR, p->ldx);
+    /* [mr, COPIED_ROW]: k0 ..< k0+kc of each row. Per thread, not on the stack: the step functions inline
+       many of these loops, and the pool's threads have 256 KiB stacks. */
+    static _Thread_local float copy[TILE_MAX_MR * COPIED_ROW];
     for (size_t m = m_begin; m < m_end; m += MR) {
         size_t mr = m_end - m < (size_t)MR ? m_end - m : (size_t)MR, q = q0;
-        for (; q + NV <= q_end; q += NV) gemm_tile(MR, NV, BF16, DPBF16, p, m, mr, q, k0, kc);
-        for (; q < q_end; q++) gemm_tile(MR, 1, BF16, DPBF16, p, m, mr, q, k0, kc);
+        const float *rows_copy = NULL;
+        if (copies) copy_rows(mr, kc, p->X + m * p->ldx + k0, p->ldx, copy, COPIED_ROW), rows_copy = copy;
+        for (; q + NV <= q_end; q += NV) gemm_tile(MR, NV, BF16, DPBF16, p, m, mr, q, k0, kc, rows_copy);
+        for (; q < q_end; q++) gemm_tile(MR, 1, BF16, DPBF16, p, m, mr, q, k0, kc, rows_copy);
     }
 }
 
@@ -570,22 +605,6 @@ RK_INLINE rk_weights step_weight_format(const rk_step *s) {
     return s->bf16_weights ? RK_WEIGHTS_BFLOAT16 : s->half_weights ? RK_WEIGHTS_FLOAT16 : RK_WEIGHTS_FLOAT32;
 }
 
-/* Rows whose stride is a multiple of 4 KiB all sit in one set of the 8-way L1 data cache, so a tile of
-   12 of them evicts its own rows between one k and the next: x in a step that projects its own input
-   (rows T·I floats apart, as at T = 100 with I = 256 or T = 50 with I = 512) and h_prev when H is a
-   multiple of 1024. One core, a product of 32 rows × 2048 columns × K = 512: 108 GFLOP/s with rows
-   100 KiB apart, 116 with them contiguous; K = 1024 with rows 4 KiB apart 104–106, 115 with 16 floats
-   more between them. A product step over ALIASING_MIN_ROWS rows or more reads such rows from a copy in
-   its workspace, COPY_PAD floats longer a row, made once per thread and step (rk_step_prepare_rows;
-   bench/ab, same bits: LSTM-512 B = 64 0.956–0.967, LSTM-256 B = 32 0.962–0.987, GRU-512 B = 64 0.964,
-   RNN-512 B = 64 0.899, LSTM-1024 B = 32 0.918). Tiles of fewer rows (AVX2's 6, the short 4) do not
-   fill the set's 8 ways; the copies cost them little. */
-enum { ALIASING_STRIDE_BYTES = 4096, ALIASING_MIN_ROWS = 12, COPY_PAD = 16 };
-
-RK_INLINE int rows_alias(size_t rows, size_t ld) {
-    return rows >= ALIASING_MIN_ROWS && ld * sizeof(float) % ALIASING_STRIDE_BYTES == 0;
-}
-
 /* Floats of the copies: x's rows (a step given x has input_size ≤ 2·H, rk_step_projects_input) and h_prev's. */
 static size_t copied_rows_size(size_t B, size_t H) { return B >= ALIASING_MIN_ROWS ? B * (3 * H + 2 * COPY_PAD) : 0; }
 
@@ -603,10 +622,6 @@ static product_rows product_rows_of(const rk_step *s, int G) {
     if (s->x && s->input_size <= 2 * H && rows_alias(B, s->ldx)) r.x = copies, r.ldx = s->input_size + COPY_PAD;
     if (rows_alias(B, H)) r.h = copies + B * (2 * H + COPY_PAD), r.ldh = H + COPY_PAD;
     return r;
-}
-
-static void copy_rows(size_t M, size_t K, const float *X, size_t ldx, float *Y, size_t ldy) {
-    for (size_t m = 0; m < M; m++) memcpy(Y + m * ldy, X + m * ldx, K * sizeof(float));
 }
 
 /* rk_step_prepare_rows for float32 weights. */

@@ -20,7 +20,8 @@
  * read the input projection's (a larger W_ih: I = 650 against H = 300, 17 rows in bands of 8 that
  * would be fused row groups), with rows of x 4 KiB apart (T·I = 1024) or H = 1024, which those
  * products read from copies (13 rows split by units, 29 in bands of 14 and 15, at T·I = 1024 and at
- * H = 1024); a lone row runs through the lone-row step, several unit blocks at
+ * H = 1024), and a projection ahead whose tall tiles copy rows of x 4 KiB apart (I = 1024, 13 rows);
+ * a lone row runs through the lone-row step, several unit blocks at
  * once, after the projection of every step; in bfloat16 every step is a product (exits 1 on a
  * difference).
  */
@@ -206,6 +207,7 @@ int main(void) {
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 4, 256, 128, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 29, 4, 256, 128, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 29, 2, 8, 1024, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 2, 1024, 64, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 23, 5, 7, 44, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 12, 3, 7, 300, reverse, with_lengths);
     return differing;
