@@ -108,8 +108,11 @@ def time_recur(peers, config, directory, repeat, tolerance):
     load_peak, loaded, model = measure_load(recur, path)
 
     first = model.run(x)
-    harness.warm_up(lambda: model.run(x))
-    ms = peers.median_ms(lambda: model.run(x), repeat)
+    def run():
+        return model.run(x)
+
+    harness.warm_up(run)
+    ms = peers.median_ms(run, repeat)
     peak = harness.peak_mib()
 
     errors = {}

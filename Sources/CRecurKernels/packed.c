@@ -282,7 +282,6 @@ static void copy_rows(size_t M, size_t K, const float *X, size_t ldx, float *Y, 
     for (size_t m = 0; m < M; m++) memcpy(Y + m * ldy, X + m * ldx, K * sizeof(float));
 }
 
-
 /* Where row m of the product goes. */
 RK_INLINE float *product_row(const rk_product *p, size_t m) {
     return p->Y + (m / p->group) * p->ldy_group + (m % p->group) * p->ldy;
@@ -338,10 +337,10 @@ static size_t tall_tile_rows(size_t rows, size_t MR, size_t SHORT_MR) {
 
 /* Rows m_begin ..< m_end of panels q0 ..< q_end in tiles of MR rows (the last one partial), each
    tile's rows through all the panels, NV at a time; a tall tile of rows that alias in L1 reads its
-   rows' k block from a copy on the stack. */
+   rows' k block from a per-thread copy. */
 RK_INLINE void gemm_row_tiles(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m_begin, size_t m_end,
                               size_t q0, size_t q_end, size_t k0, size_t kc) {
-    int copies = !BF16 && MR >= ALIASING_MIN_ROWS && rows_alias((size_t)MR, p->ldx);
+    int copies = !BF16 && rows_alias((size_t)MR, p->ldx);
     /* [mr, COPIED_ROW]: k0 ..< k0+kc of each row. Per thread, not on the stack: the step functions inline
        many of these loops, and the pool's threads have 256 KiB stacks. */
     static _Thread_local float copy[TILE_MAX_MR * COPIED_ROW];
@@ -635,10 +634,7 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
                                size_t unit_end) {
     size_t B = s->batch, H = s->hidden;
     uint16_t *h_rounded = rounded_state(s, G);
-    if (!s->rows_prepared) {
-        if (s->bf16_weights) round_rows_bf16(B, H, s->h_prev, H, h_rounded, rk_bf16_row_size(H));
-        else copy_aliasing_rows(s, G);
-    }
+    if (!s->rows_prepared) rk_step_prepare_rows(s);
     product_rows rows = product_rows_of(s, G);
     for (size_t u0 = unit_begin; u0 < unit_end; u0 += STEP_PRODUCT_UNITS) {
         size_t u1 = unit_end - u0 < STEP_PRODUCT_UNITS ? unit_end : u0 + STEP_PRODUCT_UNITS;
