@@ -2,7 +2,7 @@
  * The recurrent kernels under AddressSanitizer: every buffer allocated to the exact size
  * recur_kernels.h states, so a read or write past one (a tile's last rows, a product's panel that
  * holds a neighbouring block's gate, a partial unit block) stops the run. Sequences of every cell,
- * batch sizes on both sides of the tile heights (4, 6, 12) and of the step's product path (16),
+ * batch sizes on both sides of the tile heights (4, 6, 8, 12) and of the step's product path (16),
  * hidden sizes that are not multiples of 8, lengths, both directions, float32 weights, half W_hh and
  * products in bfloat16.
  *
@@ -16,7 +16,8 @@
  * for bit: a batch big enough runs in bands of rows, one per thread, each with its own time loop
  * up to its own longest row (small W_hh, or larger W_hh when a band's steps are matrix products:
  * 23 rows and H = 300), or else its steps split by hidden units across threads, as matrix products
- * that compute their own input part (12 rows, too few for bands, W_ih up to twice W_hh's size) or
+ * that compute their own input part (12 rows, too few for bands, W_ih up to twice W_hh's size; 8
+ * rows, one tile of two short tiles' rows) or
  * read the input projection's (a larger W_ih: I = 650 against H = 300, 17 rows in bands of 8 that
  * would be fused row groups), with rows of x 4 KiB apart (T·I = 1024) or H = 1024, which those
  * products read from copies (13 rows split by units, 29 in bands of 14 and 15, at T·I = 1024 and at
@@ -188,7 +189,7 @@ int main(void) {
         return 1;
     }
     const rk_cell cells[] = {RK_CELL_RNN_TANH, RK_CELL_RNN_RELU, RK_CELL_LSTM, RK_CELL_GRU};
-    const size_t batches[] = {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 16, 17, 29};
+    const size_t batches[] = {1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 16, 17, 20, 29};
     const size_t hiddens[] = {3, 8, 20, 33, 140};
     for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
         for (size_t b = 0; b < sizeof batches / sizeof *batches; b++)
@@ -202,6 +203,7 @@ int main(void) {
                 differing |= rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 23, 5, 7, 44, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 23, 3, 7, 300, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 12, 3, 7, 300, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 8, 3, 7, 44, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 33, 3, 50, 20, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 17, 2, 650, 300, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 4, 256, 128, reverse, with_lengths) |
