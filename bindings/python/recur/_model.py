@@ -59,8 +59,8 @@ def _c_inputs(inputs: list[tuple[str, np.ndarray]]) -> ctypes.Array:
 
 def _take_result(lib, result: c_void_p) -> dict:
     """The result's tensors as numpy arrays over the result's own memory, not copies: copying a
-    [64, 50, 512] output costs more than a millisecond with its fresh pages. The result is freed
-    when the last of the arrays goes."""
+    [64, 50, 512] output into fresh pages cost 0.55 ms a call. The result is freed when the last of
+    the arrays goes (on an error here, when `owner` goes)."""
     owner = _Owned(result.value, lib.recur_result_free)
     tensor = _library.Tensor()  # one struct for every output: each is read before the next
     pointer = byref(tensor)
