@@ -265,7 +265,9 @@ RK_INLINE void tile_micro_bf16(int MR, int NV, int DPBF16, size_t pairs, const u
    its workspace, COPY_PAD floats longer a row, made once per thread and step (rk_step_prepare_rows;
    bench/ab, same bits: LSTM-512 B = 64 0.956–0.967, LSTM-256 B = 32 0.962–0.987, GRU-512 B = 64 0.964,
    RNN-512 B = 64 0.899, LSTM-1024 B = 32 0.918). Tiles of fewer rows (AVX2's 6, the short 4) do not
-   fill the set's 8 ways; the copies cost them little. Other products (the input projection ahead, whose
+   fill the set's 8 ways; AVX-512's 8-row tiles (gemm_body) just fill them, and were measured faster
+   without copies at B = 8 with such rows (LSTM-256 T = 200: x rows 200 KiB apart); copies for them
+   were not tried. Other products (the input projection ahead, whose
    rows are x's, I floats apart) copy a tall tile's rows for each k block and panel block instead
    (gemm_row_tiles; bench/ab, same bits: LSTM-1024 B = 1 0.90–0.94, B = 32 0.94, GRU-512 with
    I = 1024 at B = 8 0.89). */
@@ -395,10 +397,8 @@ RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, int BF16, int DPBF16, con
         for (size_t q0 = panel_begin; q0 < panel_end; q0 += block) {
             size_t q_end = panel_end - q0 < block ? panel_end : q0 + block;
             gemm_row_tiles(MR, NV, BF16, DPBF16, p, row_begin, tall_end, q0, q_end, k0, kc);
-            if (SHORT_MR > 0) {
-                if (PAIR_MR > 0) gemm_row_tiles(PAIR_MR, NV, BF16, DPBF16, p, tall_end, short_pairs_end, q0, q_end, k0, kc);
-                gemm_row_tiles(SHORT_MR, NV, BF16, DPBF16, p, short_pairs_end, short_end, q0, q_end, k0, kc);
-            }
+            if (PAIR_MR > 0) gemm_row_tiles(PAIR_MR, NV, BF16, DPBF16, p, tall_end, short_pairs_end, q0, q_end, k0, kc);
+            if (SHORT_MR > 0) gemm_row_tiles(SHORT_MR, NV, BF16, DPBF16, p, short_pairs_end, short_end, q0, q_end, k0, kc);
             if (lone_row) gemm_lone_row(NV, BF16, DPBF16, p, short_end, q0, q_end, k0, kc);
         }
         if (p->K == 0) break;
