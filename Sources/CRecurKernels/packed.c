@@ -267,7 +267,8 @@ RK_INLINE void tile_micro_bf16(int MR, int NV, int DPBF16, size_t pairs, const u
    RNN-512 B = 64 0.899, LSTM-1024 B = 32 0.918). Tiles of fewer rows (AVX2's 6, the short 4) do not
    fill the set's 8 ways; AVX-512's 8-row tiles (gemm_body) just fill them, and were measured faster
    without copies at B = 8 with such rows (LSTM-256 T = 200: x rows 200 KiB apart); copies for them
-   were not tried. Other products (the input projection ahead, whose
+   were slower (ALIASING_MIN_ROWS 8: LSTM-256 B = 8 T = 200 1.037, bidirectional LSTM-256 B = 8
+   1.024). Other products (the input projection ahead, whose
    rows are x's, I floats apart) copy a tall tile's rows for each k block and panel block instead
    (gemm_row_tiles; bench/ab, same bits: LSTM-1024 B = 1 0.90–0.94, B = 32 0.94, GRU-512 with
    I = 1024 at B = 8 0.89). */
