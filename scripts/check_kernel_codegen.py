@@ -27,7 +27,8 @@ FMA = r"vfmadd\d+ps"
 # and 4 rows (8 zmm), and two of those at once, 8 rows (16 zmm; avx2's would not fit its registers).
 # In bfloat16 the avx512 tiles take one VDPBF16PS per accumulator and k pair, or,
 # computed without it, two multiply-adds in tiles of half the rows (6 and 2 rows for avx512, 3 and 2
-# for avx2's 16 floats in 2 ymm).
+# for avx2's 16 floats in 2 ymm). A step's rows left after its tall tiles go in one tile of their own
+# height, 2 up to one less than the tall tile's rows.
 EXPECTED = [
     ("gemm_avx2", FMA, "ymm", 12),
     ("step_avx2", FMA, "ymm", 12),
@@ -45,6 +46,8 @@ EXPECTED = [
     ("gemm_bf16_avx512", FMA, "zmm", 8),
     ("gemm_bf16_avx2", FMA, "ymm", 12),
     ("gemm_bf16_avx2", FMA, "ymm", 8),
+    *[("step_avx2", FMA, "ymm", 2 * rows) for rows in range(2, 6)],
+    *[("step_avx512", FMA, "zmm", 2 * rows) for rows in range(2, 12)],
 ]
 
 

@@ -567,15 +567,19 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
     }
 }
 
-/* A step not run as a matrix product (below), rows go in whole tiles of TILE_MR first, then of
-   SHORT_MR (when > 0), when G is even so a block's gate pairs are whole panels. The rest go in
-   groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers), over two unit
-   blocks at once when that still fits (rnn); a last single row takes two unit blocks, so it still
-   has 2·G independent sums in flight (a batch of one row: step_lone_row). When more than one pass
-   (tile or row group) reads a block, the sums go in chunks of STEP_KC over k so the block's weights
-   for the chunk stay in L1 while every pass uses them; a single pass reads them once, over the whole
-   of k, as one stream from the start of the block's panels to their end (chunks made it jump
-   between panels every 8 KiB, one short stream at a time; RNN-1024 B = 4 0.91). */
+/* A step not run as a matrix product (below), rows go in whole tiles of TILE_MR first, when G is
+   even so a block's gate pairs are whole panels, then the rows left (two or more) in one tile of
+   their own height, so that every weight is read once by them: B = 3 as a row group of 2 and a lone
+   row, B = 6 as a short tile of 4 and a row group of 2, read the weights twice (bench/ab, same bits:
+   LSTM-300 with I = 100 B = 3 0.78, B = 5 0.84, B = 6 0.62, B = 7 0.79, B = 2 0.94; LSTM-512 B = 3
+   0.72; LSTM-256 with I = 600 B = 9 0.91, B = 11 0.88). Without tiles rows go in groups of MR rows
+   (MR·G accumulators and G weight vectors fit the 16 registers), over two unit blocks at once when
+   that still fits (rnn); a last single row takes two unit blocks, so it still has 2·G independent
+   sums in flight (a batch of one row: step_lone_row). When more than one pass (tile or row group)
+   reads a block, the sums go in chunks of STEP_KC over k so the block's weights for the chunk stay in
+   L1 while every pass uses them; a single pass reads them once, over the whole of k, as one stream
+   from the start of the block's panels to their end (chunks made it jump between panels every 8 KiB,
+   one short stream at a time; RNN-1024 B = 4 0.91). */
 enum { STEP_KC = 128 };
 
 /* Asks for what unit blocks u, u+1 read once per row besides the weights (their gates' gx, lstm's c),
@@ -710,22 +714,37 @@ RK_INLINE void step_lone_row(const rk_step *s, int cell, int G, int HALF, int F1
     if (u < unit_end) step_rows(s, cell, G, HALF, F16C, 0, 1, 1, u, 0, 1, 0, H);
 }
 
-/* A step's rows among the fused paths: tiles of TILE_MR rows (LSTM: gates in whole panels per block)
-   up to `tall`, short tiles of SHORT_MR up to `tiled`, row groups of MR up to `full`, then `rest`
-   rows (a last, smaller group); `passes` of these read each unit block's weights. */
+/* A step's rows among the fused paths: with tiles, tall tiles of TILE_MR rows up to `tall`, then one
+   tile of the rows left up to `tiled` when they are two or more; without, row groups of MR up to
+   `full`; then `rest` rows (a last, smaller group, or a lone row); `passes` of these read each unit
+   block's weights. */
 typedef struct { size_t tall, tiled, full, rest, passes; } row_split;
-RK_INLINE row_split split_rows(size_t B, int G, int MR, int TILE_MR, int SHORT_MR) {
+RK_INLINE row_split split_rows(size_t B, int G, int MR, int TILE_MR) {
     int tiles = TILE_MR > 0 && G % 2 == 0;
     size_t tall_tiles = tiles ? B / TILE_MR : 0;
-    size_t short_tiles = tiles && SHORT_MR > 0 ? (B - tall_tiles * TILE_MR) / SHORT_MR : 0;
     row_split r;
     r.tall = tall_tiles * TILE_MR;
-    r.tiled = r.tall + short_tiles * SHORT_MR;
+    r.tiled = tiles && B - r.tall >= 2 ? B : r.tall;
     size_t groups = (B - r.tiled) / MR;
     r.full = r.tiled + groups * MR;
     r.rest = B - r.full;
-    r.passes = tall_tiles + short_tiles + groups + (r.rest > 0);
+    r.passes = tall_tiles + (r.tiled > r.tall) + groups + (r.rest > 0);
     return r;
+}
+
+/* One tile of `rows` rows, 2 ≤ rows < TILE_MR: MR a constant in each case, so the tile's sums stay in
+   registers, and the rows read each weight once. */
+RK_INLINE void step_tile_of(const rk_step *s, int cell, int G, int HALF, int F16C, int TILE_MR, int NV, size_t rows,
+                            size_t u, size_t b0, size_t k0, size_t k1) {
+#define RK_TILE_OF(MR) \
+    case MR: \
+        if (MR < TILE_MR) step_tile(s, cell, G, HALF, F16C, MR, NV, u, b0, k0, k1); \
+        break;
+    switch (rows) {
+        RK_TILE_OF(2) RK_TILE_OF(3) RK_TILE_OF(4) RK_TILE_OF(5) RK_TILE_OF(6)
+        RK_TILE_OF(7) RK_TILE_OF(8) RK_TILE_OF(9) RK_TILE_OF(10) RK_TILE_OF(11)
+    }
+#undef RK_TILE_OF
 }
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
@@ -738,7 +757,7 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
         step_lone_row(s, cell, G, HALF, F16C, unit_begin, unit_end);
         return;
     }
-    row_split rows = split_rows(s->batch, G, MR, TILE_MR, SHORT_MR);
+    row_split rows = split_rows(s->batch, G, MR, TILE_MR);
     size_t H = s->hidden, tall = rows.tall, tiled = rows.tiled, full = rows.full, rest = rows.rest;
     size_t kc = rows.passes > 1 ? STEP_KC : H;
     const int prefetch = STEP_PREFETCH_K;
@@ -750,8 +769,7 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
             size_t k1 = H - k0 < kc ? H : k0 + kc;
             for (size_t i = 0; i <= (size_t)pair; i++) {
                 for (size_t b = 0; b < tall; b += TILE_MR) step_tile(s, cell, G, HALF, F16C, TILE_MR, TILE_NV, u + i, b, k0, k1);
-                if (SHORT_MR > 0)
-                    for (size_t b = tall; b < tiled; b += SHORT_MR) step_tile(s, cell, G, HALF, F16C, SHORT_MR, TILE_NV, u + i, b, k0, k1);
+                if (tiled > tall) step_tile_of(s, cell, G, HALF, F16C, TILE_MR, TILE_NV, tiled - tall, u + i, tall, k0, k1);
             }
             if (pair && 2 * MR * G <= 12) {
                 /* Both blocks in one pass when their sums fit the registers (rnn: 6 rows × 2 blocks). */
