@@ -28,7 +28,8 @@ FMA = r"vfmadd\d+ps"
 # In bfloat16 the avx512 tiles take one VDPBF16PS per accumulator and k pair, or,
 # computed without it, two multiply-adds in tiles of half the rows (6 and 2 rows for avx512, 3 and 2
 # for avx2's 16 floats in 2 ymm). A step's rows left after its tall tiles go in one tile of their own
-# height, 2 up to one less than the tall tile's rows.
+# height, 2 up to one less than the tall tile's rows; a gru's step tiles take 3 panels (two unit blocks'
+# 6 gates), so avx512's hold 2 to 8 rows × 3 × 16 floats.
 EXPECTED = [
     ("gemm_avx2", FMA, "ymm", 12),
     ("step_avx2", FMA, "ymm", 12),
@@ -48,6 +49,7 @@ EXPECTED = [
     ("gemm_bf16_avx2", FMA, "ymm", 8),
     *[("step_avx2", FMA, "ymm", 2 * rows) for rows in range(2, 6)],
     *[("step_avx512", FMA, "zmm", 2 * rows) for rows in range(2, 12)],
+    *[("step_avx512", FMA, "zmm", 3 * rows) for rows in range(2, 9)],
 ]
 
 

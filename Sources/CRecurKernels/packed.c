@@ -527,20 +527,32 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
     }
 }
 
-/* Rows b0 ..< b0+MR of unit block u (G even), the sums over k0 ..< k1, as matrix-product tiles over
-   the block's gate pairs (a pair is one panel of 16 weights per k), NV pairs per tile. Sums start
-   and end as in step_rows, in the same partial-sum layout, and run over k in the same order: a
-   row's numbers are the same whichever path takes it. */
+/* Unit blocks a step tile takes, so that its gates fill whole panels of 16: one when G is even (G/2
+   panels), a pair from an even block when G is odd (gru: two blocks' 6 gates, 3 panels). */
+RK_INLINE int tile_blocks(int G) { return G % 2 == 0 ? 1 : 2; }
+
+/* Gate g of a tile's gates (g ≥ G: the next block's gate g − G) for units j ..< j+n of block u. */
+RK_INLINE v8f tile_gate_start(const rk_step *s, int cell, int G, const float *gx, int g, size_t u) {
+    size_t block = u + (size_t)(g / G);
+    return gate_start(s, cell, G, gx, g % G, block, block * RK_UNITS, block_units(s->hidden, block));
+}
+
+/* Rows b0 ..< b0+MR of unit blocks u ..< u+tile_blocks(G) (u even when G is odd), the sums over
+   k0 ..< k1, as matrix-product tiles over the blocks' gate pairs (a pair is one panel of 16 weights
+   per k), NV pairs per tile. Sums start and end as in step_rows, in the same partial-sum layout (a
+   row's two blocks side by side, so an odd G's pair of blocks holds its gates in order), and run
+   over k in the same order: a row's numbers are the same whichever path takes it. */
 RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int NV, size_t u, size_t b0,
                          size_t k0, size_t k1) {
-    size_t H = s->hidden, j = u * RK_UNITS, n = block_units(H, u);
+    const int BLOCKS = tile_blocks(G), GATES = BLOCKS * G;
+    size_t H = s->hidden;
     const float *rows[TILE_MAX_MR];
     float *partial[TILE_MAX_MR];
     RK_UNROLL for (int r = 0; r < MR; r++) {
         rows[r] = s->h_prev + (b0 + r) * H + k0;
         partial[r] = s->partial + ((b0 + r) * 2 + u % 2) * G * RK_UNITS;
     }
-    for (int pair = 0; pair < G / 2; pair += NV) {
+    for (int pair = 0; pair < GATES / 2; pair += NV) {
         const void *w[TILE_MAX_NV];
         v16f acc[TILE_MAX_MR][TILE_MAX_NV];
         RK_UNROLL for (int v = 0; v < NV; v++) {
@@ -552,7 +564,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
             RK_UNROLL for (int v = 0; v < NV; v++) {
                 int g = 2 * (pair + v);
                 acc[r][v] = k0 > 0 ? load16(partial[r] + g * RK_UNITS)
-                                   : join16(gate_start(s, cell, G, gx, g, u, j, n), gate_start(s, cell, G, gx, g + 1, u, j, n));
+                                   : join16(tile_gate_start(s, cell, G, gx, g, u), tile_gate_start(s, cell, G, gx, g + 1, u));
             }
         }
         tile_micro(MR, NV, HALF, F16C, STEP_PREFETCH_K, k1 - k0, rows, w, acc);
@@ -560,26 +572,32 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
             RK_UNROLL for (int v = 0; v < NV; v++) store16(partial[r] + 2 * (pair + v) * RK_UNITS, acc[r][v]);
     }
     if (k1 < H) return;
-    for (int r = 0; r < MR; r++) {
-        v8f acc[G];
-        for (int g = 0; g < G; g++) acc[g] = load8(partial[r] + g * RK_UNITS);
-        step_epilogue(s, cell, acc, b0 + r, j, n, gru_n_input(cell, s->gx + (b0 + r) * s->ldgx, gate_column(G, u, 2)));
-    }
+    for (int r = 0; r < MR; r++)
+        for (int i = 0; i < BLOCKS; i++) {
+            size_t block = u + (size_t)i;
+            v8f acc[G];
+            for (int g = 0; g < G; g++) acc[g] = load8(partial[r] + (i * G + g) * RK_UNITS);
+            step_epilogue(s, cell, acc, b0 + r, block * RK_UNITS, block_units(H, block),
+                          gru_n_input(cell, s->gx + (b0 + r) * s->ldgx, gate_column(G, block, 2)));
+        }
 }
 
-/* A step not run as a matrix product (below), rows go in whole tiles of TILE_MR first, when G is
-   even so a block's gate pairs are whole panels, then the rows left (two or more) in one tile of
-   their own height, so that every weight is read once by them: B = 3 as a row group of 2 and a lone
-   row, B = 6 as a short tile of 4 and a row group of 2, read the weights twice (bench/ab, same bits:
-   LSTM-300 with I = 100 B = 3 0.78, B = 5 0.84, B = 6 0.62, B = 7 0.79, B = 2 0.94; LSTM-512 B = 3
-   0.72; LSTM-256 with I = 600 B = 9 0.91, B = 11 0.88). Without tiles rows go in groups of MR rows
-   (MR·G accumulators and G weight vectors fit the 16 registers), over two unit blocks at once when
-   that still fits (rnn); a last single row takes two unit blocks, so it still has 2·G independent
-   sums in flight (a batch of one row: step_lone_row). When more than one pass (tile or row group)
-   reads a block, the sums go in chunks of STEP_KC over k so the block's weights for the chunk stay in
-   L1 while every pass uses them; a single pass reads them once, over the whole of k, as one stream
-   from the start of the block's panels to their end (chunks made it jump between panels every 8 KiB,
-   one short stream at a time; RNN-1024 B = 4 0.91). */
+/* A step not run as a matrix product (below), rows go in whole tiles first, over a unit block's gate
+   pairs when G is even, a pair of blocks' when odd (gru: their 6 gates fill 3 panels), then the rows
+   left (two or more) in one tile of their own height, so that every weight is read once by them.
+   B = 3 as a row group of 2 and a lone row, B = 6 as a short tile of 4 and a row group of 2, read the
+   weights twice (bench/ab, same bits: LSTM-300 with I = 100 B = 3 0.78, B = 5 0.84, B = 6 0.62, B = 7
+   0.79, B = 2 0.94; LSTM-512 B = 3 0.72; LSTM-256 with I = 600 B = 9 0.91, B = 11 0.88). gru's row
+   groups of 3 rows in registers of 8 floats, before its tiles: GRU-256 B = 2 0.84, B = 6 0.83; GRU-300
+   B = 3 0.94, B = 5 0.70, B = 7 0.71; GRU-512 B = 4 0.72; with I = 600 B = 10 0.93, B = 13 0.95; products
+   unchanged (GRU-512 B = 64 0.98). Without tiles (rnn, whose row groups over two blocks hold the same
+   sums) rows go in groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers),
+   over two unit blocks at once when that still fits; a last single row takes two unit blocks, so it
+   still has 2·G independent sums in flight (a batch of one row: step_lone_row). When more than one
+   pass (tile or row group) reads a block, the sums go in chunks of STEP_KC over k so the block's
+   weights for the chunk stay in L1 while every pass uses them; a single pass reads them once, over
+   the whole of k, as one stream from the start of the block's panels to their end (chunks made it
+   jump between panels every 8 KiB, one short stream at a time; RNN-1024 B = 4 0.91). */
 enum { STEP_KC = 128 };
 
 /* Asks for what unit blocks u, u+1 read once per row besides the weights (their gates' gx, lstm's c),
@@ -714,17 +732,16 @@ RK_INLINE void step_lone_row(const rk_step *s, int cell, int G, int HALF, int F1
     if (u < unit_end) step_rows(s, cell, G, HALF, F16C, 0, 1, 1, u, 0, 1, 0, H);
 }
 
-/* A step's rows among the fused paths: with tiles, tall tiles of TILE_MR rows up to `tall`, then one
-   tile of the rows left up to `tiled` when they are two or more; without, row groups of MR up to
+/* A step's rows among the fused paths: with tiles of TILE_ROWS (> 0), whole tiles up to `tall`, then
+   one tile of the rows left up to `tiled` when they are two or more; without, row groups of MR up to
    `full`; then `rest` rows (a last, smaller group, or a lone row); `passes` of these read each unit
    block's weights. */
 typedef struct { size_t tall, tiled, full, rest, passes; } row_split;
-RK_INLINE row_split split_rows(size_t B, int G, int MR, int TILE_MR) {
-    int tiles = TILE_MR > 0 && G % 2 == 0;
-    size_t tall_tiles = tiles ? B / TILE_MR : 0;
+RK_INLINE row_split split_rows(size_t B, int MR, int TILE_ROWS) {
+    size_t tall_tiles = TILE_ROWS > 0 ? B / TILE_ROWS : 0;
     row_split r;
-    r.tall = tall_tiles * TILE_MR;
-    r.tiled = tiles && B - r.tall >= 2 ? B : r.tall;
+    r.tall = tall_tiles * TILE_ROWS;
+    r.tiled = TILE_ROWS > 0 && B - r.tall >= 2 ? B : r.tall;
     size_t groups = (B - r.tiled) / MR;
     r.full = r.tiled + groups * MR;
     r.rest = B - r.full;
@@ -732,19 +749,26 @@ RK_INLINE row_split split_rows(size_t B, int G, int MR, int TILE_MR) {
     return r;
 }
 
-/* One tile of `rows` rows, 2 ≤ rows < TILE_MR: MR a constant in each case, so the tile's sums stay in
+/* One tile of `rows` rows, 2 ≤ rows < TILE_ROWS: MR a constant in each case, so the tile's sums stay in
    registers, and the rows read each weight once. */
-RK_INLINE void step_tile_of(const rk_step *s, int cell, int G, int HALF, int F16C, int TILE_MR, int NV, size_t rows,
+RK_INLINE void step_tile_of(const rk_step *s, int cell, int G, int HALF, int F16C, int TILE_ROWS, int NV, size_t rows,
                             size_t u, size_t b0, size_t k0, size_t k1) {
 #define RK_TILE_OF(MR) \
     case MR: \
-        if (MR < TILE_MR) step_tile(s, cell, G, HALF, F16C, MR, NV, u, b0, k0, k1); \
+        if (MR < TILE_ROWS) step_tile(s, cell, G, HALF, F16C, MR, NV, u, b0, k0, k1); \
         break;
     switch (rows) {
         RK_TILE_OF(2) RK_TILE_OF(3) RK_TILE_OF(4) RK_TILE_OF(5) RK_TILE_OF(6)
         RK_TILE_OF(7) RK_TILE_OF(8) RK_TILE_OF(9) RK_TILE_OF(10) RK_TILE_OF(11)
     }
 #undef RK_TILE_OF
+}
+
+/* Gate pairs a step tile takes at once: the variant's TILE_NV when they divide the tile's pairs, else
+   all of them when the variant takes more than one (AVX-512's gru: 3), else one. */
+RK_INLINE int step_tile_pairs(int G, int TILE_NV) {
+    int pairs = tile_blocks(G) * G / 2;
+    return pairs % TILE_NV == 0 ? TILE_NV : TILE_NV > 1 && pairs <= TILE_MAX_NV ? pairs : 1;
 }
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
@@ -757,19 +781,27 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
         step_lone_row(s, cell, G, HALF, F16C, unit_begin, unit_end);
         return;
     }
-    row_split rows = split_rows(s->batch, G, MR, TILE_MR);
-    size_t H = s->hidden, tall = rows.tall, tiled = rows.tiled, full = rows.full, rest = rows.rest;
-    size_t kc = rows.passes > 1 ? STEP_KC : H;
+    /* Tiles hold as many sums as the variant's: AVX-512's 12 rows × 2 pairs, so 8 rows × 3 pairs for
+       gru. An rnn keeps its row groups over two blocks, the same sums in registers of 8. */
+    const int NV = step_tile_pairs(G, TILE_NV), WIDEST = TILE_MR * TILE_NV / NV;
+    const int TILE_ROWS = G > 1 && TILE_MR > 0 ? (WIDEST < TILE_MAX_MR ? WIDEST : TILE_MAX_MR) : 0;
+    const row_split tiled_rows = split_rows(s->batch, MR, TILE_ROWS), grouped_rows = split_rows(s->batch, MR, 0);
+    size_t H = s->hidden;
     const int prefetch = STEP_PREFETCH_K;
     prefetch_units(s, cell, G, unit_begin);
     for (size_t u = unit_begin; u < unit_end; u += 2) {
         int pair = u + 1 < unit_end;
+        /* An odd G's tiles need the pair from an even block (rk_step_unit_group starts every chunk at one). */
+        int tiles = TILE_ROWS > 0 && (G % 2 == 0 || (pair && u % 2 == 0));
+        row_split rows = tiles ? tiled_rows : grouped_rows;
+        size_t tall = rows.tall, tiled = rows.tiled, full = rows.full, rest = rows.rest;
+        size_t kc = rows.passes > 1 ? STEP_KC : H, tiled_blocks = tiles ? (G % 2 == 0 ? 1 + (size_t)pair : 1) : 0;
         if (u + 2 < unit_end) prefetch_units(s, cell, G, u + 2);
         for (size_t k0 = 0; k0 < H; k0 += kc) {
             size_t k1 = H - k0 < kc ? H : k0 + kc;
-            for (size_t i = 0; i <= (size_t)pair; i++) {
-                for (size_t b = 0; b < tall; b += TILE_MR) step_tile(s, cell, G, HALF, F16C, TILE_MR, TILE_NV, u + i, b, k0, k1);
-                if (tiled > tall) step_tile_of(s, cell, G, HALF, F16C, TILE_MR, TILE_NV, tiled - tall, u + i, tall, k0, k1);
+            for (size_t i = 0; i < tiled_blocks; i++) {
+                for (size_t b = 0; b < tall; b += TILE_ROWS) step_tile(s, cell, G, HALF, F16C, TILE_ROWS, NV, u + i, b, k0, k1);
+                if (tiled > tall) step_tile_of(s, cell, G, HALF, F16C, TILE_ROWS, NV, tiled - tall, u + i, tall, k0, k1);
             }
             if (pair && 2 * MR * G <= 12) {
                 /* Both blocks in one pass when their sums fit the registers (rnn: 6 rows × 2 blocks). */
@@ -948,7 +980,10 @@ void rk_step_prepare_rows(const rk_step *step) {
     else copy_aliasing_rows(step, G);
 }
 
-size_t rk_step_unit_group(size_t gates, size_t batch) { return batch == 1 ? (size_t)lone_row_units((int)gates) : 1; }
+/* Batched, a gru's chunks start at even blocks, where its tiles' pairs of blocks do. */
+size_t rk_step_unit_group(size_t gates, size_t batch) {
+    return batch == 1 ? (size_t)lone_row_units((int)gates) : gates > 1 ? (size_t)tile_blocks((int)gates) : 1;
+}
 
 void rk_recurrent_step(const rk_step *step, size_t unit_begin, size_t unit_end) {
     kernels()->step(step, unit_begin, unit_end);

@@ -23,7 +23,8 @@
  * products read from copies (13 rows split by units, 29 in bands of 14 and 15, at T·I = 1024 and at
  * H = 1024), and a projection ahead whose tall tiles copy rows of x 4 KiB apart (I = 1024, 13 rows);
  * a lone row runs through the lone-row step, several unit blocks at
- * once, after the projection of every step; in bfloat16 every step is a product (exits 1 on a
+ * once, after the projection of every step; in bfloat16 every step is a product. Last, one step
+ * split into two ranges of unit blocks at an odd block against the whole step (exits 1 on a
  * difference).
  */
 #include "recur_kernels.h"
@@ -180,6 +181,41 @@ static int rows_agree_alone(rk_cell cell, rk_weights format, size_t B, size_t T,
     return differing;
 }
 
+/* One step of B rows over all unit blocks at once, and again as two ranges split after block 3, which
+   no chunk of a batched gru's step starts at (its tiles take pairs of blocks from an even one, and an
+   odd start takes the row groups instead); 0 when the two agree bit for bit. */
+static int split_step_agrees(rk_cell cell, rk_weights format, size_t B, size_t H) {
+    size_t G = cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1, columns = rk_gate_columns(G, H);
+    size_t units = (H + RK_UNITS - 1) / RK_UNITS;
+    float *input = values(G * H * 3, 2), *recurrent = values(G * H * H, 4);
+    packed_weights weights = pack(format, G, H, 3, input, recurrent);
+    float *gx = values(B * columns, 3), *h_prev = values(B * H, 10), *c0 = values(B * H, 12), *bias = values(H, 8);
+    float *partial = malloc(rk_step_partial_size(G, B, H, format) * sizeof(float));
+    float *h_next[2], *c[2];
+    for (int split = 0; split < 2; split++) {
+        h_next[split] = malloc(B * H * sizeof(float)), c[split] = malloc(B * H * sizeof(float));
+        memcpy(c[split], c0, B * H * sizeof(float));
+        rk_step step = {
+            .cell = cell, .batch = B, .hidden = H, .weights = weights.recurrent, .half_weights = weights.half_recurrent,
+            .bias = cell == RK_CELL_GRU ? bias : NULL, .gx = gx, .ldgx = columns, .h_prev = h_prev,
+            .h_next = h_next[split], .c = cell == RK_CELL_LSTM ? c[split] : NULL, .partial = partial,
+        };
+        if (split) {
+            rk_recurrent_step(&step, 0, 3);
+            rk_recurrent_step(&step, 3, units);
+        } else {
+            rk_recurrent_step(&step, 0, units);
+        }
+    }
+    int differing = memcmp(h_next[0], h_next[1], B * H * sizeof(float)) || memcmp(c[0], c[1], B * H * sizeof(float));
+    if (differing)
+        fprintf(stderr, "cell %d weights %d B %zu H %zu: a step split after block 3 differs from the whole step\n",
+                (int)cell, (int)format, B, H);
+    free(input), free(recurrent), free_packed(weights), free(gx), free(h_prev), free(c0), free(bias), free(partial);
+    for (int split = 0; split < 2; split++) free(h_next[split]), free(c[split]);
+    return differing;
+}
+
 int main(void) {
     /* A variant the CPU cannot run is ignored by the kernels; here that would compare a variant with
        itself, so it is an error. */
@@ -214,5 +250,11 @@ int main(void) {
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 2, 1024, 64, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 23, 5, 7, 44, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 12, 3, 7, 300, reverse, with_lengths);
+    const size_t split_batches[] = {2, 5, 7, 9, 13};
+    for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
+        for (size_t b = 0; b < sizeof split_batches / sizeof *split_batches; b++)
+            for (rk_weights format = RK_WEIGHTS_FLOAT32; format <= RK_WEIGHTS_FLOAT16; format++)
+                differing |= split_step_agrees(cells[c], format, split_batches[b], 44) |
+                             split_step_agrees(cells[c], format, split_batches[b], 300);
     return differing;
 }
