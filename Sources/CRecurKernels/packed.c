@@ -531,7 +531,8 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
    panels), a pair from an even block when G is odd (gru: two blocks' 6 gates, 3 panels). */
 RK_INLINE int tile_blocks(int G) { return G % 2 == 0 ? 1 : 2; }
 
-/* Gate g of a tile's gates (g ≥ G: the next block's gate g − G) for units j ..< j+n of block u. */
+/* Where the sum of a tile's gate g starts (g ≥ G: the next block's gate g − G), u its first block and
+   gx the row's input part. */
 RK_INLINE v8f tile_gate_start(const rk_step *s, int cell, int G, const float *gx, int g, size_t u) {
     size_t block = u + (size_t)(g / G);
     return gate_start(s, cell, G, gx, g % G, block, block * RK_UNITS, block_units(s->hidden, block));
