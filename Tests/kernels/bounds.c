@@ -19,7 +19,8 @@
  * that compute their own input part (12 rows, too few for bands, W_ih up to twice W_hh's size; 8
  * rows, one tile of two short tiles' rows) or
  * read the input projection's (a larger W_ih: I = 650 against H = 300, 17 rows in bands of 8 and 9,
- * and 7 and 10 rows split by units, all fused tiles or row groups of every height), with rows of x 4 KiB apart (T·I = 1024) or H = 1024, which those
+ * and 7 and 10 rows split by units, all fused tiles or row groups of every height), with rows of x
+ * 4 KiB apart (T·I = 1024) or H = 1024, which those
  * products read from copies (13 rows split by units, 29 in bands of 14 and 15, at T·I = 1024 and at
  * H = 1024), and a projection ahead whose tall tiles copy rows of x 4 KiB apart (I = 1024, 13 rows);
  * a lone row runs through the lone-row step, several unit blocks at
@@ -86,7 +87,7 @@ static void use_packed(rk_sequence *s, packed_weights p) {
 }
 
 static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int directions, rk_weights format, int with_lengths) {
-    size_t G = cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1;
+    size_t G = rk_cell_gates(cell);
     float *x = values(B * T * I, 1), *y = calloc(B * T * directions * H, sizeof(float));
     size_t *lengths = NULL;
     if (with_lengths) {
@@ -133,7 +134,7 @@ static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int direct
    from fixed seeds; outputs into y [B, T, H], final states into h and c [B, H]. */
 static void run_rows(rk_cell cell, rk_weights format, size_t b, size_t B, size_t T, size_t I, size_t H, int reverse,
                      const size_t *lengths, const float *x, const float *h0, const float *c0, float *y, float *h, float *c) {
-    size_t G = cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1;
+    size_t G = rk_cell_gates(cell);
     float *input = values(G * H * I, 2), *recurrent = values(G * H * H, 4), *bias = packed_bias(G, H, 6);
     float *recurrent_bias = values(H, 8);
     packed_weights weights = pack(format, G, H, I, input, recurrent);
@@ -185,7 +186,7 @@ static int rows_agree_alone(rk_cell cell, rk_weights format, size_t B, size_t T,
    no chunk of a batched gru's step starts at (its tiles take pairs of blocks from an even one, and an
    odd start takes the row groups instead); 0 when the two agree bit for bit. */
 static int split_step_agrees(rk_cell cell, rk_weights format, size_t B, size_t H) {
-    size_t G = cell == RK_CELL_LSTM ? 4 : cell == RK_CELL_GRU ? 3 : 1, columns = rk_gate_columns(G, H);
+    size_t G = rk_cell_gates(cell), columns = rk_gate_columns(G, H);
     size_t units = (H + RK_UNITS - 1) / RK_UNITS;
     float *input = values(G * H * 3, 2), *recurrent = values(G * H * H, 4);
     packed_weights weights = pack(format, G, H, 3, input, recurrent);
