@@ -751,7 +751,8 @@ RK_INLINE row_split split_rows(size_t B, int MR, int TILE_ROWS) {
 }
 
 /* One tile of `rows` rows, 2 ≤ rows < TILE_ROWS: MR a constant in each case, so the tile's sums stay in
-   registers, and the rows read each weight once. */
+   registers, and the rows read each weight once. A height without a case would compute nothing. */
+_Static_assert(TILE_MAX_MR == 12, "step_tile_of needs a case for every height from 2 to TILE_MAX_MR - 1");
 RK_INLINE void step_tile_of(const rk_step *s, int cell, int G, int HALF, int F16C, int TILE_ROWS, int NV, size_t rows,
                             size_t u, size_t b0, size_t k0, size_t k1) {
 #define RK_TILE_OF(MR) \
