@@ -330,15 +330,13 @@ static int steps_project_input(const rk_sequence *s, size_t rows) {
     return rk_step_projects_input(rk_cell_gates(s->cell), rows, s->input_size, s->hidden, weight_format(s), core_cache());
 }
 
-/* Floats of one thread's step workspace. */
-static size_t partial_size(const rk_sequence *s) {
-    return rk_step_partial_size(rk_cell_gates(s->cell), s->batch, s->hidden, weight_format(s));
-}
-
 /* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks
    (none when the steps project their own input) and then every step's chunks. */
 typedef struct {
     const rk_sequence *s;
+    size_t columns;             /* gate columns of gx and the packed weights */
+    size_t partial_floats;      /* one thread's step workspace */
+    int projects_input;         /* steps over all the rows compute their own input part */
     size_t length;              /* steps that run: the longest sequence */
     size_t owners;              /* threads the work is nominally dealt to */
     rk_product projection;      /* x [B·T, I] · W_ihᵀ + b into gx, time-major: row b·T + t at gx[t][b] */
@@ -363,6 +361,9 @@ static size_t longest(const rk_sequence *s, size_t row_begin, size_t row_end) {
 static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) {
     size_t B = s->batch, T = s->steps, H = s->hidden, columns = rk_gate_columns(rk_cell_gates(s->cell), H);
     r->s = s;
+    r->columns = columns;
+    r->partial_floats = rk_step_partial_size(rk_cell_gates(s->cell), B, H, weight_format(s));
+    r->projects_input = steps_project_input(s, B);
     r->length = longest(s, 0, B);
     r->owners = owners;
     size_t weight_bytes = rk_recurrent_packed_size(rk_cell_gates(s->cell), H) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
@@ -380,14 +381,13 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
         rk_bf16_round_rows(B * T, s->input_size, s->x, s->ldx, s->x_bf16, row_size);
         r->projection.X16 = s->x_bf16, r->projection.ldx = row_size, r->projection.P16 = s->input_bf16_weights;
     }
-    r->projection_chunks = steps_project_input(s, B) ? 0 : gemm_parts(B * T, columns, most);
+    r->projection_chunks = r->projects_input ? 0 : gemm_parts(B * T, columns, most);
     r->units = (H + RK_UNITS - 1) / RK_UNITS;
     r->unit_group = rk_step_unit_group(rk_cell_gates(s->cell), B);
     r->groups = (r->units + r->unit_group - 1) / r->unit_group;
     size_t step_most = owners * (B == 1 ? CHUNKS_PER_THREAD : BATCHED_CHUNKS_PER_THREAD);
     r->step_chunks = r->groups < step_most ? r->groups : step_most;
-    size_t input_bytes =
-        steps_project_input(s, B) ? rk_input_packed_size(rk_cell_gates(s->cell), H, s->input_size) * sizeof(float) : 0;
+    size_t input_bytes = r->projects_input ? rk_input_packed_size(rk_cell_gates(s->cell), H, s->input_size) * sizeof(float) : 0;
     r->zigzag = weight_bytes + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * owners;
     atomic_init(&r->next_projection_chunk, 0);
     atomic_init(&r->progress.done, 0);
@@ -396,37 +396,34 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     for (size_t o = 0; o < owners; o++) atomic_init(&r->claims[o].next, 0);
 }
 
-/* Step `step_index` of `length` (the longest of these rows) for rows row_begin ..< row_end, on
-   `thread`'s partial sums. h and h_spare take turns as the state: after an odd number of steps the
-   rows' state is in h_spare. */
-static rk_step step_of_rows(const rk_sequence *s, size_t step_index, size_t length, size_t row_begin, size_t row_end,
-                            size_t thread) {
-    size_t B = s->batch, T = s->steps, H = s->hidden, columns = rk_gate_columns(rk_cell_gates(s->cell), H);
+/* Step `step_index` of `length` (the longest of these rows) for rows row_begin ..< row_end, whose steps
+   compute their own input part when `projects_input`, on `thread`'s partial sums. h and h_spare take
+   turns as the state: after an odd number of steps the rows' state is in h_spare. Made once per step
+   and thread, not per chunk: at batch 1 a thread runs 8 chunks a step of a few hundred nanoseconds. */
+static rk_step step_of_rows(const sequence_run *r, size_t step_index, size_t length, size_t row_begin, size_t row_end,
+                            int projects_input, size_t thread) {
+    const rk_sequence *s = r->s;
+    size_t B = s->batch, T = s->steps, H = s->hidden, columns = r->columns;
     size_t t = s->reverse ? length - 1 - step_index : step_index;
     float *state = step_index % 2 == 0 ? s->h : s->h_spare, *next = step_index % 2 == 0 ? s->h_spare : s->h;
     return (rk_step){
         .cell = s->cell, .batch = row_end - row_begin, .hidden = H, .weights = s->recurrent_weights,
         .half_weights = s->recurrent_half_weights, .bf16_weights = s->recurrent_bf16_weights, .bias = s->recurrent_bias,
         .gx = s->gx + (t * B + row_begin) * columns, .ldgx = columns,
-        .x = steps_project_input(s, row_end - row_begin) ? s->x + (row_begin * T + t) * s->ldx : NULL, .ldx = T * s->ldx,
+        .x = projects_input ? s->x + (row_begin * T + t) * s->ldx : NULL, .ldx = T * s->ldx,
         .input_size = s->input_size, .input_weights = s->input_weights, .input_bias = s->input_bias,
         .h_prev = state + row_begin * H, .h_next = next + row_begin * H,
         .c = s->c ? s->c + row_begin * H : NULL, .y = s->y + (row_begin * T + t) * s->ldy, .ldy = T * s->ldy,
         .lengths = s->lengths ? s->lengths + row_begin : NULL, .t = t,
-        .partial = s->partial + thread * partial_size(s),
+        .partial = s->partial + thread * r->partial_floats,
     };
 }
 
-/* Chunk `chunk` of step `step_index` on `thread`. The thread's first chunk of a step prepares the rows
-   for all of them (*rows_prepared then set): at batch 1 in bfloat16, a step of 16 chunks rounded h_prev
-   16 times. */
-static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t thread, int *rows_prepared) {
-    rk_step step = step_of_rows(r->s, step_index, r->length, 0, r->s->batch, thread);
-    if (!*rows_prepared) rk_step_prepare_rows(&step), *rows_prepared = 1;
-    step.rows_prepared = 1;
+/* Chunk `chunk` of a step over all the rows, whose rows are prepared. */
+static void step_chunk(const sequence_run *r, const rk_step *step, size_t chunk) {
     size_t begin = share(r->groups, chunk, r->step_chunks) * r->unit_group;
     size_t end = share(r->groups, chunk + 1, r->step_chunks) * r->unit_group;
-    rk_recurrent_step(&step, begin, end < r->units ? end : r->units);
+    rk_recurrent_step(step, begin, end < r->units ? end : r->units);
 }
 
 /* Band `band` of the rows, whole: its rows of the input projection (rows b·T + t of the product
@@ -435,11 +432,11 @@ static void step_chunk(sequence_run *r, size_t step_index, size_t chunk, size_t 
 static void run_band(sequence_run *r, size_t band, size_t thread) {
     const rk_sequence *s = r->s;
     size_t T = s->steps, row_begin = share(s->batch, band, r->bands), row_end = share(s->batch, band + 1, r->bands);
-    if (!steps_project_input(s, row_end - row_begin))
-        rk_gemm_packed(&r->projection, row_begin * T, row_end * T, 0, rk_gemm_panels(r->projection.N));
+    int projects_input = steps_project_input(s, row_end - row_begin);
+    if (!projects_input) rk_gemm_packed(&r->projection, row_begin * T, row_end * T, 0, rk_gemm_panels(r->projection.N));
     size_t length = longest(s, row_begin, row_end);
     for (size_t step_index = 0; step_index < length; step_index++) {
-        rk_step step = step_of_rows(s, step_index, length, row_begin, row_end, thread);
+        rk_step step = step_of_rows(r, step_index, length, row_begin, row_end, projects_input, thread);
         rk_recurrent_step(&step, 0, r->units);
     }
     if (length % 2 == 1)
@@ -465,14 +462,22 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
     size_t first_share = rank < r->owners ? rank : 0;
     uint64_t step = (atomic_load(&r->progress.done) - projection) / chunks;
     for (; step < r->length; step++) {
-        /* Done chunks are counted once per step, so the shared counter's line moves once per thread. */
+        /* Done chunks are counted once per step, so the shared counter's line moves once per thread. The
+           thread's first chunk prepares the rows for all of its chunks: at batch 1 in bfloat16, a step
+           of 16 chunks rounded h_prev 16 times. */
         uint64_t computed = 0;
-        int rows_prepared = 0;
+        rk_step prepared = {0};
         for (size_t k = 0; k < r->owners; k++) {
             size_t o = (first_share + k) % r->owners, begin = share(chunks, o, r->owners);
             size_t count = share(chunks, o + 1, r->owners) - begin;
-            for (size_t i; (i = claim_in_share(&r->claims[o], step, count)) != SIZE_MAX; computed++)
-                step_chunk(r, step, r->zigzag && step % 2 == 1 ? begin + count - 1 - i : begin + i, thread, &rows_prepared);
+            for (size_t i; (i = claim_in_share(&r->claims[o], step, count)) != SIZE_MAX; computed++) {
+                if (computed == 0) {
+                    prepared = step_of_rows(r, step, r->length, 0, r->s->batch, r->projects_input, thread);
+                    rk_step_prepare_rows(&prepared);
+                    prepared.rows_prepared = 1;
+                }
+                step_chunk(r, &prepared, r->zigzag && step % 2 == 1 ? begin + count - 1 - i : begin + i);
+            }
         }
         progress_add(&r->progress, computed, chunks, projection);
         progress_wait(&r->progress, projection + (step + 1) * chunks);
