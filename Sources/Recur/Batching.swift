@@ -140,11 +140,14 @@ public enum Batching {
         }
 
         let outputs = try model.run(merged)
-        return try placements.map { placement throws(RecurError) in
+        let parts = try placements.map { placement throws(RecurError) in
             try outputs.map { output throws(RecurError) in
                 NamedTensor(name: output.name, tensor: try slice(output, of: model, placement, batch: totalRows, steps: steps))
             }
         }
+        // The merged outputs were copied into the parts: their buffers serve the next merged batch.
+        for output in outputs { if let floats = output.tensor.floats { ReusedFloats.give(floats) } }
+        return parts
     }
 
     /// One request's part of a merged output: its rows, and for per-step outputs its own T.

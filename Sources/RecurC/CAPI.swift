@@ -195,7 +195,7 @@ private func engineTensor(_ tensor: recur_tensor, _ what: @autoclosure () -> Str
     guard elements == 0 || tensor.data != nil else { throw invalidArgument("\(what()): data is NULL for \(elements) elements") }
     let data = UnsafeRawPointer(tensor.data)
     switch tensor.dtype {
-    case RECUR_F32: return try Tensor(shape: shape, storage: .float32(copied(data, elements)))
+    case RECUR_F32: return try Tensor(shape: shape, storage: .float32(copiedFloats(data, elements)))
     case RECUR_I32: return try Tensor(shape: shape, storage: .int32(copied(data, elements)))
     case RECUR_I64: return try Tensor(shape: shape, storage: .int64(copied(data, elements)))
     default:
@@ -210,6 +210,21 @@ private func copied<T: BitwiseCopyable>(_ data: UnsafeRawPointer?, _ count: Int)
         UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: data, byteCount: count * MemoryLayout<T>.stride)
         initialized = count
     }
+}
+
+/// `count` floats from caller memory with any alignment, into a buffer kept from an earlier call when
+/// there is one (`reuseBuffers`).
+private func copiedFloats(_ data: UnsafeRawPointer?, _ count: Int) -> [Float] {
+    guard let data, count > 0 else { return [] }
+    var floats = ReusedFloats.take(count)
+    floats.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: data, byteCount: $0.count) }
+    return floats
+}
+
+/// Keeps the float buffers of a call's inputs and outputs, which C has copies of, for the next call.
+private func reuseBuffers(_ inputs: [String: Tensor], _ outputs: [NamedTensor]) {
+    for tensor in inputs.values { if let floats = tensor.floats { ReusedFloats.give(floats) } }
+    for output in outputs { if let floats = output.tensor.floats { ReusedFloats.give(floats) } }
 }
 
 // MARK: - Library
@@ -294,7 +309,10 @@ public func recurModelRun(_ handle: OpaquePointer?, _ inputs: UnsafePointer<recu
     reporting { () throws(RecurError) in
         let model = try model(handle)
         let out = try nonNull(out, "out")
-        try deliver(try model.run(try engineTensors(inputs, nInputs)), to: out)
+        let tensors = try engineTensors(inputs, nInputs)
+        let outputs = try model.run(tensors)
+        try deliver(outputs, to: out)
+        reuseBuffers(tensors, outputs)
     }
 }
 
@@ -354,7 +372,10 @@ public func recurSessionStep(_ handle: OpaquePointer?, _ inputs: UnsafePointer<r
     reporting { () throws(RecurError) in
         let session = try object(handle, "session", as: SessionHandle.self)
         let out = try nonNull(out, "out")
-        try deliver(try session.session.step(try engineTensors(inputs, nInputs)), to: out)
+        let tensors = try engineTensors(inputs, nInputs)
+        let outputs = try session.session.step(tensors)
+        try deliver(outputs, to: out)
+        reuseBuffers(tensors, outputs)
     }
 }
 

@@ -284,16 +284,19 @@ struct RecurrentLayer: Layer {
         for (k, layerWeights) in weights.enumerated() {
             // Without lengths every step of every row is written; with them, steps past a row's
             // length stay zero.
-            var y = context.lengths == nil ? uninitializedFloats(batch * steps * width)
-                                           : [Float](repeating: 0, count: batch * steps * width)
+            var y = ReusedFloats.take(batch * steps * width)
+            if context.lengths != nil { y.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
             let range = (k * directions * stateSize)..<((k + 1) * directions * stateSize)
             var h = Array(states[0][range])
             var c = states.count > 1 ? Array(states[1][range]) : []
             driver.run(weights: layerWeights, input: x, inputSize: k == 0 ? inputSize : width, h: &h, c: &c, output: &y)
             states[0].replaceSubrange(range, with: h)
             if states.count > 1 { states[1].replaceSubrange(range, with: c) }
+            // A lower stacked layer's output is this layer's own; the first input is the caller's.
+            if k > 0 { ReusedFloats.give(x) }
             x = y
         }
+        driver.releaseWorkspace()
         for (names, values) in zip(stateTensors, states) {
             context.emitFinalState(names.final, Tensor(floats: values, shape: [rows, batch, hidden]))
         }
@@ -347,8 +350,11 @@ struct SequenceDriver {
         let roundedInput = precision == .bfloat16 ? (batch * steps * rk_bf16_row_size(inputSize) + 1) / 2 : 0
         stride = roundedInputOffset + roundedInput
         // Every part is written before it is read (rk_sequence), so nothing is zeroed.
-        workspace = uninitializedFloats(directions * stride)
+        workspace = ReusedFloats.take(directions * stride)
     }
+
+    /// Gives the workspace to ReusedFloats for a later pass; the driver runs nothing after this.
+    func releaseWorkspace() { ReusedFloats.give(workspace) }
 
     /// input [B, T, inputSize]; h, c [D, B, H] initial state in, final state out (c empty unless
     /// lstm); writes direction d's h at each valid step into output [B, T, D·H] at columns d·H ..< (d+1)·H.
@@ -396,12 +402,6 @@ struct SequenceDriver {
             }
         }
     }
-}
-
-/// `count` floats left as the allocator gives them, for buffers that are written before they are
-/// read: zeroing megabytes of them costs memory bandwidth on every forward pass.
-func uninitializedFloats(_ count: Int) -> [Float] {
-    [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }
 
 /// `count` elements written by one of the kernels' packing calls (rk_*_pack), given where they go.
