@@ -29,7 +29,9 @@ FMA = r"vfmadd\d+ps"
 # computed without it, two multiply-adds in tiles of half the rows (6 and 2 rows for avx512, 3 and 2
 # for avx2's 16 floats in 2 ymm). A step's rows left after its tall tiles go in one tile of their own
 # height, 2 up to one less than the tall tile's rows; a gru's step tiles take 3 panels (two unit blocks'
-# 6 gates), so avx512's hold 2 to 8 rows × 3 × 16 floats.
+# 6 gates), so avx512's hold 2 to 8 rows × 3 × 16 floats; an lstm's short tiles of 2 to 6 rows take
+# its pair of unit blocks at once, 4 panels, told from the other tiles of as many multiply-adds by
+# their row count (one broadcast of x per row and k).
 EXPECTED = [
     ("gemm_avx2", FMA, "ymm", 12),
     ("step_avx2", FMA, "ymm", 12),
@@ -50,7 +52,10 @@ EXPECTED = [
     *[("step_avx2", FMA, "ymm", 2 * rows) for rows in range(2, 6)],
     *[("step_avx512", FMA, "zmm", 2 * rows) for rows in range(2, 12)],
     *[("step_avx512", FMA, "zmm", 3 * rows) for rows in range(2, 9)],
+    *[("step_avx512", FMA, "zmm", 4 * rows, rows) for rows in range(2, 7)],
 ]
+BROADCAST = r"vbroadcastss"
+
 
 
 def function_body(assembly: str, name: str) -> list[str]:
@@ -83,10 +88,12 @@ def main() -> int:
         subprocess.run([clang, *FLAGS, "-S", str(SOURCE), "-o", str(output)], check=True)
         assembly = output.read_text()
     failures = []
-    for name, instruction, register, fmas in EXPECTED:
+    for name, instruction, register, fmas, *rows in EXPECTED:
         found = False
         for loop in inner_loops(function_body(assembly, name)):
             count = sum(1 for line in loop if re.search(rf"{instruction}\s.*%{register}\d+, %{register}\d+$", line.split("#")[0].strip()))
+            if rows and sum(1 for line in loop if re.search(BROADCAST, line)) != rows[0]:
+                continue
             # Vector stores (an accumulator in memory) or vector values from the stack; a scalar
             # reload (the loop bound) is harmless.
             code = [line.split("#")[0].strip() for line in loop]
@@ -98,7 +105,8 @@ def main() -> int:
             if count == fmas and not stack:
                 found = True
                 break
-        print(f"{name}: {'ok' if found else 'NO'} loop with {fmas} {register} {instruction} in registers")
+        over = f" over {rows[0]} rows" if rows else ""
+        print(f"{name}: {'ok' if found else 'NO'} loop with {fmas} {register} {instruction}{over} in registers")
         if not found:
             failures.append(f"{name} ({fmas} {register})")
     if failures:

@@ -538,20 +538,21 @@ RK_INLINE v8f tile_gate_start(const rk_step *s, int cell, int G, const float *gx
     return gate_start(s, cell, G, gx, g % G, block, block * RK_UNITS, block_units(s->hidden, block));
 }
 
-/* Rows b0 ..< b0+MR of unit blocks u ..< u+tile_blocks(G) (u even when G is odd), the sums over
-   k0 ..< k1, as matrix-product tiles over the blocks' gate pairs (a pair is one panel of 16 weights
-   per k), NV pairs per tile. Sums start and end as in step_rows, in the same partial-sum layout (a
-   row's two blocks side by side, so an odd G's pair of blocks holds its gates in order), and run
-   over k in the same order: a row's numbers are the same whichever path takes it. */
-RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int NV, size_t u, size_t b0,
-                         size_t k0, size_t k1) {
-    const int BLOCKS = tile_blocks(G), GATES = BLOCKS * G;
+/* Rows b0 ..< b0+MR of unit blocks u ..< u+BLOCKS (tile_blocks(G), or 2 for an even G's wide tiles;
+   u even when G is odd), the sums over k0 ..< k1, as matrix-product tiles over the blocks' gate pairs
+   (a pair is one panel of 16 weights per k), NV pairs per tile. Sums start and end as in step_rows,
+   in the same partial-sum layout (a row's two blocks side by side: a tile of two blocks holds its
+   gates in order from the row's first slot), and run over k in the same order: a row's numbers are
+   the same whichever path takes it. */
+RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int NV, int BLOCKS, size_t u,
+                         size_t b0, size_t k0, size_t k1) {
+    const int GATES = BLOCKS * G;
     size_t H = s->hidden;
     const float *rows[TILE_MAX_MR];
     float *partial[TILE_MAX_MR];
     RK_UNROLL for (int r = 0; r < MR; r++) {
         rows[r] = s->h_prev + (b0 + r) * H + k0;
-        partial[r] = s->partial + ((b0 + r) * 2 + u % 2) * G * RK_UNITS;
+        partial[r] = s->partial + ((b0 + r) * 2 + (BLOCKS == 2 ? 0 : u % 2)) * G * RK_UNITS;
     }
     for (int pair = 0; pair < GATES / 2; pair += NV) {
         const void *w[TILE_MAX_NV];
@@ -750,14 +751,16 @@ RK_INLINE row_split split_rows(size_t B, int MR, int TILE_ROWS) {
     return r;
 }
 
-/* One tile of `rows` rows, 2 ≤ rows < TILE_ROWS: MR a constant in each case, so the tile's sums stay in
-   registers, and the rows read each weight once. A height without a case would compute nothing. */
+/* One tile of `rows` rows, 2 ≤ rows < TILE_ROWS, over BLOCKS unit blocks: MR a constant in each case,
+   so the tile's sums stay in registers, and the rows read each weight once. A height without a case
+   would compute nothing; wide tiles (BLOCKS 2 with an even G) exist up to wide_tile_rows. */
 _Static_assert(TILE_MAX_MR == 12, "step_tile_of needs a case for every height from 2 to TILE_MAX_MR - 1");
-RK_INLINE void step_tile_of(const rk_step *s, int cell, int G, int HALF, int F16C, int TILE_ROWS, int NV, size_t rows,
-                            size_t u, size_t b0, size_t k0, size_t k1) {
+RK_INLINE void step_tile_of(const rk_step *s, int cell, int G, int HALF, int F16C, int TILE_ROWS, int NV, int BLOCKS,
+                            int WIDE_ROWS, size_t rows, size_t u, size_t b0, size_t k0, size_t k1) {
 #define RK_TILE_OF(MR) \
     case MR: \
-        if (MR < TILE_ROWS) step_tile(s, cell, G, HALF, F16C, MR, NV, u, b0, k0, k1); \
+        if (MR < TILE_ROWS && (BLOCKS == tile_blocks(G) || MR <= WIDE_ROWS)) \
+            step_tile(s, cell, G, HALF, F16C, MR, NV, BLOCKS, u, b0, k0, k1); \
         break;
     switch (rows) {
         RK_TILE_OF(2) RK_TILE_OF(3) RK_TILE_OF(4) RK_TILE_OF(5) RK_TILE_OF(6)
@@ -771,6 +774,16 @@ RK_INLINE void step_tile_of(const rk_step *s, int cell, int G, int HALF, int F16
 RK_INLINE int step_tile_pairs(int G, int TILE_NV) {
     int pairs = tile_blocks(G) * G / 2;
     return pairs % TILE_NV == 0 ? TILE_NV : TILE_NV > 1 && pairs <= TILE_MAX_NV ? pairs : 1;
+}
+
+/* The most rows of a wide tile: an even G's pair of unit blocks in one tile of 2·NV pairs, where the
+   variant's registers hold its sums as they hold a tall tile's (AVX-512: 6 rows × 4 pairs, against
+   12 × 2; 0 where a pair of blocks fills no more registers than a row group, AVX2). A short tile of one
+   block keeps NV·rows sums, too few chains and too few weight streams to keep the multiply-adds busy:
+   lstm B = 3 ran its steps at about 60% of the multiply-add peak, reading its weights from L2 at 40%
+   of the rate a lone row reaches. */
+RK_INLINE int wide_tile_rows(int G, int NV, int TILE_MR, int TILE_NV) {
+    return G % 2 == 0 && NV > 1 && 2 * NV <= TILE_MAX_NV ? TILE_MR * TILE_NV / (2 * NV) : 0;
 }
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
@@ -787,6 +800,7 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
        gru. An rnn keeps its row groups over two blocks, the same sums in registers of 8. */
     const int NV = step_tile_pairs(G, TILE_NV), WIDEST = TILE_MR * TILE_NV / NV;
     const int TILE_ROWS = G > 1 && TILE_MR > 0 ? (WIDEST < TILE_MAX_MR ? WIDEST : TILE_MAX_MR) : 0;
+    const int WIDE_ROWS = TILE_ROWS > 0 ? wide_tile_rows(G, NV, TILE_MR, TILE_NV) : 0;
     const row_split tiled_rows = split_rows(s->batch, MR, TILE_ROWS), grouped_rows = split_rows(s->batch, MR, 0);
     size_t H = s->hidden;
     const int prefetch = STEP_PREFETCH_K;
@@ -801,9 +815,14 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
         if (u + 2 < unit_end) prefetch_units(s, cell, G, u + 2);
         for (size_t k0 = 0; k0 < H; k0 += kc) {
             size_t k1 = H - k0 < kc ? H : k0 + kc;
-            for (size_t i = 0; i < tiled_blocks; i++) {
-                for (size_t b = 0; b < tall; b += TILE_ROWS) step_tile(s, cell, G, HALF, F16C, TILE_ROWS, NV, u + i, b, k0, k1);
-                if (tiled > tall) step_tile_of(s, cell, G, HALF, F16C, TILE_ROWS, NV, tiled - tall, u + i, tall, k0, k1);
+            for (size_t i = 0; i < tiled_blocks; i++)
+                for (size_t b = 0; b < tall; b += TILE_ROWS)
+                    step_tile(s, cell, G, HALF, F16C, TILE_ROWS, NV, tile_blocks(G), u + i, b, k0, k1);
+            if (tiled > tall && pair && tiled - tall <= (size_t)WIDE_ROWS) {
+                step_tile_of(s, cell, G, HALF, F16C, TILE_ROWS, 2 * NV, 2, WIDE_ROWS, tiled - tall, u, tall, k0, k1);
+            } else if (tiled > tall) {
+                for (size_t i = 0; i < tiled_blocks; i++)
+                    step_tile_of(s, cell, G, HALF, F16C, TILE_ROWS, NV, tile_blocks(G), 0, tiled - tall, u + i, tall, k0, k1);
             }
             if (pair && 2 * MR * G <= 12) {
                 /* Both blocks in one pass when their sums fit the registers (rnn: 6 rows × 2 blocks). */

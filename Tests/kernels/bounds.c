@@ -19,7 +19,9 @@
  * that compute their own input part (12 rows, too few for bands, W_ih up to twice W_hh's size; 8
  * rows, one tile of two short tiles' rows) or
  * read the input projection's (a larger W_ih: I = 650 against H = 300, 17 rows in bands of 8 and 9,
- * and 7 and 10 rows split by units, all fused tiles or row groups of every height), with rows of x
+ * and 5, 7, 10 and 15 rows split by units, all fused tiles or row groups of every height, lstm's
+ * short tiles of 5 and 3 rows over a pair of unit blocks, alone and after a tall tile in chunks of
+ * k), with rows of x
  * 4 KiB apart (T·I = 1024) or H = 1024, which those
  * products read from copies (13 rows split by units, 29 in bands of 14 and 15, at T·I = 1024 and at
  * H = 1024), and a projection ahead whose tall tiles copy rows of x 4 KiB apart (I = 1024, 13 rows);
@@ -245,6 +247,8 @@ int main(void) {
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 17, 2, 650, 300, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 7, 2, 650, 300, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 10, 2, 650, 300, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 5, 2, 650, 300, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 15, 2, 650, 300, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 4, 256, 128, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 29, 4, 256, 128, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 29, 2, 8, 1024, reverse, with_lengths) |
