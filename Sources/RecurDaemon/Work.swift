@@ -202,7 +202,12 @@ struct Executor: Sendable {
         return zip(batch, results).map { incoming, result in
             var wanted: [String]?
             if case .infer(_, _, let outputs) = incoming.request.operation { wanted = outputs }
-            return Completion(incoming, reply(incoming.request, result, only: wanted))
+            let completion = Completion(incoming, reply(incoming.request, result, only: wanted))
+            // Encoded into the reply's frames: the outputs' buffers serve the next pass (ReusedFloats).
+            if case .success(let outputs) = result {
+                for output in outputs { if let floats = output.tensor.floats { ReusedFloats.give(floats) } }
+            }
+            return completion
         }
     }
 
