@@ -26,6 +26,9 @@
  *  - Lifetimes. A session keeps its model alive: recur_model_free may be called while sessions
  *    opened on the model are still open. Results do not depend on the model or session that
  *    produced them.
+ *  - Memory. Buffers of 64 KiB and more that a run allocates (workspaces, outputs, the library's
+ *    copies of inputs) are kept for the next run of the same shapes, at most 16 of them and
+ *    128 MiB in all per process, rather than returned to malloc after every run.
  *  - Stability. Names, signatures, struct layouts and constant values of ABI version 1 never
  *    change; new statuses and dtypes are only added at the end.
  *
