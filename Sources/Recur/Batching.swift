@@ -146,7 +146,7 @@ public enum Batching {
             }
         }
         // The merged outputs were copied into the parts: their buffers serve the next merged batch.
-        for output in outputs { if let floats = output.tensor.floats { ReusedFloats.give(floats) } }
+        ReusedFloats.give(outputs.lazy.map(\.tensor))
         return parts
     }
 

@@ -43,6 +43,12 @@ package enum ReusedFloats {
         return [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
 
+    /// Keeps the float32 tensors' buffers (integer tensors are left alone); the caller no longer
+    /// needs their contents.
+    package static func give(_ tensors: some Sequence<Tensor>) {
+        for tensor in tensors { if let floats = tensor.floats { give(floats) } }
+    }
+
     /// Keeps `buffer` for a later `take`; the caller no longer needs its contents.
     package static func give(_ buffer: [Float]) {
         let bytes = buffer.count * MemoryLayout<Float>.stride

@@ -213,7 +213,7 @@ private func copied<T: BitwiseCopyable>(_ data: UnsafeRawPointer?, _ count: Int)
 }
 
 /// `count` floats from caller memory with any alignment, into a buffer kept from an earlier call when
-/// there is one (`reuseBuffers`).
+/// there is one (ReusedFloats).
 private func copiedFloats(_ data: UnsafeRawPointer?, _ count: Int) -> [Float] {
     guard let data, count > 0 else { return [] }
     var floats = ReusedFloats.take(count)
@@ -221,11 +221,6 @@ private func copiedFloats(_ data: UnsafeRawPointer?, _ count: Int) -> [Float] {
     return floats
 }
 
-/// Keeps the float buffers of a call's inputs and outputs, which C has copies of, for the next call.
-private func reuseBuffers(_ inputs: [String: Tensor], _ outputs: [NamedTensor]) {
-    for tensor in inputs.values { if let floats = tensor.floats { ReusedFloats.give(floats) } }
-    for output in outputs { if let floats = output.tensor.floats { ReusedFloats.give(floats) } }
-}
 
 // MARK: - Library
 
@@ -312,7 +307,9 @@ public func recurModelRun(_ handle: OpaquePointer?, _ inputs: UnsafePointer<recu
         let tensors = try engineTensors(inputs, nInputs)
         let outputs = try model.run(tensors)
         try deliver(outputs, to: out)
-        reuseBuffers(tensors, outputs)
+        // C has its copies: the buffers serve the next call.
+        ReusedFloats.give(tensors.values)
+        ReusedFloats.give(outputs.lazy.map(\.tensor))
     }
 }
 
@@ -375,7 +372,9 @@ public func recurSessionStep(_ handle: OpaquePointer?, _ inputs: UnsafePointer<r
         let tensors = try engineTensors(inputs, nInputs)
         let outputs = try session.session.step(tensors)
         try deliver(outputs, to: out)
-        reuseBuffers(tensors, outputs)
+        // C has its copies: the buffers serve the next call.
+        ReusedFloats.give(tensors.values)
+        ReusedFloats.give(outputs.lazy.map(\.tensor))
     }
 }
 
