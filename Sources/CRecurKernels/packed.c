@@ -751,16 +751,16 @@ RK_INLINE row_split split_rows(size_t B, int MR, int TILE_ROWS) {
     return r;
 }
 
-/* One tile of `rows` rows, 2 ≤ rows < TILE_ROWS, over BLOCKS unit blocks: MR a constant in each case,
-   so the tile's sums stay in registers, and the rows read each weight once. A height without a case
-   would compute nothing; wide tiles (BLOCKS 2 with an even G) exist up to wide_tile_rows. */
+/* One tile of `rows` rows, 2 ≤ rows ≤ MOST_ROWS, over BLOCKS unit blocks: MR a constant in each case,
+   so the tile's sums stay in registers, and the rows read each weight once. Heights above MOST_ROWS
+   (the tall tile's less one, or wide_tile_rows) are not instantiated; a height without a case would
+   compute nothing. */
 _Static_assert(TILE_MAX_MR == 12, "step_tile_of needs a case for every height from 2 to TILE_MAX_MR - 1");
-RK_INLINE void step_tile_of(const rk_step *s, int cell, int G, int HALF, int F16C, int TILE_ROWS, int NV, int BLOCKS,
-                            int WIDE_ROWS, size_t rows, size_t u, size_t b0, size_t k0, size_t k1) {
+RK_INLINE void step_tile_of(const rk_step *s, int cell, int G, int HALF, int F16C, int MOST_ROWS, int NV, int BLOCKS,
+                            size_t rows, size_t u, size_t b0, size_t k0, size_t k1) {
 #define RK_TILE_OF(MR) \
     case MR: \
-        if (MR < TILE_ROWS && (BLOCKS == tile_blocks(G) || MR <= WIDE_ROWS)) \
-            step_tile(s, cell, G, HALF, F16C, MR, NV, BLOCKS, u, b0, k0, k1); \
+        if (MR <= MOST_ROWS) step_tile(s, cell, G, HALF, F16C, MR, NV, BLOCKS, u, b0, k0, k1); \
         break;
     switch (rows) {
         RK_TILE_OF(2) RK_TILE_OF(3) RK_TILE_OF(4) RK_TILE_OF(5) RK_TILE_OF(6)
@@ -819,10 +819,10 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
                 for (size_t b = 0; b < tall; b += TILE_ROWS)
                     step_tile(s, cell, G, HALF, F16C, TILE_ROWS, NV, tile_blocks(G), u + i, b, k0, k1);
             if (tiled > tall && pair && tiled - tall <= (size_t)WIDE_ROWS) {
-                step_tile_of(s, cell, G, HALF, F16C, TILE_ROWS, 2 * NV, 2, WIDE_ROWS, tiled - tall, u, tall, k0, k1);
+                step_tile_of(s, cell, G, HALF, F16C, WIDE_ROWS, 2 * NV, 2, tiled - tall, u, tall, k0, k1);
             } else if (tiled > tall) {
                 for (size_t i = 0; i < tiled_blocks; i++)
-                    step_tile_of(s, cell, G, HALF, F16C, TILE_ROWS, NV, tile_blocks(G), 0, tiled - tall, u + i, tall, k0, k1);
+                    step_tile_of(s, cell, G, HALF, F16C, TILE_ROWS - 1, NV, tile_blocks(G), tiled - tall, u + i, tall, k0, k1);
             }
             if (pair && 2 * MR * G <= 12) {
                 /* Both blocks in one pass when their sums fit the registers (rnn: 6 rows × 2 blocks). */
