@@ -291,8 +291,9 @@ RK_INLINE float *product_row(const rk_product *p, size_t m) {
 }
 
 /* Rows m ..< m+mr (mr ≤ MR; rows past mr repeat the last one, computed and never stored) of panels
-   q ..< q+NV, k in k0 ..< k0+kc: starting from the bias (k0 = 0 unless accumulating) or Y. BF16: the
-   product in bfloat16 (k0 even), with the instruction when DPBF16. */
+   q ..< q+NV, k in k0 ..< k0+kc (over K + K2 when the product has second operands): starting from
+   the bias (k0 = 0 unless accumulating) or Y. BF16: the product in bfloat16 (k0 even), with the
+   instruction when DPBF16. */
 RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m, size_t mr, size_t q,
                          size_t k0, size_t kc, const float *rows_copy) {
     const void *w[TILE_MAX_NV];
@@ -317,8 +318,16 @@ RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product 
             else acc[r][v] = p->bias ? load16_n(p->bias + n0[v], width[v]) : splat16(0.0f);
         }
     }
+    size_t first_kc = k0 >= p->K ? 0 : p->K - k0 < kc ? p->K - k0 : kc;
     if (BF16) tile_micro_bf16(MR, NV, DPBF16, ceil_div(kc, 2), (const uint16_t *const *)rows, (const uint16_t *const *)w, acc);
-    else tile_micro(MR, NV, 0, 0, 0, kc, (const float *const *)rows, w, acc);
+    else if (first_kc > 0) tile_micro(MR, NV, 0, 0, 0, first_kc, (const float *const *)rows, w, acc);
+    if (!BF16 && first_kc < kc) {
+        size_t k2 = k0 + first_kc - p->K;
+        RK_UNROLL for (int v = 0; v < NV; v++) w[v] = p->P2 + (q + v) * GEMM_NR * p->K2 + k2 * GEMM_NR;
+        RK_UNROLL for (int r = 0; r < MR; r++)
+            rows[r] = p->X2 + (m + ((size_t)r < mr ? (size_t)r : mr - 1)) * p->ldx2 + k2;
+        tile_micro(MR, NV, 0, 0, 0, kc - first_kc, (const float *const *)rows, w, acc);
+    }
     RK_UNROLL for (int r = 0; r < MR; r++)
         RK_UNROLL for (int v = 0; v < NV; v++)
             if ((size_t)r < mr) store16_n(out[r] + n0[v], acc[r][v], width[v]);
@@ -343,7 +352,7 @@ static size_t tall_tile_rows(size_t rows, size_t MR, size_t SHORT_MR) {
    rows' k block from a per-thread copy. */
 RK_INLINE void gemm_row_tiles(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m_begin, size_t m_end,
                               size_t q0, size_t q_end, size_t k0, size_t kc) {
-    int copies = !BF16 && rows_alias((size_t)MR, p->ldx);
+    int copies = !BF16 && p->K2 == 0 && rows_alias((size_t)MR, p->ldx);
     /* [mr, COPIED_ROW]: k0 ..< k0+kc of each row. Per thread, not on the stack: the step functions inline
        many of these loops, and the pool's threads have 256 KiB stacks. */
     static _Thread_local float copy[TILE_MAX_MR * COPIED_ROW];
@@ -390,9 +399,9 @@ RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, int BF16, int DPBF16, con
        B = 8 0.957–0.996, RNN-512 B = 8 0.966). */
     const int PAIR_MR = SHORT_MR > 0 && 2 * SHORT_MR <= MR ? 2 * SHORT_MR : 0;
     size_t short_pairs_end = PAIR_MR > 0 ? tall_end + (short_end - tall_end) / PAIR_MR * PAIR_MR : tall_end;
-    size_t weight_bytes = BF16 ? sizeof(uint16_t) : sizeof(float);
-    for (size_t k0 = 0; k0 < p->K || k0 == 0; k0 += GEMM_KC) {
-        size_t kc = p->K - k0 < GEMM_KC ? p->K - k0 : GEMM_KC;
+    size_t weight_bytes = BF16 ? sizeof(uint16_t) : sizeof(float), K = p->K + p->K2;
+    for (size_t k0 = 0; k0 < K || k0 == 0; k0 += GEMM_KC) {
+        size_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
         size_t block = GEMM_PANEL_BLOCK_BYTES / ((kc > 0 ? kc : 1) * GEMM_NR * weight_bytes) / NV * NV;
         block = block > (size_t)NV ? block : (size_t)NV;
         for (size_t q0 = panel_begin; q0 < panel_end; q0 += block) {
@@ -402,7 +411,7 @@ RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, int BF16, int DPBF16, con
             if (SHORT_MR > 0) gemm_row_tiles(SHORT_MR, NV, BF16, DPBF16, p, short_pairs_end, short_end, q0, q_end, k0, kc);
             if (lone_row) gemm_lone_row(NV, BF16, DPBF16, p, short_end, q0, q_end, k0, kc);
         }
-        if (p->K == 0) break;
+        if (K == 0) break;
     }
 }
 
@@ -624,7 +633,12 @@ RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
    wrote long before and which has left the caches by now; that pays from STEP_PROJECTING_MIN_ROWS
    rows (rk_step_projects_input), where reading gx the product path was 12% slower than the tiles.
    Each row's sums start from the input part and run over k in order as in the other paths, so its
-   numbers are the same. */
+   numbers are the same. Except for gru (whose n gate keeps its recurrent sum apart), the two parts are
+   one product over [x | h_prev] (rk_product's second operands): the sums run from the input part into
+   the recurrent part in registers, where two products stored them in the gates and read them back,
+   and each tile is set up once (bench/ab, same bits: LSTM-128 B = 64 on one thread 0.935, B = 128
+   0.924, LSTM-256 B = 32 0.950–0.965, B = 16 0.975, B = 8 T = 200 0.978, bidirectional LSTM-256
+   B = 8 0.982; with K = 1024, two k blocks either way, LSTM-512 B = 64 0.992–1.020, RNN-512 1.000). */
 enum { STEP_PRODUCT_MIN_ROWS = 16, STEP_PROJECTING_MIN_ROWS = 8, STEP_PRODUCT_UNITS = 8 };
 
 /* Floats of a batched step's gates and, for gru, its input part: two [B, columns] buffers, columns at
@@ -676,18 +690,27 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
         size_t columns = (end - first) * GEMM_NR, offset = first * GEMM_NR;
         /* Each [B, columns]: panels first ..< end, block u's gate g at column gate_column(G, u, g) − offset. */
         float *gates = s->partial, *projected = gates + B * columns;
-        /* The rows' input part: gx's, or computed here, into the gates themselves when every gate's sum
-           starts from it (all but gru's n gate). */
+        const float *input_weights = s->x ? s->input_weights + offset * s->input_size : NULL;
+        const float *input_bias = s->input_bias ? s->input_bias + offset : NULL;
+        const float *recurrent_weights = s->weights + offset * H;
+        /* The rows' input part: gx's, or computed here. */
         const float *input = s->gx + offset;
         size_t ldinput = s->ldgx;
-        if (s->x) {
-            float *into = cell == RK_CELL_GRU ? projected : gates;
-            rk_product input_part = {B, columns, s->input_size, rows.x, rows.ldx, s->input_weights + offset * s->input_size,
-                                     s->input_bias ? s->input_bias + offset : NULL, into, columns, SIZE_MAX, 0, 0};
-            gemm_body(MR, SHORT_MR, NV, 0, 0, &input_part, 0, B, 0, end - first);
-            input = into, ldinput = columns;
-        }
-        if (input != gates)
+        if (s->x && cell != RK_CELL_GRU) {
+            /* Every gate's sum starts from the input part: one product over [x | h_prev], the sums
+               running from the input part into the recurrent part in registers. */
+            rk_product step_product = {B, columns, s->input_size, rows.x, rows.ldx, input_weights, input_bias, gates,
+                                       columns, SIZE_MAX, 0, 0, NULL, NULL, rows.h, rows.ldh, H, recurrent_weights};
+            gemm_body(MR, SHORT_MR, NV, 0, 0, &step_product, 0, B, 0, end - first);
+            input = gates, ldinput = columns;
+        } else {
+            if (s->x) {
+                /* gru's: its n gate's recurrent sum starts from b_hn, apart from the input part. */
+                rk_product input_part = {B, columns, s->input_size, rows.x, rows.ldx, input_weights, input_bias, projected,
+                                         columns, SIZE_MAX, 0, 0};
+                gemm_body(MR, SHORT_MR, NV, 0, 0, &input_part, 0, B, 0, end - first);
+                input = projected, ldinput = columns;
+            }
             for (size_t b = 0; b < B; b++) {
                 float *row = gates + b * columns;
                 memcpy(row, input + b * ldinput, columns * sizeof(float));
@@ -697,15 +720,16 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
                         store8(row + gate_column(G, u, 2) - offset, gru_n_start(s, j, n));
                     }
             }
-        rk_product recurrent_part = {B, columns, H, rows.h, rows.ldh, s->weights + offset * H, NULL, gates, columns,
-                                     SIZE_MAX, 0, 1};
-        if (s->bf16_weights) {
-            /* Through the dispatch: the bfloat16 product may use an instruction this variant is not compiled for. */
-            recurrent_part.X16 = h_rounded, recurrent_part.ldx = rk_bf16_row_size(H);
-            recurrent_part.P16 = s->bf16_weights + offset * rk_bf16_row_size(H);
-            rk_gemm_packed(&recurrent_part, 0, B, 0, end - first);
-        } else {
-            gemm_body(MR, SHORT_MR, NV, 0, 0, &recurrent_part, 0, B, 0, end - first);
+            rk_product recurrent_part = {B, columns, H, rows.h, rows.ldh, recurrent_weights, NULL, gates, columns,
+                                         SIZE_MAX, 0, 1};
+            if (s->bf16_weights) {
+                /* Through the dispatch: the bfloat16 product may use an instruction this variant is not compiled for. */
+                recurrent_part.X16 = h_rounded, recurrent_part.ldx = rk_bf16_row_size(H);
+                recurrent_part.P16 = s->bf16_weights + offset * rk_bf16_row_size(H);
+                rk_gemm_packed(&recurrent_part, 0, B, 0, end - first);
+            } else {
+                gemm_body(MR, SHORT_MR, NV, 0, 0, &recurrent_part, 0, B, 0, end - first);
+            }
         }
         for (size_t b = 0; b < B; b++)
             for (size_t u = u0; u < u1; u++) {

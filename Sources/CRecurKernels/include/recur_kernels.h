@@ -48,6 +48,13 @@ typedef struct {
     /* A product in bfloat16 (P16 not NULL) reads X16 and P16 instead of X and P: row m of X rounded to
        bfloat16 at X16 + m·ldx (rk_bf16_round_rows), W packed by rk_gates_pack_bf16. */
     const uint16_t *X16, *P16;
+    /* With K2 > 0 (float32 only), a second pair of operands after the first: Y = [X | X2] · [W | W2]ᵀ
+       + bias, k running over X's K columns, then X2's K2 (row m at X2 + m·ldx2, W2 packed at P2 for
+       K2). The sums go from one to the other in registers, as a step's input part runs into its
+       recurrent part. Rows of X2 are read in place, never copied for L1 aliasing. */
+    const float *X2;
+    size_t ldx2, K2;
+    const float *P2;
 } rk_product;
 
 /* Rows row_begin ..< row_end of the product over column panels panel_begin ..< panel_end
