@@ -29,7 +29,7 @@ let package = Package(
         .systemLibrary(name: "CLinux"),
         // recur_plugin.h for Swift, and opening plugin libraries (dlopen) for the engine.
         .target(name: "CRecurPlugin"),
-        .target(name: "Recur", dependencies: ["CRecurKernels", "CRecurPlugin"]),
+        .target(name: "Recur", dependencies: ["CRecurKernels", "CRecurPlugin", "CLinux"]),
         // The Swift layer over libzmq (context, socket, poll, CURVE keys) for recurd and `recur keygen`.
         .target(name: "RecurZMQ", dependencies: ["CZMQ"]),
         // The C side of librecur.so: recur.h's types for Swift and the thread-local last error.

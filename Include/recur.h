@@ -28,7 +28,8 @@
  *    produced them.
  *  - Memory. Buffers of 64 KiB and more that a run allocates (workspaces, outputs, the library's
  *    copies of inputs) are kept for the next run of the same shapes, at most 16 of them and
- *    128 MiB in all per process, rather than returned to malloc after every run.
+ *    128 MiB in all per process, rather than returned to malloc after every run;
+ *    recur_release_kept_buffers gives them back.
  *  - Stability. Names, signatures, struct layouts and constant values of ABI version 1 never
  *    change; new statuses and dtypes are only added at the end.
  *
@@ -117,6 +118,15 @@ const char *recur_version(void);
  * at the first call or computation. A static string, never freed. Never fails; any thread.
  */
 const char *recur_kernels(void);
+
+/**
+ * Gives the buffers kept between runs (see Memory above) back to malloc, and malloc's free memory
+ * back to the system (glibc's malloc_trim), and returns the bytes those buffers held: 0 when none
+ * were kept. For a process done with its large runs, or that freed the models they were for; the
+ * next run allocates its buffers afresh. Runs in progress on other threads are unaffected. Never
+ * fails; any thread.
+ */
+size_t recur_release_kept_buffers(void);
 
 /**
  * This thread's message for its last failed call, or "" if none of its calls has failed yet.

@@ -1,3 +1,4 @@
+import CLinux
 import Synchronization
 
 /// Float buffers of 64 KiB and more, kept between forward passes for the next pass of the same
@@ -47,6 +48,21 @@ package enum ReusedFloats {
     /// needs their contents.
     package static func give(_ tensors: some Sequence<Tensor>) {
         for tensor in tensors { if let floats = tensor.floats { give(floats) } }
+    }
+
+    /// Gives every kept buffer back to malloc, and glibc's free memory back to the system, and
+    /// returns the bytes the kept buffers held. Passes in progress are unaffected (a buffer one of
+    /// them still shares lives on with it); the next pass allocates afresh.
+    @discardableResult
+    package static func releaseAll() -> Int {
+        let (released, bytes) = kept.withLock { kept -> ([[Float]], Int) in
+            defer { kept = Kept() }
+            return (kept.buffers, kept.bytes)
+        }
+        // Freed outside the lock, before the trim that hands their pages back.
+        _ = consume released
+        malloc_trim(0)
+        return bytes
     }
 
     /// Keeps `buffer` for a later `take`; the caller no longer needs its contents.

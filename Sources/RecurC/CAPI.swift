@@ -234,6 +234,11 @@ public func recurKernels() -> UnsafePointer<CChar> {
     rk_kernels_name()
 }
 
+@_cdecl("recur_release_kept_buffers")
+public func recurReleaseKeptBuffers() -> UInt {
+    UInt(ReusedFloats.releaseAll())
+}
+
 // MARK: - Models
 
 @_cdecl("recur_model_load")

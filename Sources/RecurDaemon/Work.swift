@@ -173,7 +173,9 @@ struct Executor: Sendable {
             return ReplyEncoder.success(id: id, [:])
         case .unload(let name):
             try models.remove(name)
-            logger.info("model unloaded", metadata: ["model": "\(name)"])
+            // Buffers kept for the next pass were sized by this model's passes as much as any other's.
+            let released = ReusedFloats.releaseAll()
+            logger.info("model unloaded", metadata: ["model": "\(name)", "released_bytes": "\(released)"])
             return ReplyEncoder.success(id: id, [:])
         }
     }

@@ -212,6 +212,8 @@ static void test_library(void) {
     CHECK(strcmp(kernels, "avx512") == 0 || strcmp(kernels, "avx2") == 0 || strcmp(kernels, "portable") == 0,
           "recur_kernels() is '%s'", kernels);
     CHECK(recur_kernels() == kernels, "recur_kernels() is not one static string");
+    recur_release_kept_buffers();
+    CHECK(recur_release_kept_buffers() == 0, "a second recur_release_kept_buffers() found buffers kept");
 }
 
 static void test_golden(void) {

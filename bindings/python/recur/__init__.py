@@ -11,13 +11,21 @@ from ._plugins import load_plugin
 from ._safetensors import load_tensors, save, save_tensors
 
 __all__ = ["RecurError", "Model", "Session", "load_plugin", "Client", "RemoteSession", "load_tensors", "save", "save_tensors",
-           "kernels"]
+           "kernels", "release_kept_buffers"]
 
 
 def kernels() -> str:
     """The kernel variant librecur.so computes with here: "avx512", "avx2" or "portable"."""
     from ._library import library
     return library().recur_kernels().decode("ascii")
+
+
+def release_kept_buffers() -> int:
+    """Gives the large buffers librecur.so keeps between runs of the same shapes (at most 128 MiB)
+    back to the system, and returns the bytes they held; the next run allocates afresh. For a
+    process done with its large runs, or that closed the models they were for."""
+    from ._library import library
+    return int(library().recur_release_kept_buffers())
 
 
 def __getattr__(name):

@@ -57,6 +57,9 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     # const char *recur_kernels(void);
     lib.recur_kernels.argtypes = []
     lib.recur_kernels.restype = c_char_p
+    # size_t recur_release_kept_buffers(void);
+    lib.recur_release_kept_buffers.argtypes = []
+    lib.recur_release_kept_buffers.restype = c_size_t
     # const char *recur_last_error(void);
     lib.recur_last_error.argtypes = []
     lib.recur_last_error.restype = c_char_p

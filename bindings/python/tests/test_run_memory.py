@@ -30,8 +30,29 @@ for _ in range(20):
 print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
 """
 
+# The same passes, then the kept buffers given back: the next pass faults their pages in again, and
+# the passes after it fault nothing, as before.
+RELEASE = """
+import resource, sys
+import numpy as np, recur
+model = recur.Model(sys.argv[1])
+x = np.random.default_rng(0).standard_normal((32, 100, 128), dtype=np.float32)
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    model.run(x)
+released, again = recur.release_kept_buffers(), recur.release_kept_buffers()
+before = faults()
+model.run(x)
+first = faults() - before
+before = faults()
+for _ in range(5):
+    model.run(x)
+print(released, again, first, (faults() - before) / 5, x.nbytes)
+"""
 
-def test_passes_of_the_same_shapes_do_not_fault_pages_in(tmp_path):
+
+def rnn_model(tmp_path):
     path = tmp_path / "rnn.safetensors"
     rng = np.random.default_rng(0)
     size = 128
@@ -41,10 +62,29 @@ def test_passes_of_the_same_shapes_do_not_fault_pages_in(tmp_path):
     arch = {"format": 1, "input": {"kind": "features", "size": size},
             "layers": [{"name": "rnn", "type": "rnn", "input_size": size, "hidden_size": size}]}
     recur.save(path, arch, tensors)
+    return path
+
+
+def run_alone(script, path):
+    """The script's printed line, from a process of its own."""
     environment = dict(os.environ, PYTHONPATH=str(Path(recur.__file__).resolve().parents[1]))
-    result = subprocess.run([sys.executable, "-c", MEASURE, str(path)], env=environment,
+    result = subprocess.run([sys.executable, "-c", script, str(path)], env=environment,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    faults = float(result.stdout.strip())
+    return result.stdout.strip()
+
+
+def test_passes_of_the_same_shapes_do_not_fault_pages_in(tmp_path):
+    faults = float(run_alone(MEASURE, rnn_model(tmp_path)))
     # Python's own small objects may touch a page now and then; the buffers were 777 pages a pass.
     assert faults < 20, f"{faults:.1f} page faults a pass"
+
+
+def test_released_buffers_go_back_to_the_system(tmp_path):
+    released, again, first, steady, input_bytes = map(float, run_alone(RELEASE, rnn_model(tmp_path)).split())
+    # Kept after a pass: at least the input's copy, the layer's workspace and its output.
+    assert released >= 3 * input_bytes, f"released {released:.0f} bytes"
+    assert again == 0
+    # Back with the system, their pages fault in again on the next pass (one buffer is 400 pages).
+    assert first > input_bytes / 4096, f"{first:.0f} page faults on the pass after the release"
+    assert steady < 20, f"{steady:.1f} page faults a pass after that"
