@@ -195,30 +195,25 @@ private func engineTensor(_ tensor: recur_tensor, _ what: @autoclosure () -> Str
     guard elements == 0 || tensor.data != nil else { throw invalidArgument("\(what()): data is NULL for \(elements) elements") }
     let data = UnsafeRawPointer(tensor.data)
     switch tensor.dtype {
-    case RECUR_F32: return try Tensor(shape: shape, storage: .float32(copiedFloats(data, elements)))
-    case RECUR_I32: return try Tensor(shape: shape, storage: .int32(copied(data, elements)))
-    case RECUR_I64: return try Tensor(shape: shape, storage: .int64(copied(data, elements)))
+    // Floats into a buffer kept from an earlier call when there is one (ReusedFloats).
+    case RECUR_F32: return try Tensor(shape: shape, storage: .float32(copied(data, into: ReusedFloats.take(elements))))
+    case RECUR_I32: return try Tensor(shape: shape, storage: .int32(copied(data, into: uninitialized(elements))))
+    case RECUR_I64: return try Tensor(shape: shape, storage: .int64(copied(data, into: uninitialized(elements))))
     default:
         throw invalidArgument("\(what()): dtype \(tensor.dtype.rawValue) is not a recur_dtype (RECUR_F32 = 1, RECUR_I32 = 2, RECUR_I64 = 3)")
     }
 }
 
-/// `count` values of `T` from caller memory with any alignment.
-private func copied<T: BitwiseCopyable>(_ data: UnsafeRawPointer?, _ count: Int) -> [T] {
-    guard let data, count > 0 else { return [] }
-    return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
-        UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: data, byteCount: count * MemoryLayout<T>.stride)
-        initialized = count
-    }
+/// `values`, overwritten with as many values of `T` from caller memory with any alignment.
+private func copied<T: BitwiseCopyable>(_ data: UnsafeRawPointer?, into values: consuming [T]) -> [T] {
+    guard let data, !values.isEmpty else { return values }
+    values.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: data, byteCount: $0.count) }
+    return values
 }
 
-/// `count` floats from caller memory with any alignment, into a buffer kept from an earlier call when
-/// there is one (ReusedFloats).
-private func copiedFloats(_ data: UnsafeRawPointer?, _ count: Int) -> [Float] {
-    guard let data, count > 0 else { return [] }
-    var floats = ReusedFloats.take(count)
-    floats.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: data, byteCount: $0.count) }
-    return floats
+/// `count` values of `T` with unspecified contents.
+private func uninitialized<T: BitwiseCopyable>(_ count: Int) -> [T] {
+    [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }
 
 
