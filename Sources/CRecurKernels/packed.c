@@ -290,7 +290,10 @@ RK_INLINE float *product_row(const rk_product *p, size_t m) {
     return p->Y + (m / p->group) * p->ldy_group + (m % p->group) * p->ldy;
 }
 
-/* Rows m ..< m+mr (mr ≤ MR; rows past mr repeat the last one, computed and never stored) of panels
+/* The row a tile of rows m ..< m+mr computes as its row r: rows past mr repeat the last one. */
+RK_INLINE size_t tile_row(size_t m, size_t mr, int r) { return m + ((size_t)r < mr ? (size_t)r : mr - 1); }
+
+/* Rows m ..< m+mr (mr ≤ MR; tile_row's repeats of the last are computed and never stored) of panels
    q ..< q+NV, k in k0 ..< k0+kc (over K + K2 when the product has second operands): starting from
    the bias (k0 = 0 unless accumulating) or Y. BF16: the product in bfloat16 (k0 even), with the
    instruction when DPBF16. */
@@ -308,7 +311,7 @@ RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product 
     float *out[TILE_MAX_MR];
     v16f acc[TILE_MAX_MR][TILE_MAX_NV];
     RK_UNROLL for (int r = 0; r < MR; r++) {
-        size_t row = m + ((size_t)r < mr ? (size_t)r : mr - 1);
+        size_t row = tile_row(m, mr, r);
         if (BF16) rows[r] = p->X16 + row * p->ldx + k0;
         else if (rows_copy) rows[r] = rows_copy + (row - m) * COPIED_ROW;
         else rows[r] = p->X + row * p->ldx + k0;
@@ -325,7 +328,7 @@ RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product 
         size_t k2 = k0 + first_kc - p->K;
         RK_UNROLL for (int v = 0; v < NV; v++) w[v] = p->P2 + (q + v) * GEMM_NR * p->K2 + k2 * GEMM_NR;
         RK_UNROLL for (int r = 0; r < MR; r++)
-            rows[r] = p->X2 + (m + ((size_t)r < mr ? (size_t)r : mr - 1)) * p->ldx2 + k2;
+            rows[r] = p->X2 + tile_row(m, mr, r) * p->ldx2 + k2;
         tile_micro(MR, NV, 0, 0, 0, kc - first_kc, (const float *const *)rows, w, acc);
     }
     RK_UNROLL for (int r = 0; r < MR; r++)

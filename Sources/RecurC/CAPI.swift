@@ -153,13 +153,16 @@ private final class ResultHandle {
     }
 }
 
-/// Hands `outputs` to C as a new recur_result in *out.
-private func deliver(_ outputs: [NamedTensor], to out: UnsafeMutablePointer<OpaquePointer?>) throws(RecurError) {
+/// Hands `outputs` to C as a new recur_result in *out. C then has its copies, so the buffers of
+/// `outputs` and of `inputs` (the engine's copies of the caller's) serve the next call.
+private func deliver(_ outputs: [NamedTensor], of inputs: [String: Tensor], to out: UnsafeMutablePointer<OpaquePointer?>) throws(RecurError) {
     // The engine's outputs have rank 1 ... 3; recur_tensor holds at most 8.
     if let wide = outputs.first(where: { $0.tensor.shape.count > 8 }) {
         throw RecurError(.internal, "output '\(wide.name)' has rank \(wide.tensor.shape.count), above 8")
     }
     out.pointee = retained(try ResultHandle.copying(outputs))
+    ReusedFloats.give(inputs.values)
+    ReusedFloats.give(outputs.lazy.map(\.tensor))
 }
 
 // MARK: - Input tensors
@@ -306,10 +309,7 @@ public func recurModelRun(_ handle: OpaquePointer?, _ inputs: UnsafePointer<recu
         let out = try nonNull(out, "out")
         let tensors = try engineTensors(inputs, nInputs)
         let outputs = try model.run(tensors)
-        try deliver(outputs, to: out)
-        // C has its copies: the buffers serve the next call.
-        ReusedFloats.give(tensors.values)
-        ReusedFloats.give(outputs.lazy.map(\.tensor))
+        try deliver(outputs, of: tensors, to: out)
     }
 }
 
@@ -371,10 +371,7 @@ public func recurSessionStep(_ handle: OpaquePointer?, _ inputs: UnsafePointer<r
         let out = try nonNull(out, "out")
         let tensors = try engineTensors(inputs, nInputs)
         let outputs = try session.session.step(tensors)
-        try deliver(outputs, to: out)
-        // C has its copies: the buffers serve the next call.
-        ReusedFloats.give(tensors.values)
-        ReusedFloats.give(outputs.lazy.map(\.tensor))
+        try deliver(outputs, of: tensors, to: out)
     }
 }
 
