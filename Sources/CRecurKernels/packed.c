@@ -499,7 +499,7 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
     const float *h[MR];
     v8f acc[MR][NB][G];
     for (int r = 0; r < MR; r++) {
-        size_t b = b0 + ((size_t)r < mr ? (size_t)r : mr - 1);
+        size_t b = tile_row(b0, mr, r);
         h[r] = s->h_prev + b * H;
         const float *gx = s->gx + b * s->ldgx;
         for (int i = 0; i < NB; i++) {
