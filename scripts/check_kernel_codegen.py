@@ -29,9 +29,9 @@ FMA = r"vfmadd\d+ps"
 # computed without it, two multiply-adds in tiles of half the rows (6 and 2 rows for avx512, 3 and 2
 # for avx2's 16 floats in 2 ymm). A step's rows left after its tall tiles go in one tile of their own
 # height, 2 up to one less than the tall tile's rows; a gru's step tiles take 3 panels (two unit blocks'
-# 6 gates), so avx512's hold 2 to 8 rows × 3 × 16 floats; an lstm's short tiles of 2 to 6 rows take
-# its pair of unit blocks at once, 4 panels, told from the other tiles of as many multiply-adds by
-# their row count (one broadcast of x per row and k).
+# 6 gates), so avx512's hold 2 to 8 rows × 3 × 16 floats; an lstm's short tiles of 2 to 6 rows (avx2:
+# 2 rows) take its pair of unit blocks at once, 4 panels, told from the other tiles of as many
+# multiply-adds by their row count (one broadcast of x per row and k).
 EXPECTED = [
     ("gemm_avx2", FMA, "ymm", 12),
     ("step_avx2", FMA, "ymm", 12),
@@ -53,6 +53,7 @@ EXPECTED = [
     *[("step_avx512", FMA, "zmm", 2 * rows) for rows in range(2, 12)],
     *[("step_avx512", FMA, "zmm", 3 * rows) for rows in range(2, 9)],
     *[("step_avx512", FMA, "zmm", 4 * rows, rows) for rows in range(2, 7)],
+    ("step_avx2", FMA, "ymm", 8, 2),
 ]
 BROADCAST = r"vbroadcastss"
 

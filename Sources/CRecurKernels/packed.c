@@ -803,18 +803,22 @@ RK_INLINE int step_tile_pairs(int G, int TILE_NV) {
     return pairs % TILE_NV == 0 ? TILE_NV : TILE_NV > 1 && pairs <= TILE_MAX_NV ? pairs : 1;
 }
 
-/* The most rows of a wide tile: an even G's pair of unit blocks in one tile of 2·NV pairs, where the
-   variant's registers hold its sums as they hold a tall tile's (AVX-512: 6 rows × 4 pairs, against
-   12 × 2; 0 where a pair of blocks fills no more registers than a row group, AVX2). A short tile of one
-   block keeps NV·rows sums, too few chains and too few weight streams to keep the multiply-adds busy:
-   lstm B = 3 ran its steps at about 60% of the multiply-add peak, reading its weights from L2 at 40%
-   of the rate a lone row reaches. */
-RK_INLINE int wide_tile_rows(int G, int NV, int TILE_MR, int TILE_NV) {
-    return G % 2 == 0 && NV > 1 && 2 * NV <= TILE_MAX_NV ? TILE_MR * TILE_NV / (2 * NV) : 0;
+/* The most rows of a wide tile: an even G's pair of unit blocks in one tile of 2·NV pairs, as many rows
+   as the variant's REGISTERS (vectors of 16 floats) hold with the tile's 2·NV weight vectors and a row's
+   value (AVX-512: 6 rows × 4 pairs, against 12 × 2; AVX2: 2 rows × 2 pairs; none for the portable
+   variant's SSE2). A short tile of one block keeps NV·rows sums, too few chains and too few weight
+   streams to keep the multiply-adds busy: lstm B = 3 ran its steps at about 60% of the multiply-add peak
+   on AVX-512, reading its weights from L2 at 40% of the rate a lone row reaches; on AVX2 a tile of 2 rows
+   keeps 4 sums of 8 floats where the multiply-add's latency and its two pipes need 8 (bench/ab on the Zen
+   3 VM, same bits: LSTM-256 B = 2 0.80–0.85 against A/A runs of 1.00–1.05, LSTM-512 B = 2 0.91–0.95;
+   B = 8 with a wide tile of the 2 rows after the tall one 0.92–0.95, within an A/A run's 0.905). AVX2's
+   3 rows × 2 pairs spill (LSTM-300 B = 3 1.12–1.29). */
+RK_INLINE int wide_tile_rows(int G, int NV, int REGISTERS) {
+    return G % 2 == 0 && 2 * NV <= TILE_MAX_NV ? (REGISTERS - 2 * NV - 1) / (2 * NV) : 0;
 }
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
-                         size_t unit_begin, size_t unit_end) {
+                         int REGISTERS, size_t unit_begin, size_t unit_end) {
     if (rk_step_runs_as_product(s->batch, s->x != NULL, step_weight_format(s))) {
         step_by_product(s, cell, G, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end);
         return;
@@ -827,7 +831,7 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
        gru. An rnn keeps its row groups over two blocks, the same sums in registers of 8. */
     const int NV = step_tile_pairs(G, TILE_NV), WIDEST = TILE_MR * TILE_NV / NV;
     const int TILE_ROWS = G > 1 && TILE_MR > 0 ? (WIDEST < TILE_MAX_MR ? WIDEST : TILE_MAX_MR) : 0;
-    const int WIDE_ROWS = TILE_ROWS > 0 ? wide_tile_rows(G, NV, TILE_MR, TILE_NV) : 0;
+    const int WIDE_ROWS = TILE_ROWS > 0 ? wide_tile_rows(G, NV, REGISTERS) : 0;
     const row_split tiled_rows = split_rows(s->batch, MR, TILE_ROWS), grouped_rows = split_rows(s->batch, MR, 0);
     size_t H = s->hidden;
     const int prefetch = STEP_PREFETCH_K;
@@ -869,15 +873,21 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
     }
 }
 
-RK_INLINE void step_body(int TILE_MR, int SHORT_MR, int TILE_NV, int HALF, int F16C, const rk_step *s, size_t unit_begin,
-                         size_t unit_end) {
+RK_INLINE void step_body(int TILE_MR, int SHORT_MR, int TILE_NV, int REGISTERS, int HALF, int F16C, const rk_step *s,
+                         size_t unit_begin, size_t unit_end) {
     switch (s->cell) {
-    case RK_CELL_LSTM: step_cell(s, RK_CELL_LSTM, 4, HALF, F16C, 2, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
-    case RK_CELL_GRU: step_cell(s, RK_CELL_GRU, 3, HALF, F16C, 3, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
-    case RK_CELL_RNN_RELU:
-        step_cell(s, RK_CELL_RNN_RELU, 1, HALF, F16C, 6, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end);
+    case RK_CELL_LSTM:
+        step_cell(s, RK_CELL_LSTM, 4, HALF, F16C, 2, TILE_MR, SHORT_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
         break;
-    default: step_cell(s, RK_CELL_RNN_TANH, 1, HALF, F16C, 6, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end); break;
+    case RK_CELL_GRU:
+        step_cell(s, RK_CELL_GRU, 3, HALF, F16C, 3, TILE_MR, SHORT_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
+        break;
+    case RK_CELL_RNN_RELU:
+        step_cell(s, RK_CELL_RNN_RELU, 1, HALF, F16C, 6, TILE_MR, SHORT_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
+        break;
+    default:
+        step_cell(s, RK_CELL_RNN_TANH, 1, HALF, F16C, 6, TILE_MR, SHORT_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
+        break;
     }
 }
 
@@ -907,10 +917,11 @@ static int cpu_has_dpbf16(void) {
 #define gemm_dpbf16 gemm_bf16_portable
 #endif
 
-/* DPBF16: whether the variant's products in bfloat16 go to gemm_dpbf16; else computed as it does, in
-   tiles of half the rows (each row's pair takes two registers, each k pair two multiply-adds per
-   accumulator: the full tiles spilled). */
-#define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV, F16C, DPBF16)                                                      \
+/* REGISTERS: the vector registers in vectors of 16 floats (AVX2's 16 of 8 floats: 8), which bound a
+   step's wide tiles (wide_tile_rows). DPBF16: whether the variant's products in bfloat16 go to
+   gemm_dpbf16; else computed as it does, in tiles of half the rows (each row's pair takes two registers,
+   each k pair two multiply-adds per accumulator: the full tiles spilled). */
+#define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV, REGISTERS, F16C, DPBF16)                                           \
     TARGET __attribute__((noinline)) static void gemm_bf16_##NAME(const rk_product *p, size_t rb, size_t re,        \
                                                                   size_t pb, size_t pe) {                              \
         gemm_body(MR / 2, SHORT_MR / 2, NV, 1, 0, p, rb, re, pb, pe);                                                  \
@@ -925,19 +936,19 @@ static int cpu_has_dpbf16(void) {
         round_rows_bf16(M, K, X, ldx, Y, ldy);                                                                         \
     }                                                                                                                  \
     TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) {                                          \
-        if (s->half_weights) step_body(MR, SHORT_MR, NV, 1, F16C, s, ub, ue);                                          \
-        else step_body(MR, SHORT_MR, NV, 0, F16C, s, ub, ue);                                                           \
+        if (s->half_weights) step_body(MR, SHORT_MR, NV, REGISTERS, 1, F16C, s, ub, ue);                               \
+        else step_body(MR, SHORT_MR, NV, REGISTERS, 0, F16C, s, ub, ue);                                               \
     }                                                                                                                  \
     static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME, round_rows_bf16_##NAME};
 
 /* F16C: half weights converted by the conversion instruction (every AVX2 CPU has it), not integer code. */
-RK_VARIANT(portable, , 6, 0, 1, 0, 0)
+RK_VARIANT(portable, , 6, 0, 1, 4, 0, 0)
 #if RK_HAVE_AVX2_VARIANT
-RK_VARIANT(avx2, RK_AVX2, 6, 4, 1, 1, 0)
-RK_VARIANT(avx512, RK_AVX512, 12, 4, 2, 1, cpu_has_dpbf16())
+RK_VARIANT(avx2, RK_AVX2, 6, 4, 1, 8, 1, 0)
+RK_VARIANT(avx512, RK_AVX512, 12, 4, 2, 32, 1, cpu_has_dpbf16())
 /* AVX-512's tile shapes in AVX2 instructions: slow (the tiles spill), only for running the AVX-512
    variant's code paths on a machine without AVX-512 (RECUR_KERNELS=avx512_tiles_on_avx2). */
-RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 4, 2, 1, 0)
+RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 4, 2, 32, 1, 0)
 #endif
 #undef RK_VARIANT
 
