@@ -812,7 +812,7 @@ RK_INLINE int step_tile_pairs(int G, int TILE_NV) {
    keeps 4 sums of 8 floats where the multiply-add's latency and its two pipes need 8 (bench/ab on the Zen
    3 VM, same bits: LSTM-256 B = 2 0.80–0.85 against A/A runs of 1.00–1.05, LSTM-512 B = 2 0.91–0.95;
    B = 8 with a wide tile of the 2 rows after the tall one 0.92–0.95, within an A/A run's 0.905). AVX2's
-   3 rows × 2 pairs spill (LSTM-300 B = 3 1.12–1.29). */
+   3 rows × 2 pairs were slower (LSTM-300 B = 3 1.12–1.29; the half weights' loop spills). */
 RK_INLINE int wide_tile_rows(int G, int NV, int REGISTERS) {
     return G % 2 == 0 && 2 * NV <= TILE_MAX_NV ? (REGISTERS - 2 * NV - 1) / (2 * NV) : 0;
 }
