@@ -626,10 +626,10 @@ RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
     }
 }
 
-/* A step with float32 weights over at least STEP_PRODUCT_MIN_ROWS rows, or given x, is one matrix
-   product per group of up to STEP_PRODUCT_UNITS unit blocks (over the panels holding their gates;
-   with G odd the group's first or last panel may hold a neighbouring block's gate too, computed and
-   ignored), then the gate math: the product's panel blocks and tiles keep weights and rows in cache
+/* A step with float32 weights over at least the variant's PRODUCT_MIN_ROWS rows (RK_VARIANT), or
+   given x, is one matrix product per group of up to STEP_PRODUCT_UNITS unit blocks (over the panels
+   holding their gates; with G odd the group's first or last panel may hold a neighbouring block's gate
+   too, computed and ignored), then the gate math: the product's panel blocks and tiles keep weights and rows in cache
    better than the per-block tiles (16–25% faster on one core for B ≥ 16 here). Given x, it first
    computes its rows' input part for the group's gates (x · W_ihᵀ + b, the input projection's own
    product for these rows and panels) instead of reading gx, which the projection of every step
@@ -642,7 +642,7 @@ RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
    and each tile is set up once (bench/ab, same bits: LSTM-128 B = 64 on one thread 0.935, B = 128
    0.924, LSTM-256 B = 32 0.950–0.965, B = 16 0.975, B = 8 T = 200 0.978, bidirectional LSTM-256
    B = 8 0.982; with K = 1024, two k blocks either way, LSTM-512 B = 64 0.992–1.020, RNN-512 1.000). */
-enum { STEP_PRODUCT_MIN_ROWS = 16, STEP_PROJECTING_MIN_ROWS = 8, STEP_PRODUCT_UNITS = 8 };
+enum { STEP_PROJECTING_MIN_ROWS = 8, STEP_PRODUCT_UNITS = 8 };
 
 /* Floats of a batched step's gates and, for gru, its input part: two [B, columns] buffers, columns at
    most the panels of STEP_PRODUCT_UNITS blocks plus one a neighbouring block shares. */
@@ -900,6 +900,7 @@ typedef struct {
     void (*gemm)(const rk_product *p, size_t row_begin, size_t row_end, size_t panel_begin, size_t panel_end);
     void (*step)(const rk_step *s, size_t unit_begin, size_t unit_end);
     void (*round_rows_bf16)(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y, size_t ldy);
+    size_t step_product_min_rows;
 } kernel_variant;
 
 #if RK_HAVE_AVX2_VARIANT
@@ -918,10 +919,19 @@ static int cpu_has_dpbf16(void) {
 #endif
 
 /* REGISTERS: the vector registers in vectors of 16 floats (AVX2's 16 of 8 floats: 8), which bound a
-   step's wide tiles (wide_tile_rows). DPBF16: whether the variant's products in bfloat16 go to
+   step's wide tiles (wide_tile_rows). PRODUCT_MIN_ROWS: from how many rows a float32 step that reads gx
+   runs as a matrix product rather than in fused tiles (rk_step_runs_as_product). With AVX2's tiles
+   of 6 rows the product was faster from 8 rows (bench/ab on the Zen 3 VM, same bits, against A/A runs
+   made beside them: LSTM-512 B = 12 0.947–0.956 against 0.981–0.990, GRU-512 B = 12 with I = 1024
+   0.957–0.964 against 0.993–0.994, LSTM-512 B = 8 with I = 1024 0.969–0.979 against 0.990–0.994,
+   LSTM-256 with I = 600 at B = 8, 12 and 14 0.96–0.98 against 0.98–0.99, RNN-512 B = 12 0.971–0.984
+   against 0.993–0.997, GRU-384 B = 13 0.980–0.983 against 0.986–0.994, B = 10 level; with B = 16 and
+   24, whose bands of rows then run as products, level or up to 2.4% faster). The AVX-512 variant
+   (12-row tiles; on the Zen 4 VM, products below 8 rows were mixed) and the portable one keep 16: not
+   measured at 8–15 rows. DPBF16: whether the variant's products in bfloat16 go to
    gemm_dpbf16; else computed as it does, in tiles of half the rows (each row's pair takes two registers,
    each k pair two multiply-adds per accumulator: the full tiles spilled). */
-#define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV, REGISTERS, F16C, DPBF16)                                           \
+#define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV, REGISTERS, PRODUCT_MIN_ROWS, F16C, DPBF16)                          \
     TARGET __attribute__((noinline)) static void gemm_bf16_##NAME(const rk_product *p, size_t rb, size_t re,        \
                                                                   size_t pb, size_t pe) {                              \
         gemm_body(MR / 2, SHORT_MR / 2, NV, 1, 0, p, rb, re, pb, pe);                                                  \
@@ -939,16 +949,16 @@ static int cpu_has_dpbf16(void) {
         if (s->half_weights) step_body(MR, SHORT_MR, NV, REGISTERS, 1, F16C, s, ub, ue);                               \
         else step_body(MR, SHORT_MR, NV, REGISTERS, 0, F16C, s, ub, ue);                                               \
     }                                                                                                                  \
-    static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME, round_rows_bf16_##NAME};
+    static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME, round_rows_bf16_##NAME, PRODUCT_MIN_ROWS};
 
 /* F16C: half weights converted by the conversion instruction (every AVX2 CPU has it), not integer code. */
-RK_VARIANT(portable, , 6, 0, 1, 4, 0, 0)
+RK_VARIANT(portable, , 6, 0, 1, 4, 16, 0, 0)
 #if RK_HAVE_AVX2_VARIANT
-RK_VARIANT(avx2, RK_AVX2, 6, 4, 1, 8, 1, 0)
-RK_VARIANT(avx512, RK_AVX512, 12, 4, 2, 32, 1, cpu_has_dpbf16())
+RK_VARIANT(avx2, RK_AVX2, 6, 4, 1, 8, 8, 1, 0)
+RK_VARIANT(avx512, RK_AVX512, 12, 4, 2, 32, 16, 1, cpu_has_dpbf16())
 /* AVX-512's tile shapes in AVX2 instructions: slow (the tiles spill), only for running the AVX-512
    variant's code paths on a machine without AVX-512 (RECUR_KERNELS=avx512_tiles_on_avx2). */
-RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 4, 2, 32, 1, 0)
+RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 4, 2, 32, 16, 1, 0)
 #endif
 #undef RK_VARIANT
 
@@ -1015,7 +1025,7 @@ int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t
 
 int rk_step_runs_as_product(size_t batch, int projects_input, rk_weights weights) {
     return weights == RK_WEIGHTS_BFLOAT16 ||
-           (weights == RK_WEIGHTS_FLOAT32 && (projects_input || batch >= STEP_PRODUCT_MIN_ROWS));
+           (weights == RK_WEIGHTS_FLOAT32 && (projects_input || batch >= kernels()->step_product_min_rows));
 }
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }

@@ -2,7 +2,7 @@
  * The recurrent kernels under AddressSanitizer: every buffer allocated to the exact size
  * recur_kernels.h states, so a read or write past one (a tile's last rows, a product's panel that
  * holds a neighbouring block's gate, a partial unit block) stops the run. Sequences of every cell,
- * batch sizes on both sides of the tile heights (4, 6, 8, 12) and of the step's product path (16),
+ * batch sizes on both sides of the tile heights (4, 6, 8, 12) and of the step's product path (8 with avx2, 16),
  * hidden sizes that are not multiples of 8, lengths, both directions, float32 weights, half W_hh and
  * products in bfloat16.
  *

@@ -165,8 +165,9 @@ int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t
                            size_t core_cache_bytes);
 
 /* Whether a step over `batch` rows runs as matrix products (register tiles over panels of weights
-   kept in cache across rows) rather than as fused row groups: float32 W_hh with many rows or the
-   step computing its own input part, and always in bfloat16. */
+   kept in cache across rows) rather than as fused row groups: float32 W_hh with many rows (from 8
+   with the avx2 kernels, 16 with the others) or the step computing its own input part, and always in
+   bfloat16. */
 int rk_step_runs_as_product(size_t batch, int projects_input, rk_weights weights);
 
 /* How many unit blocks a step over `batch` rows computes at once: a range of blocks given to
