@@ -267,10 +267,13 @@ typedef struct {
    the weights are the bigger part, and each core streams only its own panels. */
 enum { ROW_SPLIT_MIN_ROWS = 512, ROW_BAND_MIN = 96 };
 
-/* How many parts a product of M rows and N columns is cut into, at most `most`. */
-static size_t gemm_parts(size_t M, size_t N, size_t most) {
+/* How many parts a product of M rows and N columns is cut into, at most `most`, and a multiple of
+   `threads` when there are more parts than threads, so that threads that all turn up finish together
+   (720 rows in 7 bands ran 4 bands on one core and 3 on the other). */
+static size_t gemm_parts(size_t M, size_t N, size_t threads, size_t most) {
     size_t bands = M >= ROW_SPLIT_MIN_ROWS ? M / ROW_BAND_MIN : rk_gemm_panels(N);
     size_t parts = bands < most ? bands : most;
+    if (parts > threads) parts -= parts % threads;
     return parts > 0 ? parts : 1;
 }
 
@@ -294,7 +297,11 @@ static void gemm_task(void *context, size_t thread, size_t threads) {
 void rk_gemm_packed_parallel(size_t M, size_t N, size_t K, const float *X, size_t ldx, const float *P,
                              const float *bias, float *Y, size_t ldy) {
     /* Small products are not worth a wake-up. */
-    size_t chunks = M * N * K >= (1u << 18) ? gemm_parts(M, N, MAX_CHUNKS) : 1;
+    size_t chunks = 1;
+    if (M * N * K >= (1u << 18)) {
+        pthread_once(&pool.once, pool_start);
+        chunks = gemm_parts(M, N, pool.workers + 1, MAX_CHUNKS);
+    }
     gemm_job job = {{M, N, K, X, ldx, P, bias, Y, ldy, SIZE_MAX, 0}, chunks};
     parallel(gemm_task, &job, job.chunks);
 }
@@ -381,7 +388,7 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
         rk_bf16_round_rows(B * T, s->input_size, s->x, s->ldx, s->x_bf16, row_size);
         r->projection.X16 = s->x_bf16, r->projection.ldx = row_size, r->projection.P16 = s->input_bf16_weights;
     }
-    r->projection_chunks = r->projects_input ? 0 : gemm_parts(B * T, columns, most);
+    r->projection_chunks = r->projects_input ? 0 : gemm_parts(B * T, columns, owners, most);
     r->units = (H + RK_UNITS - 1) / RK_UNITS;
     r->unit_group = rk_step_unit_group(rk_cell_gates(s->cell), B);
     r->groups = (r->units + r->unit_group - 1) / r->unit_group;
