@@ -626,23 +626,24 @@ RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
     }
 }
 
-/* A step with float32 weights over at least the variant's PRODUCT_MIN_ROWS rows (RK_VARIANT), or
-   given x, is one matrix product per group of up to STEP_PRODUCT_UNITS unit blocks (over the panels
-   holding their gates; with G odd the group's first or last panel may hold a neighbouring block's gate
-   too, computed and ignored), then the gate math: the product's panel blocks and tiles keep weights and rows in cache
+/* A step with float32 weights over at least STEP_PRODUCT_MIN_ROWS rows (or the variant's
+   PRODUCT_MIN_ROWS, RK_VARIANT, when H is at least PRODUCT_MIN_HIDDEN), or given x, is one matrix
+   product per group of up to STEP_PRODUCT_UNITS unit blocks (over the panels holding their gates; with
+   G odd the group's first or last panel may hold a neighbouring block's gate too, computed and
+   ignored), then the gate math: the product's panel blocks and tiles keep weights and rows in cache
    better than the per-block tiles (16–25% faster on one core for B ≥ 16 here). Given x, it first
    computes its rows' input part for the group's gates (x · W_ihᵀ + b, the input projection's own
-   product for these rows and panels) instead of reading gx, which the projection of every step
-   wrote long before and which has left the caches by now; that pays from STEP_PROJECTING_MIN_ROWS
-   rows (rk_step_projects_input), where reading gx the product path was 12% slower than the tiles.
-   Each row's sums start from the input part and run over k in order as in the other paths, so its
-   numbers are the same. Except for gru (whose n gate keeps its recurrent sum apart), the two parts are
-   one product over [x | h_prev] (rk_product's second operands): the sums run from the input part into
-   the recurrent part in registers, where two products stored them in the gates and read them back,
-   and each tile is set up once (bench/ab, same bits: LSTM-128 B = 64 on one thread 0.935, B = 128
-   0.924, LSTM-256 B = 32 0.950–0.965, B = 16 0.975, B = 8 T = 200 0.978, bidirectional LSTM-256
-   B = 8 0.982; with K = 1024, two k blocks either way, LSTM-512 B = 64 0.992–1.020, RNN-512 1.000). */
-enum { STEP_PROJECTING_MIN_ROWS = 8, STEP_PRODUCT_UNITS = 8 };
+   product for these rows and panels) instead of reading gx, which the projection of every step wrote
+   long before and which has left the caches by now; that pays from STEP_PROJECTING_MIN_ROWS rows
+   (rk_step_projects_input), where reading gx the product path was 12% slower than the tiles. Each row's
+   sums start from the input part and run over k in order as in the other paths, so its numbers are the
+   same. Except for gru (whose n gate keeps its recurrent sum apart), the two parts are one product over
+   [x | h_prev] (rk_product's second operands): the sums run from the input part into the recurrent part
+   in registers, where two products stored them in the gates and read them back, and each tile is set up
+   once (bench/ab, same bits: LSTM-128 B = 64 on one thread 0.935, B = 128 0.924, LSTM-256 B = 32
+   0.950–0.965, B = 16 0.975, B = 8 T = 200 0.978, bidirectional LSTM-256 B = 8 0.982; with K = 1024,
+   two k blocks either way, LSTM-512 B = 64 0.992–1.020, RNN-512 1.000). */
+enum { STEP_PRODUCT_MIN_ROWS = 16, PRODUCT_MIN_HIDDEN = 256, STEP_PROJECTING_MIN_ROWS = 8, STEP_PRODUCT_UNITS = 8 };
 
 /* Floats of a batched step's gates and, for gru, its input part: two [B, columns] buffers, columns at
    most the panels of STEP_PRODUCT_UNITS blocks plus one a neighbouring block shares. */
@@ -668,7 +669,7 @@ static product_rows product_rows_of(const rk_step *s, int G) {
     size_t B = s->batch, H = s->hidden;
     float *copies = s->partial + product_gates_size(G, B);
     product_rows r = {s->x, s->h_prev, s->ldx, H};
-    if (s->bf16_weights || s->half_weights || !rk_step_runs_as_product(B, s->x != NULL, RK_WEIGHTS_FLOAT32)) return r;
+    if (s->bf16_weights || s->half_weights || !rk_step_runs_as_product(B, H, s->x != NULL, RK_WEIGHTS_FLOAT32)) return r;
     if (s->x && s->input_size <= 2 * H && rows_alias(B, s->ldx)) r.x = copies, r.ldx = s->input_size + COPY_PAD;
     if (rows_alias(B, H)) r.h = copies + B * (2 * H + COPY_PAD), r.ldh = H + COPY_PAD;
     return r;
@@ -819,7 +820,7 @@ RK_INLINE int wide_tile_rows(int G, int NV, int REGISTERS) {
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
                          int REGISTERS, size_t unit_begin, size_t unit_end) {
-    if (rk_step_runs_as_product(s->batch, s->x != NULL, step_weight_format(s))) {
+    if (rk_step_runs_as_product(s->batch, s->hidden, s->x != NULL, step_weight_format(s))) {
         step_by_product(s, cell, G, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end);
         return;
     }
@@ -920,17 +921,20 @@ static int cpu_has_dpbf16(void) {
 
 /* REGISTERS: the vector registers in vectors of 16 floats (AVX2's 16 of 8 floats: 8), which bound a
    step's wide tiles (wide_tile_rows). PRODUCT_MIN_ROWS: from how many rows a float32 step that reads gx
-   runs as a matrix product rather than in fused tiles (rk_step_runs_as_product). With AVX2's tiles
-   of 6 rows the product was faster from 8 rows (bench/ab on the Zen 3 VM, same bits, against A/A runs
-   made beside them: LSTM-512 B = 12 0.947–0.956 against 0.981–0.990, GRU-512 B = 12 with I = 1024
-   0.957–0.964 against 0.993–0.994, LSTM-512 B = 8 with I = 1024 0.969–0.979 against 0.990–0.994,
-   LSTM-256 with I = 600 at B = 8, 12 and 14 0.96–0.98 against 0.98–0.99, RNN-512 B = 12 0.971–0.984
-   against 0.993–0.997, GRU-384 B = 13 0.980–0.983 against 0.986–0.994, B = 10 level; with B = 16 and
-   24, whose bands of rows then run as products, level or up to 2.4% faster). The AVX-512 variant
-   (12-row tiles; on the Zen 4 VM, products below 8 rows were mixed) and the portable one keep 16: not
-   measured at 8–15 rows. DPBF16: whether the variant's products in bfloat16 go to
-   gemm_dpbf16; else computed as it does, in tiles of half the rows (each row's pair takes two registers,
-   each k pair two multiply-adds per accumulator: the full tiles spilled). */
+   runs as a matrix product rather than in fused tiles when H is at least PRODUCT_MIN_HIDDEN
+   (rk_step_runs_as_product; STEP_PRODUCT_MIN_ROWS below that). With AVX2's tiles of 6 rows the product
+   was faster from 8 rows (bench/ab on the Zen 3 VM, same bits, against A/A runs made beside them:
+   LSTM-512 B = 12 0.947–0.956 against 0.981–0.990, GRU-512 B = 12 with I = 1024 0.957–0.964 against
+   0.993–0.994, LSTM-512 B = 8 with I = 1024 0.969–0.979 against 0.990–0.994, LSTM-256 with I = 600 at
+   B = 8, 12 and 14 0.96–0.98 against 0.98–0.99, RNN-512 B = 12 0.971–0.984 against 0.993–0.997, GRU-384
+   B = 13 0.980–0.983 against 0.986–0.994, LSTM-256 B = 10 level; with B = 16 and 24, whose bands of rows then
+   run as products, level or up to 2.4% faster), but slower at H = 128, where the product's passes over
+   the gates (gx copied in, sums stored for the gate math) weigh more against k loops of 128 (LSTM-128
+   B = 8 with I = 512 1.040–1.050 against 0.992–1.002). The AVX-512 variant (12-row tiles; on the Zen 4
+   VM, products below 8 rows were mixed) and the portable one keep 16: not measured at 8–15 rows.
+   DPBF16: whether the variant's products in bfloat16 go to gemm_dpbf16; else computed as it does, in
+   tiles of half the rows (each row's pair takes two registers, each k pair two multiply-adds per
+   accumulator: the full tiles spilled). */
 #define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV, REGISTERS, PRODUCT_MIN_ROWS, F16C, DPBF16)                          \
     TARGET __attribute__((noinline)) static void gemm_bf16_##NAME(const rk_product *p, size_t rb, size_t re,        \
                                                                   size_t pb, size_t pe) {                              \
@@ -1023,9 +1027,9 @@ int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t
            rk_input_packed_size(gates, hidden, input_size) * sizeof(float) <= STEP_INPUT_CACHE_SHARES * core_cache_bytes;
 }
 
-int rk_step_runs_as_product(size_t batch, int projects_input, rk_weights weights) {
-    return weights == RK_WEIGHTS_BFLOAT16 ||
-           (weights == RK_WEIGHTS_FLOAT32 && (projects_input || batch >= kernels()->step_product_min_rows));
+int rk_step_runs_as_product(size_t batch, size_t hidden, int projects_input, rk_weights weights) {
+    size_t min_rows = hidden >= PRODUCT_MIN_HIDDEN ? kernels()->step_product_min_rows : STEP_PRODUCT_MIN_ROWS;
+    return weights == RK_WEIGHTS_BFLOAT16 || (weights == RK_WEIGHTS_FLOAT32 && (projects_input || batch >= min_rows));
 }
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }

@@ -375,7 +375,7 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->owners = owners;
     size_t weight_bytes = rk_recurrent_packed_size(rk_cell_gates(s->cell), H) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
     size_t band_rows = B / owners;
-    int band_products = rk_step_runs_as_product(band_rows, steps_project_input(s, band_rows), weight_format(s));
+    int band_products = rk_step_runs_as_product(band_rows, H, steps_project_input(s, band_rows), weight_format(s));
     size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
     r->bands = owners > 1 && B >= owners * BAND_MIN_ROWS && weight_bytes <= band_weight_limit ? owners : 1;
     atomic_init(&r->next_band, 0);

@@ -2,9 +2,9 @@
  * The recurrent kernels under AddressSanitizer: every buffer allocated to the exact size
  * recur_kernels.h states, so a read or write past one (a tile's last rows, a product's panel that
  * holds a neighbouring block's gate, a partial unit block) stops the run. Sequences of every cell,
- * batch sizes on both sides of the tile heights (4, 6, 8, 12) and of the step's product path (8 with avx2, 16),
- * hidden sizes that are not multiples of 8, lengths, both directions, float32 weights, half W_hh and
- * products in bfloat16.
+ * batch sizes on both sides of the tile heights (4, 6, 8, 12) and of the step's product path (16, and
+ * 8 with avx2 from 256 units), hidden sizes that are not multiples of 8, lengths, both directions,
+ * float32 weights, half W_hh and products in bfloat16.
  *
  * Prints one line per case: its shape and the sum of its outputs and final state as a hex float.
  * Tests/kernels/run.sh runs it under each kernel variant (RECUR_KERNELS) and compares: the AVX2
@@ -235,6 +235,13 @@ int main(void) {
             for (size_t h = 0; h < sizeof hiddens / sizeof *hiddens; h++)
                 for (rk_weights format = RK_WEIGHTS_FLOAT32; format <= RK_WEIGHTS_BFLOAT16; format++)
                     run(cells[c], batches[b], 3, 5 + h, hiddens[h], 1 + (int)(b % 2), format, (int)((b + h) % 2));
+    /* Steps that read gx (I > 2H) over 8-15 rows of 256 units or more: products with the avx2 kernels, fused
+       tiles with the others, which must give the same bits. */
+    const size_t gx_product_batches[] = {8, 11, 12, 13};
+    for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
+        for (size_t b = 0; b < sizeof gx_product_batches / sizeof *gx_product_batches; b++)
+            for (rk_weights format = RK_WEIGHTS_FLOAT32; format <= RK_WEIGHTS_BFLOAT16; format++)
+                run(cells[c], gx_product_batches[b], 3, 600, 260, 1 + (int)(b % 2), format, (int)(b % 2));
     int differing = 0;
     for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
         for (int reverse = 0; reverse <= 1; reverse++)

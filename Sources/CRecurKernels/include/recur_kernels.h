@@ -165,10 +165,10 @@ int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t
                            size_t core_cache_bytes);
 
 /* Whether a step over `batch` rows runs as matrix products (register tiles over panels of weights
-   kept in cache across rows) rather than as fused row groups: float32 W_hh with many rows (from 8
-   with the avx2 kernels, 16 with the others) or the step computing its own input part, and always in
+   kept in cache across rows) rather than as fused row groups: float32 W_hh with many rows (16; with the
+   avx2 kernels 8 when `hidden` is 256 or more) or the step computing its own input part, and always in
    bfloat16. */
-int rk_step_runs_as_product(size_t batch, int projects_input, rk_weights weights);
+int rk_step_runs_as_product(size_t batch, size_t hidden, int projects_input, rk_weights weights);
 
 /* How many unit blocks a step over `batch` rows computes at once: a range of blocks given to
    rk_recurrent_step that is a multiple of it (or ends at the last block) runs at full rate. */
