@@ -927,13 +927,13 @@ static int cpu_has_dpbf16(void) {
    LSTM-512 B = 12 0.947–0.956 against 0.981–0.990, GRU-512 B = 12 with I = 1024 0.957–0.964 against
    0.993–0.994, LSTM-512 B = 8 with I = 1024 0.969–0.979 against 0.990–0.994, LSTM-256 with I = 600 at
    B = 8, 12 and 14 0.96–0.98 against 0.98–0.99, RNN-512 B = 12 0.971–0.984 against 0.993–0.997, GRU-384
-   B = 13 0.980–0.983 against 0.986–0.994, LSTM-256 B = 10 level; with B = 16 and 24, whose bands of rows then
-   run as products, level or up to 2.4% faster), but slower at H = 128, where the product's passes over
-   the gates (gx copied in, sums stored for the gate math) weigh more against k loops of 128 (LSTM-128
-   B = 8 with I = 512 1.040–1.050 against 0.992–1.002). The AVX-512 variant (12-row tiles; on the Zen 4
-   VM, products below 8 rows were mixed) and the portable one keep 16: not measured at 8–15 rows.
-   DPBF16: whether the variant's products in bfloat16 go to gemm_dpbf16; else computed as it does, in
-   tiles of half the rows (each row's pair takes two registers, each k pair two multiply-adds per
+   B = 13 0.980–0.983 against 0.986–0.994, LSTM-256 B = 10 level; with B = 16 and 24, whose bands of
+   rows then run as products, level or up to 2.4% faster), but slower at H = 128, where the product's
+   passes over the gates (gx copied in, sums stored for the gate math) weigh more against k loops of 128
+   (LSTM-128 B = 8 with I = 512 1.040–1.050 against 0.992–1.002). The AVX-512 variant (12-row tiles; on
+   the Zen 4 VM, products below 8 rows were mixed) and the portable one keep 16: not measured at 8–15
+   rows. DPBF16: whether the variant's products in bfloat16 go to gemm_dpbf16; else computed as it does,
+   in tiles of half the rows (each row's pair takes two registers, each k pair two multiply-adds per
    accumulator: the full tiles spilled). */
 #define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV, REGISTERS, PRODUCT_MIN_ROWS, F16C, DPBF16)                          \
     TARGET __attribute__((noinline)) static void gemm_bf16_##NAME(const rk_product *p, size_t rb, size_t re,        \
