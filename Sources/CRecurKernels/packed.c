@@ -701,8 +701,12 @@ static void copy_aliasing_rows(const rk_step *s, int G) {
     if (r.h != s->h_prev) copy_rows(s->batch, s->hidden, s->h_prev, s->hidden, (float *)r.h, r.ldh);
 }
 
-RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SHORT_MR, int NV, size_t unit_begin,
-                               size_t unit_end) {
+/* Its products go through the dispatch (rk_gemm_packed), to the variant's own gemm function, not inlined
+   here: inlined into this function, whose gate math keeps more values live, the register allocator kept
+   one of an AVX2 6-row tile's 12 sums on the stack for the rnn, a store and a load on its chain every k
+   (bench/ab, same bits: RNN-512 B = 64 1.90 times the time of the same products in the gemm function).
+   And the bfloat16 product may use an instruction this variant is not compiled for. */
+RK_INLINE void step_by_product(const rk_step *s, int cell, int G, size_t unit_begin, size_t unit_end) {
     size_t B = s->batch, H = s->hidden;
     uint16_t *h_rounded = rounded_state(s, G);
     if (!s->rows_prepared) rk_step_prepare_rows(s);
@@ -724,14 +728,14 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
                running from the input part into the recurrent part in registers. */
             rk_product step_product = {B, columns, s->input_size, rows.x, rows.ldx, input_weights, input_bias, gates,
                                        columns, SIZE_MAX, 0, 0, NULL, NULL, rows.h, rows.ldh, H, recurrent_weights};
-            gemm_body(MR, SHORT_MR, NV, 0, 0, &step_product, 0, B, 0, end - first);
+            rk_gemm_packed(&step_product, 0, B, 0, end - first);
             input = gates, ldinput = columns;
         } else {
             if (s->x) {
                 /* gru's: its n gate's recurrent sum starts from b_hn, apart from the input part. */
                 rk_product input_part = {B, columns, s->input_size, rows.x, rows.ldx, input_weights, input_bias, projected,
                                          columns, SIZE_MAX, 0, 0};
-                gemm_body(MR, SHORT_MR, NV, 0, 0, &input_part, 0, B, 0, end - first);
+                rk_gemm_packed(&input_part, 0, B, 0, end - first);
                 input = projected, ldinput = columns;
             }
             for (size_t b = 0; b < B; b++) {
@@ -746,13 +750,10 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, int MR, int SH
             rk_product recurrent_part = {B, columns, H, rows.h, rows.ldh, recurrent_weights, NULL, gates, columns,
                                          SIZE_MAX, 0, 1};
             if (s->bf16_weights) {
-                /* Through the dispatch: the bfloat16 product may use an instruction this variant is not compiled for. */
                 recurrent_part.X16 = h_rounded, recurrent_part.ldx = rk_bf16_row_size(H);
                 recurrent_part.P16 = s->bf16_weights + offset * rk_bf16_row_size(H);
-                rk_gemm_packed(&recurrent_part, 0, B, 0, end - first);
-            } else {
-                gemm_body(MR, SHORT_MR, NV, 0, 0, &recurrent_part, 0, B, 0, end - first);
             }
+            rk_gemm_packed(&recurrent_part, 0, B, 0, end - first);
         }
         /* Every gate's activation first, then the rest of the gate math: the activations of all rows and
            blocks are independent and run at the vector units' rate, where a row and block's activations
@@ -848,10 +849,10 @@ RK_INLINE int wide_tile_rows(int G, int NV, int REGISTERS) {
     return G % 2 == 0 && 2 * NV <= TILE_MAX_NV ? (REGISTERS - 2 * NV - 1) / (2 * NV) : 0;
 }
 
-RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int SHORT_MR, int TILE_NV,
+RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int TILE_NV,
                          int REGISTERS, size_t unit_begin, size_t unit_end) {
     if (rk_step_runs_as_product(s->batch, s->hidden, s->x != NULL, step_weight_format(s))) {
-        step_by_product(s, cell, G, TILE_MR, SHORT_MR, TILE_NV, unit_begin, unit_end);
+        step_by_product(s, cell, G, unit_begin, unit_end);
         return;
     }
     if (s->batch == 1) {
@@ -904,20 +905,20 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
     }
 }
 
-RK_INLINE void step_body(int TILE_MR, int SHORT_MR, int TILE_NV, int REGISTERS, int HALF, int F16C, const rk_step *s,
+RK_INLINE void step_body(int TILE_MR, int TILE_NV, int REGISTERS, int HALF, int F16C, const rk_step *s,
                          size_t unit_begin, size_t unit_end) {
     switch (s->cell) {
     case RK_CELL_LSTM:
-        step_cell(s, RK_CELL_LSTM, 4, HALF, F16C, 2, TILE_MR, SHORT_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
+        step_cell(s, RK_CELL_LSTM, 4, HALF, F16C, 2, TILE_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
         break;
     case RK_CELL_GRU:
-        step_cell(s, RK_CELL_GRU, 3, HALF, F16C, 3, TILE_MR, SHORT_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
+        step_cell(s, RK_CELL_GRU, 3, HALF, F16C, 3, TILE_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
         break;
     case RK_CELL_RNN_RELU:
-        step_cell(s, RK_CELL_RNN_RELU, 1, HALF, F16C, 6, TILE_MR, SHORT_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
+        step_cell(s, RK_CELL_RNN_RELU, 1, HALF, F16C, 6, TILE_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
         break;
     default:
-        step_cell(s, RK_CELL_RNN_TANH, 1, HALF, F16C, 6, TILE_MR, SHORT_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
+        step_cell(s, RK_CELL_RNN_TANH, 1, HALF, F16C, 6, TILE_MR, TILE_NV, REGISTERS, unit_begin, unit_end);
         break;
     }
 }
@@ -980,8 +981,8 @@ static int cpu_has_dpbf16(void) {
         round_rows_bf16(M, K, X, ldx, Y, ldy);                                                                         \
     }                                                                                                                  \
     TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) {                                          \
-        if (s->half_weights) step_body(MR, SHORT_MR, NV, REGISTERS, 1, F16C, s, ub, ue);                               \
-        else step_body(MR, SHORT_MR, NV, REGISTERS, 0, F16C, s, ub, ue);                                               \
+        if (s->half_weights) step_body(MR, NV, REGISTERS, 1, F16C, s, ub, ue);                                         \
+        else step_body(MR, NV, REGISTERS, 0, F16C, s, ub, ue);                                                         \
     }                                                                                                                  \
     static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME, round_rows_bf16_##NAME, PRODUCT_MIN_ROWS};
 
