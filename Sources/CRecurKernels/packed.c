@@ -701,11 +701,12 @@ static void copy_aliasing_rows(const rk_step *s, int G) {
     if (r.h != s->h_prev) copy_rows(s->batch, s->hidden, s->h_prev, s->hidden, (float *)r.h, r.ldh);
 }
 
-/* Its products go through the dispatch (rk_gemm_packed), to the variant's own gemm function, not inlined
-   here: inlined into this function, whose gate math keeps more values live, the register allocator kept
-   one of an AVX2 6-row tile's 12 sums on the stack for the rnn, a store and a load on its chain every k
-   (bench/ab, same bits: RNN-512 B = 64 1.90 times the time of the same products in the gemm function).
-   And the bfloat16 product may use an instruction this variant is not compiled for. */
+/* A step as matrix products (above), then its gate math. The products go through the dispatch
+   (rk_gemm_packed) to the variant's own gemm function rather than being inlined here: inlined into this
+   function, whose gate math keeps more values live, the register allocator kept one of an AVX2 6-row
+   tile's 12 sums on the stack for the rnn, a store and a load on its chain every k (bench/ab, same bits:
+   RNN-512 B = 64 1.90 times the time of the same products in the gemm function). And the bfloat16
+   product may use an instruction this variant is not compiled for. */
 RK_INLINE void step_by_product(const rk_step *s, int cell, int G, size_t unit_begin, size_t unit_end) {
     size_t B = s->batch, H = s->hidden;
     uint16_t *h_rounded = rounded_state(s, G);
