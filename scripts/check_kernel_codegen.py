@@ -4,7 +4,8 @@
 A variant the machine cannot run (AVX-512 on a CPU without it) is never timed there, so this reads
 the assembly clang makes of every variant instead. Each variant's products must contain an inner
 loop holding its whole tile in registers: `rows × streams` fused multiply-adds on registers of its
-width, and no vector value stored to or loaded from the stack inside the loop. A tile that falls
+width, and no vector value stored to or loaded from the stack inside the loop; and every inner loop
+of that shape in the function must be so. A tile that falls
 back to memory (as a variable-length array does) runs several times slower, and only this notices.
 
 Usage: scripts/check_kernel_codegen.py [CLANG]  (default: clang on PATH)
@@ -56,6 +57,13 @@ EXPECTED = [
     ("step_avx2", FMA, "ymm", 8, 2),
 ]
 BROADCAST = r"vbroadcastss"
+# Inner loops known not to hold their tile in registers, so a new spill elsewhere still fails: (function,
+# multiply-adds, broadcasts, an instruction in the loop). avx512's gru tile of 8 rows × 3 panels on half
+# weights: clang loads the 8 rows' values and converts the 3 weight vectors before the 24 multiply-adds,
+# 35 values for 32 registers, so 2 sums go through the stack. Found when this check began to look at
+# every loop (2026-12-03); it was so at 65e280e already. Opt-in half weights, a gru at 8–15 rows, on
+# AVX-512 only; not measured, there being no AVX-512 machine that day.
+KNOWN_SPILLS = [("step_avx512", 24, 8, "vcvtph2ps")]
 
 
 
@@ -90,10 +98,13 @@ def main() -> int:
         assembly = output.read_text()
     failures = []
     for name, instruction, register, fmas, *rows in EXPECTED:
-        found = False
+        # Every loop of the tile's shape, not just one: the function inlines the tile once per cell
+        # and path, and register allocation can fail in one copy alone (a step product's 6-row tile
+        # kept a sum on the stack for the rnn only, and ran 1.9 times slower).
+        tiles = spilled = known = 0
         for loop in inner_loops(function_body(assembly, name)):
             count = sum(1 for line in loop if re.search(rf"{instruction}\s.*%{register}\d+, %{register}\d+$", line.split("#")[0].strip()))
-            if rows and sum(1 for line in loop if re.search(BROADCAST, line)) != rows[0]:
+            if count != fmas or (rows and sum(1 for line in loop if re.search(BROADCAST, line)) != rows[0]):
                 continue
             # Vector stores (an accumulator in memory) or vector values from the stack; a scalar
             # reload (the loop bound) is harmless.
@@ -103,13 +114,19 @@ def main() -> int:
                 or ("%rsp" in text and re.search(r"%[xyz]mm", text))
                 or (text.startswith("v") and re.search(r"%[xyz]mm\d+, [^,%]*\(", text))
                 for line, text in zip(loop, code))
-            if count == fmas and not stack:
-                found = True
-                break
+            broadcasts = sum(1 for line in loop if re.search(BROADCAST, line))
+            if stack and any(name == f and fmas == m and broadcasts == n and any(marker in line for line in loop)
+                             for f, m, n, marker in KNOWN_SPILLS):
+                known += 1
+                continue
+            tiles += 1
+            spilled += stack
+        ok = tiles > 0 and spilled == 0
         over = f" over {rows[0]} rows" if rows else ""
-        print(f"{name}: {'ok' if found else 'NO'} loop with {fmas} {register} {instruction}{over} in registers")
-        if not found:
-            failures.append(f"{name} ({fmas} {register})")
+        also = f" (and {known} known spill{'s' if known > 1 else ''}, KNOWN_SPILLS)" if known else ""
+        print(f"{name}: {'ok' if ok else 'NO'} {tiles - spilled} of {tiles} loops with {fmas} {register} {instruction}{over} in registers{also}")
+        if not ok:
+            failures.append(f"{name} ({fmas} {register}{over}: {spilled} of {tiles} loops not in registers)")
     if failures:
         print(f"tile not kept in registers in: {', '.join(failures)}", file=sys.stderr)
         return 1
