@@ -128,7 +128,7 @@ private final class ResultHandle {
 
     private static func copyBytes(_ bytes: UnsafeRawBufferPointer, to data: UnsafeMutableRawPointer) {
         guard let base = bytes.baseAddress else { return }
-        data.copyMemory(from: base, byteCount: bytes.count)
+        rk_copy_bytes(data, base, bytes.count)
     }
 
     deinit {
@@ -210,7 +210,7 @@ private func engineTensor(_ tensor: recur_tensor, _ what: @autoclosure () -> Str
 /// `values`, overwritten with as many values of `T` from caller memory with any alignment.
 private func copied<T: BitwiseCopyable>(_ data: UnsafeRawPointer?, into values: consuming [T]) -> [T] {
     guard let data, !values.isEmpty else { return values }
-    values.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: data, byteCount: $0.count) }
+    values.withUnsafeMutableBytes { rk_copy_bytes($0.baseAddress!, data, $0.count) }
     return values
 }
 

@@ -2,8 +2,9 @@
 # Builds Tests/kernels/bounds.c with the kernels under AddressSanitizer, runs it under each kernel
 # variant (avx512 itself where the CPU has AVX-512F and VL), and checks that the AVX2 variant, AVX-512's
 # tile shapes in AVX2 and, where it runs, the AVX-512 variant give the same bits.
-# Then checks the step's activations over every float (Tests/kernels/activations.c), compiled as the
-# portable variant compiles them and as the AVX2 one does (with FMA), the two at once.
+# Then checks rk_copy_bytes (Tests/kernels/copy.c), also under AddressSanitizer, and the step's
+# activations over every float (Tests/kernels/activations.c), compiled as the portable variant
+# compiles them and as the AVX2 one does (with FMA), the two at once.
 # CLANG: the compiler (default: the one beside swift).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -33,6 +34,9 @@ for variant in "${variants[@]:2}"; do
         exit 1
     fi
 done
+"$clang" -O1 -g -fsanitize=address -fno-omit-frame-pointer -I "$kernels/include" "$kernels/kernels.c" \
+    "$root/Tests/kernels/copy.c" -o "$out/copy" -lm 2>"$out/copy_build.log" || { cat "$out/copy_build.log" >&2; exit 1; }
+copies=$(ASAN_OPTIONS=detect_leaks=1 "$out/copy")
 activations=(-O2 -fno-math-errno -Wno-psabi "$root/Tests/kernels/activations.c" -lm)
 builds=(portable)
 "$clang" "${activations[@]}" -o "$out/activations_portable"
@@ -53,4 +57,4 @@ if [ $status -ne 0 ]; then
     echo "kernels: the activations fail their bounds" >&2
     exit 1
 fi
-echo "kernels: $cases cases clean under AddressSanitizer in ${#variants[@]} variants (${variants[*]}); ${variants[*]:1} agree bit for bit; activations within bounds (${builds[*]})"
+echo "kernels: $cases cases clean under AddressSanitizer in ${#variants[@]} variants (${variants[*]}); ${variants[*]:1} agree bit for bit; activations within bounds (${builds[*]}); $copies copies exact"

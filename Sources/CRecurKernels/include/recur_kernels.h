@@ -232,6 +232,9 @@ void rk_relu(size_t n, float *x);
 void rk_softmax_rows(size_t rows, size_t width, float *x);
 void rk_log_softmax_rows(size_t rows, size_t width, float *x);
 
+/* to ← from, `bytes` bytes, the regions not overlapping: memcpy, except where glibc's is slow (kernels.c). */
+void rk_copy_bytes(void *to, const void *from, size_t bytes);
+
 #ifdef __cplusplus
 }
 #endif
