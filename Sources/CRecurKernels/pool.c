@@ -32,9 +32,9 @@
 /* Per-step products below this many multiply-adds run on one thread: waiting for the step's other
    chunks would cost more. */
 enum { MIN_PARALLEL_STEP_WORK = 1 << 15 };
-/* A sequence runs in bands of rows when every owning thread gets at least BAND_MIN_ROWS rows and W_hh
-   fits one core's L2 (core_cache()), or, when a band's steps run as matrix products
-   (rk_step_runs_as_product), W_hh of up to BAND_PRODUCT_CACHE_SHARES times that: a product's tiles
+/* A sequence runs in bands of rows when every owning thread gets at least BAND_MIN_ROWS rows (fewer
+   for small steps, below) and W_hh fits one core's L2 (core_cache()), or, when a band's steps run as
+   matrix products (rk_step_runs_as_product), W_hh of up to BAND_PRODUCT_CACHE_SHARES times that: a product's tiles
    reuse each weight over the band's rows, so streaming all of W_hh from L3 every step costs a band
    little, and a band has no barrier per step (a core slowed by another tenant delays only its own
    rows). Measured, bench/ab, same bits: on a Zen 3 VM with 512 KiB of L2, bands with W_hh in L2 15%
@@ -45,6 +45,15 @@ enum { MIN_PARALLEL_STEP_WORK = 1 << 15 };
    was W_hh larger than L3 (LSTM-2048 B = 32, 64 MiB: 1.09). The L2's size when the system does not
    tell: FALLBACK_CORE_CACHE_BYTES. */
 enum { BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
+/* Bands of fewer rows, down to SMALL_STEP_BAND_MIN_ROWS, when a step is small: at most SMALL_STEP_WORK
+   multiply-adds of h_prev · W_hhᵀ per owning thread. The split's barrier at the end of every step (a
+   microsecond or so between two cores, more when one is slowed) is then a large part of the step, more
+   than a band's smaller tiles lose. Measured (bench/ab, passes back to back, same bits, beside A/A runs
+   of 0.92–1.03 on the Zen 3 VM): LSTM-64 B = 8 0.85–0.90, B = 15 0.93, GRU-80 B = 8 0.84, RNN-160 B = 8
+   0.86, LSTM-90 B = 8 0.89; with about twice that work per thread, bands of 4–6 rows were slower
+   (RNN-256 B = 8 1.13, LSTM-100 B = 12 1.11, GRU-128 B = 10 1.04) or level (LSTM-128 B = 8, LSTM-160
+   B = 12); bands of 2–3 rows slower still (LSTM-100 B = 5 1.08–1.12). */
+enum { SMALL_STEP_WORK = 1 << 17, SMALL_STEP_BAND_MIN_ROWS = 4 };
 /* A thread's chunks run in turn forward and backward (odd steps from its last chunk) when its share
    of the weights a step reads is at most this many times its core's L2: the weights it read last are
    then the first it needs again, still in L2, where in the same order every step a share a little
@@ -377,7 +386,9 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     size_t band_rows = B / owners;
     int band_products = rk_step_runs_as_product(band_rows, H, steps_project_input(s, band_rows), weight_format(s));
     size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
-    r->bands = owners > 1 && B >= owners * BAND_MIN_ROWS && weight_bytes <= band_weight_limit ? owners : 1;
+    size_t step_work = B * rk_cell_gates(s->cell) * H * H;
+    size_t band_min_rows = step_work <= owners * SMALL_STEP_WORK ? SMALL_STEP_BAND_MIN_ROWS : BAND_MIN_ROWS;
+    r->bands = owners > 1 && B >= owners * band_min_rows && weight_bytes <= band_weight_limit ? owners : 1;
     atomic_init(&r->next_band, 0);
     size_t most = owners * CHUNKS_PER_THREAD;
     r->projection = (rk_product){B * T, columns, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias,
