@@ -34,11 +34,11 @@
 enum { MIN_PARALLEL_STEP_WORK = 1 << 15 };
 /* A sequence runs in bands of rows when every owning thread gets at least BAND_MIN_ROWS rows (fewer
    for small steps, below) and W_hh fits one core's L2 (core_cache()), or, when a band's steps run as
-   matrix products (rk_step_runs_as_product), W_hh of up to BAND_PRODUCT_CACHE_SHARES times that: a product's tiles
-   reuse each weight over the band's rows, so streaming all of W_hh from L3 every step costs a band
-   little, and a band has no barrier per step (a core slowed by another tenant delays only its own
-   rows). Measured, bench/ab, same bits: on a Zen 3 VM with 512 KiB of L2, bands with W_hh in L2 15%
-   faster (256 KiB), no faster at 1 MiB, slower at 4 MiB on fused row groups; on a Zen 4 VM with
+   matrix products (rk_step_runs_as_product), W_hh of up to BAND_PRODUCT_CACHE_SHARES times that: a
+   product's tiles reuse each weight over the band's rows, so streaming all of W_hh from L3 every step
+   costs a band little, and a band has no barrier per step (a core slowed by another tenant delays only
+   its own rows). Measured, bench/ab, same bits: on a Zen 3 VM with 512 KiB of L2, bands with W_hh in
+   L2 15% faster (256 KiB), no faster at 1 MiB, slower at 4 MiB on fused row groups; on a Zen 4 VM with
    1 MiB of L2, bands of 16 rows with 1 MiB of W_hh 0.86 (LSTM-256 B = 32), and of product steps
    GRU-384 B = 16 0.77–0.87, LSTM-1024 B = 64 0.93–0.94, RNN-1024 B = 32 0.94, LSTM-512 and GRU-512
    B = 64 0.95–1.00, where bands of fused row groups were slower (RNN-1024 B = 16 1.14–1.25) and so
@@ -49,7 +49,7 @@ enum { BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BY
    multiply-adds of h_prev · W_hhᵀ per owning thread. The split's barrier at the end of every step (a
    microsecond or so between two cores, more when one is slowed) is then a large part of the step, more
    than a band's smaller tiles lose. Measured (bench/ab, passes back to back, same bits, beside A/A runs
-   of 0.92–1.03 on the Zen 3 VM): LSTM-64 B = 8 0.85–0.90, B = 15 0.93, GRU-80 B = 8 0.84, RNN-160 B = 8
+   of 0.92–1.03 on the Zen 3 VM): LSTM-64 B = 8 0.79–0.90, B = 15 0.93, GRU-80 B = 8 0.84, RNN-160 B = 8
    0.86, LSTM-90 B = 8 0.89; with about twice that work per thread, bands of 4–6 rows were slower
    (RNN-256 B = 8 1.13, LSTM-100 B = 12 1.11, GRU-128 B = 10 1.04) or level (LSTM-128 B = 8, LSTM-160
    B = 12); bands of 2–3 rows slower still (LSTM-100 B = 5 1.08–1.12). */

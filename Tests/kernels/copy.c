@@ -1,9 +1,10 @@
 /*
  * rk_copy_bytes against the bytes it was given: every size class (none, under one 64-byte block,
- * whole blocks, blocks and a tail, large) at every distance between the regions modulo 4 KiB that
- * takes either path (0, 1–31 by vectors, 32 and more by memcpy), with guard bytes either side of the
- * destination that must stay as they were. Built under AddressSanitizer by run.sh, which also catches
- * a read or write past either region. Prints the number of cases; exits 1 on the first wrong byte.
+ * whole blocks, blocks and a tail, large) at distances between the regions (modulo 4 KiB) on both
+ * sides of each path's bounds (0 and 32 or more by memcpy, 1–31 by vectors), with guard bytes either
+ * side of the destination that must stay as they were. Built under AddressSanitizer by run.sh, which
+ * also catches a read or write past either region. Prints the number of cases; exits 1 on the first
+ * wrong byte.
  */
 #include "recur_kernels.h"
 #include <stdio.h>
