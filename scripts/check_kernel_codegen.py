@@ -5,8 +5,8 @@ A variant the machine cannot run (AVX-512 on a CPU without it) is never timed th
 the assembly clang makes of every variant instead. Each variant's products must contain an inner
 loop holding its whole tile in registers: `rows × streams` fused multiply-adds on registers of its
 width, and no vector value stored to or loaded from the stack inside the loop; and every inner loop
-of that shape in the function must be so. A tile that falls
-back to memory (as a variable-length array does) runs several times slower, and only this notices.
+of that shape in the function must be so. A tile that falls back to memory (as a variable-length
+array does) runs several times slower, and only this notices.
 
 Usage: scripts/check_kernel_codegen.py [CLANG]  (default: clang on PATH)
 """
@@ -104,7 +104,8 @@ def main() -> int:
         tiles = spilled = known = 0
         for loop in inner_loops(function_body(assembly, name)):
             count = sum(1 for line in loop if re.search(rf"{instruction}\s.*%{register}\d+, %{register}\d+$", line.split("#")[0].strip()))
-            if count != fmas or (rows and sum(1 for line in loop if re.search(BROADCAST, line)) != rows[0]):
+            broadcasts = sum(1 for line in loop if re.search(BROADCAST, line))
+            if count != fmas or (rows and broadcasts != rows[0]):
                 continue
             # Vector stores (an accumulator in memory) or vector values from the stack; a scalar
             # reload (the loop bound) is harmless.
@@ -114,7 +115,6 @@ def main() -> int:
                 or ("%rsp" in text and re.search(r"%[xyz]mm", text))
                 or (text.startswith("v") and re.search(r"%[xyz]mm\d+, [^,%]*\(", text))
                 for line, text in zip(loop, code))
-            broadcasts = sum(1 for line in loop if re.search(BROADCAST, line))
             if stack and any(name == f and fmas == m and broadcasts == n and any(marker in line for line in loop)
                              for f, m, n, marker in KNOWN_SPILLS):
                 known += 1

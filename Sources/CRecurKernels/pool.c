@@ -340,6 +340,10 @@ static rk_weights weight_format(const rk_sequence *s) {
     return s->recurrent_bf16_weights ? RK_WEIGHTS_BFLOAT16 : s->recurrent_half_weights ? RK_WEIGHTS_FLOAT16 : RK_WEIGHTS_FLOAT32;
 }
 
+/* A step's multiply-adds of h_prev · W_hhᵀ over all the rows: what MIN_PARALLEL_STEP_WORK and
+   SMALL_STEP_WORK measure. */
+static size_t step_work(const rk_sequence *s) { return s->batch * rk_cell_gates(s->cell) * s->hidden * s->hidden; }
+
 /* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
    rows' input projection is not computed ahead. */
 static int steps_project_input(const rk_sequence *s, size_t rows) {
@@ -386,8 +390,7 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     size_t band_rows = B / owners;
     int band_products = rk_step_runs_as_product(band_rows, H, steps_project_input(s, band_rows), weight_format(s));
     size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
-    size_t step_work = B * rk_cell_gates(s->cell) * H * H;
-    size_t band_min_rows = step_work <= owners * SMALL_STEP_WORK ? SMALL_STEP_BAND_MIN_ROWS : BAND_MIN_ROWS;
+    size_t band_min_rows = step_work(s) <= owners * SMALL_STEP_WORK ? SMALL_STEP_BAND_MIN_ROWS : BAND_MIN_ROWS;
     r->bands = owners > 1 && B >= owners * band_min_rows && weight_bytes <= band_weight_limit ? owners : 1;
     atomic_init(&r->next_band, 0);
     size_t most = owners * CHUNKS_PER_THREAD;
@@ -528,7 +531,7 @@ void rk_run_sequences(const rk_sequence *sequences, size_t count) {
         job.count = count - first < RK_MAX_THREADS ? count - first : RK_MAX_THREADS;
         const rk_sequence *s = &sequences[first];
         size_t threads = 1;
-        if (s->batch * rk_cell_gates(s->cell) * s->hidden * s->hidden >= MIN_PARALLEL_STEP_WORK) {
+        if (step_work(s) >= MIN_PARALLEL_STEP_WORK) {
             pthread_once(&pool.once, pool_start);
             threads = pool.workers + 1;
         }

@@ -12,13 +12,18 @@ clang="${CLANG:-$(dirname "$(command -v swift)")/clang}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 kernels="$root/Sources/CRecurKernels"
-# The linker's notes about AddressSanitizer's local symbols are noise; show them only on failure.
-if ! "$clang" -O1 -g -fsanitize=address -fno-omit-frame-pointer -fno-math-errno -Wno-psabi -I "$kernels/include" \
-    "$kernels/packed.c" "$kernels/pool.c" "$kernels/kernels.c" "$root/Tests/kernels/bounds.c" -o "$out/bounds" \
-    -lpthread -lm 2>"$out/build.log"; then
-    cat "$out/build.log" >&2
-    exit 1
-fi
+# asan_build OUTPUT SOURCE...: the sources and the kernels' headers under AddressSanitizer. The linker's
+# notes about AddressSanitizer's local symbols are noise; shown only on failure.
+asan_build() {
+    local output="$1"
+    shift
+    if ! "$clang" -O1 -g -fsanitize=address -fno-omit-frame-pointer -fno-math-errno -Wno-psabi -I "$kernels/include" \
+        "$@" -o "$output" -lpthread -lm 2>"$output.log"; then
+        cat "$output.log" >&2
+        exit 1
+    fi
+}
+asan_build "$out/bounds" "$kernels/packed.c" "$kernels/pool.c" "$kernels/kernels.c" "$root/Tests/kernels/bounds.c"
 variants=(portable avx2 avx512_tiles_on_avx2)
 # The kernels ignore a RECUR_KERNELS the CPU cannot run (and bounds then refuses to compare), so
 # avx512 is asked for only where the CPU has what its cpu_runs check requires.
@@ -34,8 +39,7 @@ for variant in "${variants[@]:2}"; do
         exit 1
     fi
 done
-"$clang" -O1 -g -fsanitize=address -fno-omit-frame-pointer -I "$kernels/include" "$kernels/kernels.c" \
-    "$root/Tests/kernels/copy.c" -o "$out/copy" -lm 2>"$out/copy_build.log" || { cat "$out/copy_build.log" >&2; exit 1; }
+asan_build "$out/copy" "$kernels/kernels.c" "$root/Tests/kernels/copy.c"
 copies=$(ASAN_OPTIONS=detect_leaks=1 "$out/copy")
 activations=(-O2 -fno-math-errno -Wno-psabi "$root/Tests/kernels/activations.c" -lm)
 builds=(portable)

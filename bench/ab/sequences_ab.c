@@ -108,15 +108,11 @@ static void run_once(const kernels *k, rk_sequence *sequences, size_t D) {
    spinning); else one pass from asleep. */
 static double run(const kernels *k, rk_sequence *sequences, size_t D, size_t back_to_back) {
     nanosleep(&(struct timespec){0, 500000}, NULL);
-    if (back_to_back == 0) {
-        double start = seconds();
-        run_once(k, sequences, D);
-        return seconds() - start;
-    }
-    run_once(k, sequences, D);
+    if (back_to_back > 0) run_once(k, sequences, D);
+    size_t passes = back_to_back > 0 ? back_to_back : 1;
     double start = seconds();
-    for (size_t i = 0; i < back_to_back; i++) run_once(k, sequences, D);
-    return (seconds() - start) / (double)back_to_back;
+    for (size_t i = 0; i < passes; i++) run_once(k, sequences, D);
+    return (seconds() - start) / (double)passes;
 }
 
 int main(int argc, char **argv) {
