@@ -16,6 +16,23 @@ pytest_collecting() {
     ((status == 0)) || exit "$status"
 }
 
+# The golden cases (../shared/golden, computed with PyTorch), found once for every stage below:
+# $RECUR_GOLDEN_DIR when set; else ../shared/golden beside this checkout; else, for a clone of a local
+# repository (git clone . "$(mktemp -d)"), ../shared/golden beside the repository it was cloned from.
+# None found is an error here, not a failure in each stage.
+golden_dir() {
+    local origin
+    if [ -n "${RECUR_GOLDEN_DIR:-}" ]; then echo "$RECUR_GOLDEN_DIR"; return; fi
+    if [ -f ../shared/golden/index.json ]; then (cd ../shared/golden && pwd); return; fi
+    origin="$(git remote get-url origin 2>/dev/null || true)"
+    if [ -n "$origin" ] && [ -f "$origin/../shared/golden/index.json" ]; then (cd "$origin/../shared/golden" && pwd); return; fi
+    echo "no golden cases: ../shared/golden is not beside $(pwd)${origin:+ nor beside $origin}; set RECUR_GOLDEN_DIR" >&2
+    exit 1
+}
+RECUR_GOLDEN_DIR="$(golden_dir)"
+export RECUR_GOLDEN_DIR
+echo "== golden cases: $RECUR_GOLDEN_DIR"
+
 echo "== swift build (release: librecur.so, recurd, recur-cli)"
 swift build -c release
 
