@@ -146,7 +146,7 @@ public enum Batching {
             }
         }
         // The merged outputs were copied into the parts: their buffers serve the next merged batch.
-        ReusedFloats.give(outputs.lazy.map(\.tensor))
+        for output in outputs { ReusedFloats.give(output.tensor) }
         return parts
     }
 

@@ -44,10 +44,12 @@ package enum ReusedFloats {
         return [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
 
-    /// Keeps the float32 tensors' buffers (integer tensors are left alone); the caller no longer
-    /// needs their contents.
-    package static func give(_ tensors: some Sequence<Tensor>) {
-        for tensor in tensors { if let floats = tensor.floats { give(floats) } }
+    /// Keeps a float32 tensor's buffer (an integer tensor is left alone); the caller no longer needs
+    /// its contents. Not generic over a sequence of tensors: called from the C API's and the daemon's
+    /// modules, such a function ran unspecialized, and its lazy map's iterator, through witness
+    /// tables and metadata lookups, cost 7,000 instructions a call of `recur_model_run`.
+    package static func give(_ tensor: Tensor) {
+        if let floats = tensor.floats { give(floats) }
     }
 
     /// Gives every kept buffer back to malloc, and glibc's free memory back to the system, and

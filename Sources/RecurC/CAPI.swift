@@ -161,8 +161,8 @@ private func deliver(_ outputs: [NamedTensor], of inputs: [String: Tensor], to o
         throw RecurError(.internal, "output '\(wide.name)' has rank \(wide.tensor.shape.count), above 8")
     }
     out.pointee = retained(try ResultHandle.copying(outputs))
-    ReusedFloats.give(inputs.values)
-    ReusedFloats.give(outputs.lazy.map(\.tensor))
+    for tensor in inputs.values { ReusedFloats.give(tensor) }
+    for output in outputs { ReusedFloats.give(output.tensor) }
 }
 
 // MARK: - Input tensors

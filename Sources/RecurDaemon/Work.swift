@@ -206,7 +206,7 @@ struct Executor: Sendable {
             if case .infer(_, _, let outputs) = incoming.request.operation { wanted = outputs }
             let completion = Completion(incoming, reply(incoming.request, result, only: wanted))
             // Encoded into the reply's frames: the outputs' buffers serve the next pass (ReusedFloats).
-            if case .success(let outputs) = result { ReusedFloats.give(outputs.lazy.map(\.tensor)) }
+            if case .success(let outputs) = result { for output in outputs { ReusedFloats.give(output.tensor) } }
             return completion
         }
     }

@@ -57,34 +57,53 @@ def _c_inputs(inputs: list[tuple[str, np.ndarray]]) -> ctypes.Array:
     return structs
 
 
+class _Result:
+    """A recur_result, freed when the last array over its memory goes: each array's base holds it.
+    Unlike _Owned it has no explicit release and so needs no lock (1 µs a call less)."""
+
+    __slots__ = ("_pointer", "_free")
+
+    def __init__(self, pointer: int, free):
+        self._pointer = pointer
+        self._free = free
+
+    def __del__(self):
+        self._free(self._pointer)
+
+
 def _take_result(lib, result: c_void_p) -> dict:
     """The result's tensors as numpy arrays over the result's own memory, not copies: copying a
     [64, 50, 512] output into fresh pages cost 0.55 ms a call. The result is freed when the last of
     the arrays goes (on an error here, when `owner` goes)."""
-    owner = _Owned(result.value, lib.recur_result_free)
+    owner = _Result(result.value, lib.recur_result_free)
     tensor = _library.Tensor()  # one struct for every output: each is read before the next
     pointer = byref(tensor)
     outputs = {}
     for index in range(lib.recur_result_count(result)):
-        _library.check(lib, lib.recur_result_get(result, index, pointer), "recur_result_get")
+        status = lib.recur_result_get(result, index, pointer)
+        if status:
+            _library.check(lib, status, "recur_result_get")
         outputs[tensor.name.decode("utf-8")] = _array_over(tensor, owner)
     return outputs
 
 
-def _array_over(tensor: _library.Tensor, owner: _Owned) -> np.ndarray:
+def _array_over(tensor: _library.Tensor, owner: _Result) -> np.ndarray:
     """A numpy array over the tensor's memory that keeps `owner`, the result holding it, alive."""
     dtype, rank = _CODE_DTYPES.get(tensor.dtype), tensor.rank
     if dtype is None or not 0 <= rank <= _library.MAX_RANK:
         raise RecurError("internal", f"result tensor {tensor.name!r}: dtype {tensor.dtype} rank {rank} unknown")
     shape = tuple(tensor.shape[:rank])
-    if min(shape, default=1) < 0:
-        raise RecurError("internal", f"result tensor {tensor.name!r}: negative shape {shape}")
     count = math.prod(shape)  # not np.prod: 0.1 µs a call against 4.5, which a batch-1 run notices
-    if count == 0:
+    if count <= 0:
+        if min(shape) < 0:
+            raise RecurError("internal", f"result tensor {tensor.name!r}: negative shape {shape}")
         return np.zeros(shape, dtype)
     memory = (ctypes.c_char * (count * dtype.itemsize)).from_address(tensor.data)
     memory.owner = owner  # the array's base is `memory`, so the result lives as long as the array
-    return np.frombuffer(memory, dtype).reshape(shape)
+    try:
+        return np.ndarray(shape, dtype, memory)
+    except ValueError:  # sizes of which an even number are negative; checked here, not per output
+        raise RecurError("internal", f"result tensor {tensor.name!r}: negative shape {shape}") from None
 
 
 class Model:

@@ -92,3 +92,22 @@ def test_encode_needs_a_tokenizer():
             model.encode(["abc"])
     assert error.value.code == "unsupported"
     assert "tokenizer" in error.value.message
+
+
+@pytest.mark.parametrize("shape", [(-1, 4), (-2, -3), (2, -1, -1)])
+def test_result_tensor_with_a_negative_size_is_internal(shape):
+    """The binding's own check on what the library hands back: any negative size, also an even
+    number of them (a positive element count), is an "internal" error rather than an array."""
+    from recur import _library, _model
+    backing = np.zeros(64, np.float32)
+    tensor = _library.Tensor(b"output", _library.DTYPE_F32, len(shape), shape, backing.ctypes.data)
+    with pytest.raises(recur.RecurError) as error:
+        _model._array_over(tensor, backing)
+    assert error.value.code == "internal" and str(shape) in str(error.value)
+
+
+def test_result_tensor_of_no_elements_is_an_empty_array():
+    from recur import _library, _model
+    tensor = _library.Tensor(b"output", _library.DTYPE_I64, 2, (0, 3), None)
+    array = _model._array_over(tensor, None)
+    assert array.shape == (0, 3) and array.dtype == np.int64
