@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import recur
+from recur import _library, _model
 from support import load_case, model_path
 
 
@@ -98,7 +99,6 @@ def test_encode_needs_a_tokenizer():
 def test_result_tensor_with_a_negative_size_is_internal(shape):
     """The binding's own check on what the library hands back: any negative size, also an even
     number of them (a positive element count), is an "internal" error rather than an array."""
-    from recur import _library, _model
     backing = np.zeros(64, np.float32)
     tensor = _library.Tensor(b"output", _library.DTYPE_F32, len(shape), shape, backing.ctypes.data)
     with pytest.raises(recur.RecurError) as error:
@@ -107,7 +107,6 @@ def test_result_tensor_with_a_negative_size_is_internal(shape):
 
 
 def test_result_tensor_of_no_elements_is_an_empty_array():
-    from recur import _library, _model
     tensor = _library.Tensor(b"output", _library.DTYPE_I64, 2, (0, 3), None)
     array = _model._array_over(tensor, None)
     assert array.shape == (0, 3) and array.dtype == np.int64
