@@ -10,6 +10,7 @@ with it, over a generated LSTM model (features 64 → LSTM 256 → last pool →
 """
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -63,42 +64,55 @@ def stats(endpoint):
     return reply["batches"]
 
 
-def measure(endpoint, model, features, steps, clients, requests, timeout):
-    """Every client sends `requests` requests back to back; returns the numbers of the run."""
-    before = stats(endpoint)
-    latencies, errors = [], []
-    start_gate = threading.Barrier(clients + 1)
-
-    def client(seed):
-        s = zmq.Context.instance().socket(zmq.REQ)
-        s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
-        s.connect(endpoint)
-        x = np.random.default_rng(seed).standard_normal((1, steps, features)).astype(np.float32)
+def client(endpoint, model, features, steps, requests, timeout, seed, start_gate, results):
+    """One client process: `requests` requests back to back; puts its latencies (s) or its error."""
+    context = zmq.Context()
+    s = context.socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
+    s.connect(endpoint)
+    x = np.random.default_rng(seed).standard_normal((1, steps, features)).astype(np.float32)
+    latencies = []
+    try:
         request(s, model, x)  # warm the connection before the clock starts
         start_gate.wait()
-        mine = []
-        try:
-            for _ in range(requests):
-                t0 = time.perf_counter()
-                request(s, model, x)
-                mine.append(time.perf_counter() - t0)
-        except Exception as error:
-            errors.append(repr(error))
-        latencies.extend(mine)
+        for _ in range(requests):
+            t0 = time.perf_counter()
+            request(s, model, x)
+            latencies.append(time.perf_counter() - t0)
+        results.put(latencies)
+    except Exception as error:
+        results.put(repr(error))
+    finally:
         s.close()
+        context.term()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    start_gate.wait()
+
+def measure(endpoint, model, features, steps, clients, requests, timeout):
+    """Every client sends `requests` requests back to back; returns the numbers of the run. Clients
+    are processes, so the load is not capped by one Python interpreter's lock."""
+    before = stats(endpoint)
+    start_gate = multiprocessing.Barrier(clients + 1)
+    results = multiprocessing.Queue()
+    processes = [multiprocessing.Process(target=client, args=(endpoint, model, features, steps, requests, timeout,
+                                                              seed, start_gate, results))
+                 for seed in range(clients)]
+    for p in processes:
+        p.start()
+    try:
+        start_gate.wait(timeout)
+    except threading.BrokenBarrierError:  # a client failed before the start; its error follows
+        pass
     t0 = time.perf_counter()
-    for t in threads:
-        t.join()
+    outcomes = [results.get(timeout=timeout * requests) for _ in processes]
     elapsed = time.perf_counter() - t0
+    for p in processes:
+        p.join()
     after = stats(endpoint)
+    errors = [o for o in outcomes if isinstance(o, str)]
     if errors:
         raise RuntimeError(errors[0])
+    latencies = [t for o in outcomes for t in o]
     batches = after["count"] - before["count"]
     batched = after["requests"] - before["requests"]
     lat = np.array(latencies) * 1000
@@ -139,6 +153,7 @@ def main():
     parser.add_argument("--requests", type=int, default=100, help="requests per client (bounded run)")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--max-delay-ms", type=float, default=2.0)
+    parser.add_argument("--batch-wait", choices=["when-busy", "always"], default="when-busy")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a request may take")
     args = parser.parse_args()
@@ -162,7 +177,8 @@ def main():
             features = write_model(os.path.join(models_dir, args.model + ".safetensors"))
         for mode, batch in [("unbatched", 1), ("batched", args.max_batch)]:
             process, endpoint = start(args.recurd, models_dir, ["--max-batch", str(batch), "--max-delay-ms",
-                                                                str(args.max_delay_ms), "--workers", str(args.workers)])
+                                                                str(args.max_delay_ms), "--batch-wait", args.batch_wait,
+                                                                "--workers", str(args.workers)])
             try:
                 for clients in args.clients:
                     report(mode, measure(endpoint, args.model, features, args.steps, clients, args.requests, args.timeout))

@@ -14,6 +14,7 @@ struct DaemonConfig: Sendable {
     var maxBatch: Int
     /// How long a request may wait for others to join its batch.
     var maxDelay: Duration
+    var batchWait: BatchWait
     /// Most requests accepted and not yet answered; past it, `busy`.
     var maxQueue: Int
     var limits: RequestLimits
@@ -24,6 +25,16 @@ struct DaemonConfig: Sendable {
     var curve: CurveConfig?
     /// When false, `load` reads only files inside the models directory.
     var loadAnyPath: Bool
+}
+
+/// When a batch that is not full waits for more requests (up to `DaemonConfig.maxDelay`).
+enum BatchWait: String, Sendable, CaseIterable {
+    /// Only while a batch of its key is being computed: company is coming then, and a lone
+    /// client's request is never held (as Nagle's algorithm holds small segments only while
+    /// data is unacknowledged).
+    case whenBusy = "when-busy"
+    /// Every time, for the whole delay: the largest batches, at the price of every request's latency.
+    case always
 }
 
 /// The server's I/O thread: owns every ZeroMQ socket, decodes requests, forms batches, hands work
@@ -41,28 +52,6 @@ final class Server {
     /// The ZAP handler's socket when CURVE is on.
     private let authenticator: Socket?
 
-    /// Which requests may be computed together: `infer` on one model, or `session.step` on
-    /// sessions of one model, whose inputs' T lies in the same power-of-two range, so padding at
-    /// most doubles a batch's steps and a short request never waits on a much longer one.
-    private struct BatchKey: Hashable {
-        let model: ObjectIdentifier
-        let isStep: Bool
-        /// ⌊log₂ T⌋ + 1 of the request's input (0 when it has no [B, T, …] input).
-        let stepsRange: Int
-
-        init(model: Model, request: Request) {
-            self.model = ObjectIdentifier(model)
-            var inputs: [String: Tensor] = [:]
-            switch request.operation {
-            case .infer(_, let given, _): (isStep, inputs) = (false, given)
-            case .sessionStep(_, let given): (isStep, inputs) = (true, given)
-            default: isStep = false
-            }
-            let steps = inputs["input"].flatMap { $0.shape.count >= 2 ? $0.shape[1] : nil } ?? 0
-            stepsRange = Int.bitWidth - max(steps, 0).leadingZeroBitCount
-        }
-    }
-
     private struct PendingBatch {
         let model: Model
         var members: [Incoming]
@@ -77,6 +66,9 @@ final class Server {
     private var outstanding = 0
     /// Jobs handed to the pool and not yet finished.
     private var runningJobs = 0
+    /// Of those, the batches, by key: while one is computed, later requests of its key wait for
+    /// company (see `flushBatches`).
+    private var runningBatches: [BatchKey: Int] = [:]
     private var stopping = false
     private var stats = Stats()
     private var nextSweep = ContinuousClock.now
@@ -133,7 +125,9 @@ final class Server {
                 for job in completions.take() {
                     runningJobs -= 1
                     switch job {
-                    case .answered(let replies): replies.forEach(finish)
+                    case .answered(let replies, let key):
+                        if let key, let count = runningBatches[key] { runningBatches[key] = count > 1 ? count - 1 : nil }
+                        replies.forEach(finish)
                     case .decoded(let route, let info, let request):
                         outstanding -= 1  // counted while it waited to be decoded; admit counts it anew
                         admit(request, info, route, accepted: true)
@@ -281,17 +275,18 @@ final class Server {
         if (pending[key]?.members.count ?? 0) >= config.maxBatch { flush(key, parts: config.workers - runningJobs) }
     }
 
-    /// Sends batches on their way. A batch leaves when it is full; otherwise once its oldest
-    /// request has waited `maxDelay` and a worker is free (while every worker is busy it could only
-    /// wait in the queue, so it keeps growing instead), split evenly over the free workers so that
-    /// batching never leaves a core idle. When stopping, everything leaves at once.
+    /// Sends batches on their way. A batch leaves when it is full. Otherwise it needs a free
+    /// worker (while every worker is busy it could only wait in the queue, so it keeps growing
+    /// instead), and then it leaves once its oldest request has waited `maxDelay` — or, with
+    /// `BatchWait.whenBusy`, at once when no batch of its key is being computed, so it waits
+    /// only for that batch to finish. A batch that leaves is split evenly over the free workers,
+    /// so batching never leaves a core idle. When stopping, everything leaves at once.
     private func flushBatches(all: Bool) {
         let now = ContinuousClock.now
         for (key, batch) in pending {
             let idle = config.workers - runningJobs
-            if all || batch.members.count >= config.maxBatch {
-                flush(key, parts: idle)
-            } else if batch.deadline <= now && idle > 0 {
+            let waitIsOver = batch.deadline <= now || (config.batchWait == .whenBusy && runningBatches[key] == nil)
+            if all || batch.members.count >= config.maxBatch || (idle > 0 && waitIsOver) {
                 flush(key, parts: idle)
             }
         }
@@ -308,7 +303,8 @@ final class Server {
         for start in stride(from: 0, to: count, by: size) {
             let members = Array(batch.members[start..<min(start + size, count)])
             stats.recordBatch(size: members.count)
-            push(key.isStep ? .stepBatch(members) : .inferBatch(batch.model, members))
+            runningBatches[key, default: 0] += 1
+            push(.batch(key, batch.model, members))
         }
     }
 

@@ -19,15 +19,36 @@ struct Incoming: Sendable {
     let model: Model?
 }
 
+/// Which requests may be computed together: `infer` on one model, or `session.step` on
+/// sessions of one model, whose inputs' T lies in the same power-of-two range, so padding at
+/// most doubles a batch's steps and a short request never waits on a much longer one.
+struct BatchKey: Hashable, Sendable {
+    let model: ObjectIdentifier
+    let isStep: Bool
+    /// ⌊log₂ T⌋ + 1 of the request's input (0 when it has no [B, T, …] input).
+    let stepsRange: Int
+
+    init(model: Model, request: Request) {
+        self.model = ObjectIdentifier(model)
+        var inputs: [String: Tensor] = [:]
+        switch request.operation {
+        case .infer(_, let given, _): (isStep, inputs) = (false, given)
+        case .sessionStep(_, let given): (isStep, inputs) = (true, given)
+        default: isStep = false
+        }
+        let steps = inputs["input"].flatMap { $0.shape.count >= 2 ? $0.shape[1] : nil } ?? 0
+        stepsRange = Int.bitWidth - max(steps, 0).leadingZeroBitCount
+    }
+}
+
 /// A unit of work for the pool.
 enum Job: Sendable {
     /// A request too large to decode on the I/O thread without holding up everyone else.
     case decode([[UInt8]], Route, RequestLimits)
     case single(Incoming)
-    /// `infer` requests on one model, computed as one batch.
-    case inferBatch(Model, [Incoming])
-    /// `session.step` requests on sessions of one model, computed as one batch.
-    case stepBatch([Incoming])
+    /// `infer` requests on one model, or `session.step` requests on sessions of one model (as
+    /// `key.isStep` says), computed as one batch.
+    case batch(BatchKey, Model, [Incoming])
     case stop
 }
 
@@ -75,8 +96,8 @@ final class WorkQueue: Sendable {
 
 /// What a worker hands back for a job.
 enum Finished: Sendable {
-    /// A computed job's answers.
-    case answered([Completion])
+    /// A computed job's answers, and the key of the batch they were, if they were one.
+    case answered([Completion], batch: BatchKey?)
     /// A `decode` job's request (or why it cannot be decoded), for the I/O thread to admit.
     case decoded(Route, RequestHeader, Result<Request, WireError>)
 }
@@ -120,10 +141,11 @@ struct Executor: Sendable {
         case .decode(let frames, let route, let limits):
             let (header, request) = RequestDecoder.decode(frames, limits: limits)
             return .decoded(route, header, request)
-        case .single(let incoming): return .answered([Completion(incoming, Result { () throws(WireError) in try single(incoming.request) })])
-        case .inferBatch(let model, let batch): return .answered(infer(model, batch))
-        case .stepBatch(let batch): return .answered(step(batch))
-        case .stop: return .answered([])
+        case .single(let incoming):
+            return .answered([Completion(incoming, Result { () throws(WireError) in try single(incoming.request) })], batch: nil)
+        case .batch(let key, let model, let members):
+            return .answered(key.isStep ? step(members) : infer(model, members), batch: key)
+        case .stop: return .answered([], batch: nil)
         }
     }
 

@@ -17,6 +17,8 @@ struct RecurDaemon: ParsableCommand {
     @Option(help: "Worker threads (default: the number of cores).") var workers: Int?
     @Option(help: "Most infer / session.step requests computed as one batch (1: no batching).") var maxBatch = 16
     @Option(help: "Milliseconds a request may wait for others to join its batch.") var maxDelayMs = 2.0
+    @Option(help: "When a request waits for others: 'when-busy', only while a batch like it is being computed (a lone request never waits); 'always', up to --max-delay-ms every time.")
+    var batchWait = BatchWait.whenBusy
     @Option(help: "Most requests accepted and not yet answered; past it, requests get 'busy'.") var maxQueue = 1024
     @Option(help: "Largest message frame in bytes (ZMQ_MAXMSGSIZE, which libzmq checks per frame); a larger one drops the connection.") var maxMessageBytes: Int64 = 256 << 20
     @Option(help: "Most elements of one tensor.") var maxTensorElements = 16 << 20
@@ -65,7 +67,7 @@ struct RecurDaemon: ParsableCommand {
             let config = DaemonConfig(
                 bind: bind, modelsDirectory: models,
                 workers: workers ?? ProcessInfo.processInfo.activeProcessorCount,
-                maxBatch: maxBatch, maxDelay: .microseconds(Int64(maxDelayMs * 1000)), maxQueue: maxQueue,
+                maxBatch: maxBatch, maxDelay: .microseconds(Int64(maxDelayMs * 1000)), batchWait: batchWait, maxQueue: maxQueue,
                 limits: RequestLimits(maxTensorElements: maxTensorElements, maxRequestElements: maxRequestElements,
                                       maxSteps: maxSteps, maxGenerateTokens: maxGenerateTokens),
                 maxSessions: maxSessions, sessionTimeout: .milliseconds(Int64(sessionTimeout * 1000)),
@@ -106,5 +108,7 @@ struct RecurDaemon: ParsableCommand {
         return registry
     }
 }
+
+extension BatchWait: ExpressibleByArgument {}
 
 RecurDaemon.main()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import GOLDEN, GOLDEN_CASES, decode_tensor, golden_case, recur_cli_binary
+from conftest import GOLDEN, GOLDEN_CASES, decode_tensor, golden_case, recur_cli_binary, write_model
 
 
 def binary_request(op, inputs, **fields):
@@ -78,7 +78,7 @@ def split_requests(case):
 
 @pytest.mark.parametrize("case", ["bilstm_classifier", "lstm_lengths_states", "pool_mean_max", "bigru_tagger", "gru_max_pool"])
 def test_batched_requests_equal_one_by_one(start_daemon, case):
-    d = start_daemon("--max-batch", "16", "--max-delay-ms", "300")
+    d = start_daemon("--max-batch", "16", "--max-delay-ms", "300", "--batch-wait", "always")
     requests = split_requests(case) * 3  # several of each, so batches hold repeats too
     client = d.client()
     alone = []
@@ -102,10 +102,67 @@ def test_batched_requests_equal_one_by_one(start_daemon, case):
     client.close()
 
 
+def test_a_lone_request_waits_for_company_only_when_told_to(start_daemon):
+    inputs, expected = golden_case("lstm_basic")
+    waits = {}
+    for policy, delay in [("when-busy", "10000"), ("always", "300")]:
+        d = start_daemon("--max-delay-ms", delay, "--batch-wait", policy, models=["lstm_basic"])
+        client = d.client()
+        t0 = time.monotonic()
+        got = client.infer("lstm_basic", inputs)
+        waits[policy] = time.monotonic() - t0
+        np.testing.assert_allclose(got["output"], expected["output"], rtol=1e-4, atol=1e-5)
+        client.close()
+    # By default no batch like it is being computed, so nothing is coming: it leaves at once, not
+    # after the 10 s window. Told to wait always, it waits out the whole 0.3 s.
+    assert waits["when-busy"] < 5, waits
+    assert waits["always"] >= 0.3, waits
+
+
+def lstm_model(path, features, hidden, seed=0):
+    """A features → LSTM model with random weights."""
+    rng = np.random.default_rng(seed)
+    scale = 1 / np.sqrt(hidden)
+    architecture = {"format": 1, "input": {"kind": "features", "size": features},
+                    "layers": [{"name": "rnn", "type": "lstm", "input_size": features, "hidden_size": hidden}]}
+    shapes = {"rnn.weight_ih_l0": (4 * hidden, features), "rnn.weight_hh_l0": (4 * hidden, hidden),
+              "rnn.bias_ih_l0": (4 * hidden,), "rnn.bias_hh_l0": (4 * hidden,)}
+    write_model(path, architecture, {name: rng.uniform(-scale, scale, shape).astype(np.float32) for name, shape in shapes.items()})
+
+
+def test_requests_wait_for_the_batch_like_theirs_that_is_running(start_daemon):
+    # Two workers, a 10 s window. A long request runs; four like it (same model, T in the same
+    # power-of-two range) arrive while it does and a worker is free. They wait for it, not for
+    # the window, and then leave together, split over the two free workers.
+    d = start_daemon("--workers", "2", "--max-batch", "16", "--max-delay-ms", "10000", models=[],
+                     prepare=lambda directory: lstm_model(directory / "wide.safetensors", 16, 512))
+    rng = np.random.default_rng(5)
+    long_request = rng.standard_normal((64, 600, 16)).astype(np.float32)  # about 80 GFLOP
+    followers = [rng.standard_normal((1, 600, 16)).astype(np.float32) for _ in range(4)]
+    client = d.client()
+    dealer = Dealer(d.endpoint)
+    t0 = time.monotonic()
+    dealer.send(*binary_request("infer", {"input": long_request}, model="wide", id="long"))
+    while client.ok({"op": "stats"})[0]["batches"]["count"] < 1:  # until it has gone to a worker
+        time.sleep(0.001)
+    for i, x in enumerate(followers):
+        dealer.send(*binary_request("infer", {"input": x}, model="wide", id=i))
+    replies = dealer.receive(5)
+    elapsed = time.monotonic() - t0
+    assert all(replies[i][0]["ok"] for i in ["long", 0, 1, 2, 3]), replies
+    assert elapsed < 5, elapsed
+    sizes = client.ok({"op": "stats"})[0]["batches"]["sizes"]
+    assert sizes == {"1": 1, "2": 2}, sizes
+    for i, x in enumerate(followers):
+        np.testing.assert_array_equal(outputs_of(replies[i])["output"], client.infer("wide", {"input": x})["output"])
+    dealer.close()
+    client.close()
+
+
 def test_session_steps_batch_and_keep_order(start_daemon):
     # One worker: with more, a batch whose wait is over is split over the idle workers, and the
     # pairs below would run one by one.
-    d = start_daemon("--workers", "1", "--max-batch", "8", "--max-delay-ms", "200")
+    d = start_daemon("--workers", "1", "--max-batch", "8", "--max-delay-ms", "200", "--batch-wait", "always")
     client = d.client()
     inputs, expected = golden_case("char_lm")
     ids = inputs["input"]
@@ -289,7 +346,7 @@ def test_curve_allows_listed_clients_only(start_daemon, tmp_path, allowed_form):
 
 
 def test_batches_group_inputs_of_similar_length(start_daemon):
-    d = start_daemon("--workers", "1", "--max-batch", "16", "--max-delay-ms", "300")
+    d = start_daemon("--workers", "1", "--max-batch", "16", "--max-delay-ms", "300", "--batch-wait", "always")
     rng = np.random.default_rng(3)
     requests = [rng.standard_normal((1, steps, 5)).astype(np.float32) for steps in [2, 3, 2, 3, 900, 1000, 700, 1000]]
     dealer = Dealer(d.endpoint)

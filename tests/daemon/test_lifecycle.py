@@ -21,7 +21,7 @@ def negated_copy(case, path):
 
 
 def test_a_request_finishes_on_the_model_it_arrived_for(start_daemon):
-    d = start_daemon("--max-batch", "16", "--max-delay-ms", "1500", models=["lstm_basic"])
+    d = start_daemon("--max-batch", "16", "--max-delay-ms", "1500", "--batch-wait", "always", models=["lstm_basic"])
     negated_copy("lstm_basic", d.models_dir / "negated.safetensors")
     inputs, expected = golden_case("lstm_basic")
     control = d.client()

@@ -166,7 +166,7 @@ def test_absurd_options_are_refused_with_a_message():
 
 
 def test_huge_max_batch_still_batches(start_daemon):
-    d = start_daemon("--max-batch", str(2 ** 63 - 1), "--max-delay-ms", "50", "--workers", "1")
+    d = start_daemon("--max-batch", str(2 ** 63 - 1), "--max-delay-ms", "50", "--batch-wait", "always", "--workers", "1")
     inputs, expected = golden_case("lstm_basic")
     x = np.ascontiguousarray(inputs["input"])
     header = json.dumps({"op": "infer", "model": "lstm_basic", "binary": True,
