@@ -20,6 +20,9 @@ struct DaemonConfig: Sendable {
     var limits: RequestLimits
     var maxSessions: Int
     var sessionTimeout: Duration
+    /// How long recurd must have had no request before it gives back the buffers kept between
+    /// passes (`ReusedFloats`); nil: never.
+    var releaseIdle: Duration?
     /// ZMQ_MAXMSGSIZE: larger messages drop the connection.
     var maxMessageBytes: Int64
     var curve: CurveConfig?
@@ -70,6 +73,9 @@ final class Server {
     /// company (see `flushBatches`).
     private var runningBatches: [BatchKey: Int] = [:]
     private var stopping = false
+    /// When the last request was answered, while none is outstanding and the kept buffers have not
+    /// been given back since; nil otherwise.
+    private var idleSince: ContinuousClock.Instant?
     private var stats = Stats()
     private var nextSweep = ContinuousClock.now
 
@@ -145,6 +151,11 @@ final class Server {
             if now >= nextSweep {
                 let expired = sessions.expire(except: busySessions)
                 if expired > 0 { logger.info("sessions expired", metadata: ["count": "\(expired)"]) }
+                if let idleSince, let releaseIdle = config.releaseIdle, now - idleSince >= releaseIdle, runningJobs == 0 {
+                    // On a worker: malloc_trim walks the heap, which the I/O thread should not wait for.
+                    push(.releaseKeptBuffers)
+                    self.idleSince = nil
+                }
                 nextSweep = now + .milliseconds(200)
             }
         }
@@ -238,6 +249,7 @@ final class Server {
         }
         if !accepted, let refusal = refusal() { return answer(.failure(refusal), info, route) }
         outstanding += 1
+        idleSince = nil
         let incoming = Incoming(request: request, route: route, model: nil)
         if let session = request.session, !busySessions.insert(session).inserted {
             waiting[session, default: []].append(incoming)
@@ -317,6 +329,7 @@ final class Server {
     private func finish(_ completion: Completion) {
         send(completion.route, completion.frames)
         outstanding -= 1
+        if outstanding == 0 { idleSince = .now }
         record(op: completion.op, outcome: completion.outcome, received: completion.route.received)
         guard let session = completion.session else { return }
         if var queue = waiting[session], !queue.isEmpty {

@@ -49,6 +49,8 @@ enum Job: Sendable {
     /// `infer` requests on one model, or `session.step` requests on sessions of one model (as
     /// `key.isStep` says), computed as one batch.
     case batch(BatchKey, Model, [Incoming])
+    /// Gives the buffers kept between passes back to the system (`ReusedFloats.releaseAll`).
+    case releaseKeptBuffers
     case stop
 }
 
@@ -145,6 +147,10 @@ struct Executor: Sendable {
             return .answered([Completion(incoming, Result { () throws(WireError) in try single(incoming.request) })], batch: nil)
         case .batch(let key, let model, let members):
             return .answered(key.isStep ? step(members) : infer(model, members), batch: key)
+        case .releaseKeptBuffers:
+            let released = ReusedFloats.releaseAll()
+            logger.info("kept buffers released after idle", metadata: ["released_bytes": "\(released)"])
+            return .answered([], batch: nil)
         case .stop: return .answered([], batch: nil)
         }
     }

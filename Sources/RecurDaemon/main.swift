@@ -27,6 +27,8 @@ struct RecurDaemon: ParsableCommand {
     @Option(help: "Most max_tokens of generate.") var maxGenerateTokens = 10_000
     @Option(help: "Most open sessions.") var maxSessions = 1024
     @Option(help: "Seconds a session may stay idle before it is closed.") var sessionTimeout = 300.0
+    @Option(help: "Seconds without requests after which the large buffers kept between passes go back to the system (0: never).")
+    var releaseIdleS = 30.0
     @Option(help: "CURVE: file with the server's Z85 secret key (from `recur keygen`); turns CURVE on.") var curveSecretKey: String?
     @Option(help: "CURVE: a file of allowed client public keys, or a directory of *.public files.") var curveAllowed: String?
     @Flag(help: "Let `load` read model files anywhere, not only inside the models directory.") var loadAnyPath = false
@@ -45,6 +47,9 @@ struct RecurDaemon: ParsableCommand {
         // Bounded so that it converts to a Duration (in milliseconds) without overflowing.
         guard sessionTimeout.isFinite, sessionTimeout > 0, sessionTimeout <= 1e9 else {
             throw ValidationError("--session-timeout must be a positive number of seconds, at most 1e9")
+        }
+        guard releaseIdleS.isFinite, releaseIdleS >= 0, releaseIdleS <= 1e9 else {
+            throw ValidationError("--release-idle-s must be a number of seconds in 0 … 1e9")
         }
         guard (curveSecretKey == nil) == (curveAllowed == nil) else {
             throw ValidationError("--curve-secret-key and --curve-allowed go together")
@@ -71,6 +76,7 @@ struct RecurDaemon: ParsableCommand {
                 limits: RequestLimits(maxTensorElements: maxTensorElements, maxRequestElements: maxRequestElements,
                                       maxSteps: maxSteps, maxGenerateTokens: maxGenerateTokens),
                 maxSessions: maxSessions, sessionTimeout: .milliseconds(Int64(sessionTimeout * 1000)),
+                releaseIdle: releaseIdleS > 0 ? .milliseconds(Int64(releaseIdleS * 1000)) : nil,
                 maxMessageBytes: maxMessageBytes, curve: curve, loadAnyPath: loadAnyPath)
             for path in plugins {
                 let plugin = try LayerRegistry.shared.loadPlugin(path: path)

@@ -1,9 +1,11 @@
 """Models and requests over the daemon's life: a request finishes on the model it arrived for,
-sessions keep theirs, stats follow the queue, logging follows --log-level, and SIGINT/SIGTERM
-answer every request already taken in, also one still being decoded."""
+sessions keep theirs, stats follow the queue, logging follows --log-level, kept buffers go back
+after an idle while, and SIGINT/SIGTERM answer every request already taken in, also one still
+being decoded."""
 import re
 import signal
 import struct
+import time
 
 import numpy as np
 
@@ -94,6 +96,34 @@ def test_stats_follow_the_queue_and_the_outcomes(start_daemon):
     assert after["uptime_s"] >= 0
     c.ok({"op": "session.close", "session": session})
     dealer.close()
+    c.close()
+
+
+def resident_bytes(process):
+    status = open(f"/proc/{process.pid}/status").read()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024
+
+
+def test_kept_buffers_go_back_after_an_idle_while(start_daemon):
+    d = start_daemon("--release-idle-s", "0.5", models=["lstm_basic"])
+    c = d.client()
+    x = np.random.default_rng(11).standard_normal((16, 20000, 5)).astype(np.float32)
+    first = c.infer("lstm_basic", {"input": x})  # a 40 MB input projection and 10 MB of output, kept
+    busy = resident_bytes(d.process)
+    released = []
+    deadline = time.monotonic() + 20
+    while not released and time.monotonic() < deadline:
+        time.sleep(0.1)
+        released = re.findall(r"released_bytes=(\d+) .*kept buffers released after idle", d.log_text())
+    assert released, d.log_text()
+    assert int(released[0]) >= 40 << 20, released
+    idle = resident_bytes(d.process)
+    assert busy - idle >= int(released[0]) // 4, (busy, idle, released)
+    time.sleep(1.0)  # once an idle while, not every sweep
+    assert len(re.findall("kept buffers released", d.log_text())) == 1, d.log_text()
+    again = c.infer("lstm_basic", {"input": x})
+    for name in first:
+        np.testing.assert_array_equal(again[name], first[name])
     c.close()
 
 
