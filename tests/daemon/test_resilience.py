@@ -158,7 +158,8 @@ def test_a_broken_client_does_not_disturb_another_clients_session(daemon):
 
 
 def test_absurd_options_are_refused_with_a_message():
-    for option, value in [("--session-timeout", "1e300"), ("--session-timeout", "nan"), ("--max-delay-ms", "1e300")]:
+    for option, value in [("--session-timeout", "1e300"), ("--session-timeout", "nan"), ("--max-delay-ms", "1e300"),
+                          ("--release-idle-s", "-1"), ("--release-idle-s", "inf"), ("--batch-wait", "sometimes")]:
         run = subprocess.run([recurd_binary(), "--models", str(GOLDEN), option, value],
                              capture_output=True, text=True, timeout=30)
         assert run.returncode > 0, (option, value, run.returncode)  # a usage error, not a signal
