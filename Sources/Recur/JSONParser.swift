@@ -19,7 +19,12 @@ struct JSONParser {
     }
 
     private mutating func skipWhitespace() {
-        while position < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[position]) { position += 1 }
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x0A, 0x0D, 0x09: position += 1
+            default: return
+            }
+        }
     }
 
     private mutating func parseValue() throws(RecurError) -> JSONValue {
@@ -116,7 +121,18 @@ struct JSONParser {
 
     private mutating func parseString() throws(RecurError) -> String {
         position += 1  // opening quote
-        var utf8: [UInt8] = []
+        // Most strings (keys, names, dtypes) have no escape: made from their bytes in one go.
+        let start = position
+        while position < bytes.count, bytes[position] != UInt8(ascii: "\""), bytes[position] != UInt8(ascii: "\\"),
+              bytes[position] >= 0x20 {
+            position += 1
+        }
+        if position < bytes.count, bytes[position] == UInt8(ascii: "\"") {
+            guard let s = String(validating: bytes[start..<position], as: UTF8.self) else { throw error("string is not valid UTF-8") }
+            position += 1
+            return s
+        }
+        var utf8 = Array(bytes[start..<position])
         while true {
             guard position < bytes.count else { throw error("unterminated string") }
             let c = bytes[position]
@@ -181,6 +197,11 @@ struct JSONParser {
             let exponentStart = position
             while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
             guard position > exponentStart else { throw error("digits expected in exponent") }
+        }
+        if isInteger && position - digitsStart <= 18 {  // below 10^18: no overflow to check
+            var magnitude = 0
+            for digit in bytes[digitsStart..<position] { magnitude = magnitude * 10 + Int(digit - UInt8(ascii: "0")) }
+            return .int(digitsStart > start ? -magnitude : magnitude)
         }
         let text = String(decoding: bytes[start..<position], as: UTF8.self)
         if isInteger, let i = Int(text) { return .int(i) }

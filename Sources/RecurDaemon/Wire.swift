@@ -391,7 +391,7 @@ struct ReplyEncoder {
         var header = fields
         header["ok"] = .bool(true)
         if let id { header["id"] = id }
-        return [Array(JSONValue.object(header).serialized().utf8)] + frames
+        return [JSONValue.object(header).serializedBytes()] + frames
     }
 
     static func failure(id: JSONValue?, _ error: WireError) -> [[UInt8]] {
@@ -400,6 +400,6 @@ struct ReplyEncoder {
             "error": .object(["code": .string(error.code.rawValue), "message": .string(error.message)]),
         ]
         if let id { header["id"] = id }
-        return [Array(JSONValue.object(header).serialized().utf8)]
+        return [JSONValue.object(header).serializedBytes()]
     }
 }

@@ -113,6 +113,57 @@ import Testing
         #expect(throws: RecurError.self) { try JSONValue.parse(text) }
     }
 
+    @Test func serializesCompactTextWithSortedKeysAndEscapes() {
+        let value = JSONValue.object([
+            "s": .string("q\"b\\n\n\r\t\u{1}\u{1f}é😀"), "b": .int(-12),
+            "a": .array([.null, .bool(true), .bool(false), .int(0), .int(Int.min), .int(Int.max), .double(-0.5), .double(.nan)]),
+            "": .object([:]),
+        ])
+        let expected = #"{"":{},"a":[null,true,false,0,-9223372036854775808,9223372036854775807,-0.5,null],"b":-12,"s":"q\"b\\n\n\r\t\u0001\u001fé😀"}"#
+        #expect(value.serialized() == expected)
+        #expect(value.serializedBytes() == Array(expected.utf8))
+    }
+
+    @Test func integersParseExactlyAtEveryLength() throws {
+        for text in ["0", "-0", "7", "-7", "999999999999999999", "-999999999999999999", "1000000000000000000",
+                     "9223372036854775807", "-9223372036854775808"] {
+            #expect(try JSONValue.parse(text) == .int(Int(text)!), "\(text)")
+        }
+        #expect(try JSONValue.parse("9223372036854775808") == .double(9223372036854775808))
+        #expect(try JSONValue.parse("-12.5e1") == .double(-125))
+    }
+
+    @Test func stringsWithAndWithoutEscapes() throws {
+        #expect(try JSONValue.parse(#""plain é""#) == .string("plain é"))
+        #expect(try JSONValue.parse(#""abc\ndef\u00e9\"""#) == .string("abc\ndefé\""))
+        #expect(try JSONValue.parse(#"{"k\u0041":"v"}"#) == .object(["kA": .string("v")]))
+        #expect(throws: RecurError.self) { try JSONValue.parse([0x22, 0xFF, 0x22]) }  // not UTF-8
+        #expect(throws: RecurError.self) { try JSONValue.parse([0x22, 0x61, 0x0A, 0x22]) }  // a raw newline
+        #expect(throws: RecurError.self) { try JSONValue.parse([0x22, 0x61, 0x62]) }  // unterminated
+    }
+
+    @Test func randomValuesRoundTrip() throws {
+        var random = SplitMix64(seed: 7)
+        func below(_ n: Int) -> Int { Int(random.next() % UInt64(n)) }
+        let alphabet: [Character] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1f}", "é", "€", "😀"]
+        func string() -> String { String((0..<below(8)).map { _ in alphabet[below(alphabet.count)] }) }
+        func value(_ depth: Int) -> JSONValue {
+            switch below(depth > 3 ? 5 : 7) {
+            case 0: return .null
+            case 1: return .bool(below(2) == 1)
+            case 2: return .int(Int(bitPattern: UInt(random.next())) >> below(64))
+            case 3: return .double(Double(bitPattern: random.next() & 0x7FEF_FFFF_FFFF_FFFF) * (below(2) == 1 ? -1 : 1))
+            case 4: return .string(string())
+            case 5: return .array((0..<below(5)).map { _ in value(depth + 1) })
+            default: return .object(Dictionary((0..<below(5)).map { _ in (string(), value(depth + 1)) }, uniquingKeysWith: { a, _ in a }))
+            }
+        }
+        for _ in 0..<500 {
+            let original = value(0)
+            #expect(try JSONValue.parse(original.serializedBytes()) == original, "\(original.serialized())")
+        }
+    }
+
     @Test func refusesHostileNesting() {
         #expect(throws: RecurError.self) { try JSONValue.parse(String(repeating: "[", count: 100_000)) }
     }
