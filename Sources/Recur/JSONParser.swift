@@ -198,11 +198,6 @@ struct JSONParser {
             while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
             guard position > exponentStart else { throw error("digits expected in exponent") }
         }
-        if isInteger && position - digitsStart <= 18 {  // below 10^18: no overflow to check
-            var magnitude = 0
-            for digit in bytes[digitsStart..<position] { magnitude = magnitude * 10 + Int(digit - UInt8(ascii: "0")) }
-            return .int(digitsStart > start ? -magnitude : magnitude)
-        }
         let text = String(decoding: bytes[start..<position], as: UTF8.self)
         if isInteger, let i = Int(text) { return .int(i) }
         guard let d = Double(text) else { throw error("bad number") }

@@ -37,7 +37,7 @@ public enum JSONValue: Sendable, Hashable {
         switch self {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
-        case .int(let i): JSONValue.writeInt(i, into: &out)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
         case .double(let d):
             out.append(contentsOf: (d.isFinite ? "\(d)" : "null").utf8)  // JSON has no NaN or infinity
         case .string(let s): JSONValue.writeString(s, into: &out)
@@ -58,17 +58,6 @@ public enum JSONValue: Sendable, Hashable {
             }
             out.append(UInt8(ascii: "}"))
         }
-    }
-
-    private static func writeInt(_ i: Int, into out: inout [UInt8]) {
-        if i < 0 { out.append(UInt8(ascii: "-")) }
-        let first = out.count
-        var magnitude = i.magnitude
-        repeat {
-            out.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
-            magnitude /= 10
-        } while magnitude > 0
-        out[first...].reverse()
     }
 
     /// A string's UTF-8 with `"`, `\\` and control characters escaped (RFC 8259, section 7);
