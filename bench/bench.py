@@ -13,7 +13,7 @@ import), then peers.median_ms: 3 warm-up calls, then the median of --repeat forw
 whole batch.
 peers.py (../shared/bench/peers.py) builds and times the peers, with both cores.
 
-    python3 bench/bench.py [--configs FILE ...] [--only ID ...] [--repeat N] [--markdown]
+    python3 bench/bench.py [--configs FILE ... | --random N [--seed S]] [--only ID ...] [--repeat N] [--markdown]
 
 Needs the release build (swift build -c release) or RECUR_LIBRARY, numpy, and for the peers
 onnx + onnxruntime and torch; a peer that is not installed is reported as missing, not timed.
@@ -151,6 +151,10 @@ def main():
     parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, metavar="FILE",
                         help="configs.json files (default: ../shared/bench/configs.json and bench/shapes.json; "
                              "RECUR_SHARED_DIR overrides ../shared)")
+    parser.add_argument("--random", type=int, metavar="N",
+                        help="N configurations of random sizes instead of --configs (harness.random_configs), "
+                             "to look for shapes the lists miss")
+    parser.add_argument("--seed", type=int, default=0, help="the draw of --random (default 0)")
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these configuration ids")
     parser.add_argument("--repeat", type=int, default=20, help="timed forward passes per engine (default 20)")
     parser.add_argument("--rounds", type=int, default=3,
@@ -172,12 +176,15 @@ def main():
     args = parser.parse_args()
     if args.tolerance is None:
         args.tolerance = 1e-2 if args.half_weights else 5e-2 if args.bf16 else 1e-4
-    if args.repeat < 1 or args.rounds < 1:
-        parser.error("--repeat and --rounds must be at least 1")
+    if args.repeat < 1 or args.rounds < 1 or (args.random is not None and args.random < 1):
+        parser.error("--repeat, --rounds and --random must be at least 1")
     if not os.path.exists(args.peers):
         parser.error(f"peers.py not found at {args.peers} (pass --peers or set RECUR_SHARED_DIR)")
 
-    configs = [config for path in args.configs for config in harness.load_configs(path)]
+    if args.random:
+        configs = harness.random_configs(args.random, args.seed)
+    else:
+        configs = [config for path in args.configs for config in harness.load_configs(path)]
     if args.half_weights:
         configs = [{**config, "recurrent_weights": "float16"} for config in configs]
     if args.bf16:

@@ -29,6 +29,29 @@ def load_configs(path) -> list[dict]:
     return configs
 
 
+def random_configs(count: int, seed: int, max_flops: float = 6e9) -> list[dict]:
+    """`count` configurations of the shared list's kinds with sizes drawn at random (a fixed `seed`
+    draws the same ones), to look for shapes the fixed lists miss: every cell, 1 or 2 layers, one or
+    two directions, H and I from 32 to 1024 (not only multiples of 8), B from 1 to 128, T from 20 to
+    200, halved while a pass is over `max_flops` so that each is timed in seconds."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    for index in range(count):
+        cell = str(rng.choice(["lstm", "lstm", "gru", "rnn"]))  # LSTMs, the kind behind most often, twice
+        config = {"cell": cell, "I": int(rng.integers(32, 1025)), "H": int(rng.integers(32, 1025)),
+                  "T": int(rng.choice([20, 50, 100, 200])), "B": int(rng.choice([1, 1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128]))}
+        if rng.random() < 0.25:
+            config["layers"] = 2
+        if rng.random() < 0.25:
+            config["bidirectional"] = True
+        while flops(config) > max_flops and config["T"] > 10:
+            config["T"] //= 2
+        shape = f"{cell}{config.get('layers', '')}{'bi' if config.get('bidirectional') else ''}"
+        config["id"] = f"random{index}-{shape}-{config['H']}-i{config['I']}-b{config['B']}-t{config['T']}"
+        configs.append(config)
+    return configs
+
+
 def directions(config) -> int:
     return 2 if config.get("bidirectional") else 1
 

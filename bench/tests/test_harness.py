@@ -99,6 +99,20 @@ def test_load_configs_checks_keys_and_cells(tmp_path):
         harness.load_configs(bad)
 
 
+def test_random_configs_are_valid_bounded_and_drawn_again_from_their_seed(tmp_path):
+    configs = harness.random_configs(200, seed=7, max_flops=2e9)
+    assert configs == harness.random_configs(200, seed=7, max_flops=2e9)
+    assert configs != harness.random_configs(200, seed=8, max_flops=2e9)
+    assert len({config["id"] for config in configs}) == len(configs)
+    assert all(harness.flops(config) <= 2e9 or config["T"] <= 10 for config in configs)
+    assert {config["cell"] for config in configs} == set(harness.GATES)
+    assert any(config.get("bidirectional") for config in configs) and any(config.get("layers") == 2 for config in configs)
+    assert any(config["H"] % 8 for config in configs) and any(config["B"] == 1 for config in configs)
+    path = tmp_path / "random.json"
+    path.write_text(json.dumps({"configs": configs}))
+    assert harness.load_configs(path) == configs
+
+
 def test_peak_since_reset_sees_a_new_allocation():
     harness.reset_peak()
     start = harness.peak_since_reset_mib()
