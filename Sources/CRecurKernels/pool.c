@@ -30,8 +30,19 @@
 #endif
 
 /* Per-step products below this many multiply-adds run on one thread: waiting for the step's other
-   chunks would cost more. */
-enum { MIN_PARALLEL_STEP_WORK = 1 << 15 };
+   chunks would cost more. Such a sequence still takes the pool for what needs no barrier per step, when
+   there is at least MIN_PARALLEL_WORK multiply-adds of it (sequence_threads): its input projection
+   (computed beside the steps, below), bands of its rows. */
+enum { MIN_PARALLEL_STEP_WORK = 1 << 15, MIN_PARALLEL_WORK = 1 << 18 };
+/* The input projection of a sequence whose steps run on one thread is computed in blocks of
+   PROJECTION_BLOCK_STEPS steps or more (at most MAX_PROJECTION_BLOCKS blocks), in step order, as the steps reach
+   them: the thread running the steps computes a block it finds unclaimed, and the other threads compute
+   the blocks after it meanwhile. So the projection runs beside the steps, a worker slow to come costs
+   nothing but the blocks it would have taken, and the steps wait only for a block another thread is
+   computing at that moment. (Computing the whole projection on both cores first and
+   then the steps was up to 1.45 times slower from a sleeping worker: the caller waited for the chunk
+   a late worker had just claimed.) */
+enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
 /* A sequence runs in bands of rows when every owning thread gets at least BAND_MIN_ROWS rows (fewer
    for small steps, below) and W_hh fits one core's L2 (core_cache()), or, when a band's steps run as
    matrix products (rk_step_runs_as_product), W_hh of up to BAND_PRODUCT_CACHE_SHARES times that: a
@@ -344,6 +355,12 @@ static rk_weights weight_format(const rk_sequence *s) {
    SMALL_STEP_WORK measure. */
 static size_t step_work(const rk_sequence *s) { return s->batch * rk_cell_gates(s->cell) * s->hidden * s->hidden; }
 
+/* Multiply-adds of the input projection x · W_ihᵀ over all the steps. */
+static size_t projection_work(const rk_sequence *s) {
+    return s->steps * s->batch * rk_cell_gates(s->cell) * s->hidden * s->input_size;
+}
+
+
 /* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
    rows' input projection is not computed ahead. */
 static int steps_project_input(const rk_sequence *s, size_t rows) {
@@ -359,6 +376,13 @@ typedef struct {
     int projects_input;         /* steps over all the rows compute their own input part */
     size_t length;              /* steps that run: the longest sequence */
     size_t owners;              /* threads the work is nominally dealt to */
+    int steps_alone;            /* steps too small to split (MIN_PARALLEL_STEP_WORK): one thread runs them all */
+    _Atomic int steps_taken;    /* when steps_alone: set by the thread that runs them */
+    size_t step_owners;         /* threads each step is split between: owners, or 1 when steps_alone */
+    size_t block_steps, blocks; /* blocks > 0: the projection in blocks of steps beside the steps */
+    _Atomic uint64_t unclaimed; /* blocks front ..< back not yet claimed: front in the low 32 bits, back above */
+    _Atomic uint8_t block_done[MAX_PROJECTION_BLOCKS];
+    _Atomic uint32_t blocks_word, blocks_sleepers; /* counts finished blocks, for waiting on one */
     rk_product projection;      /* x [B·T, I] · W_ihᵀ + b into gx, time-major: row b·T + t at gx[t][b] */
     size_t bands;               /* > 1: the rows in this many bands, each run whole by one thread */
     _Atomic size_t next_band;
@@ -386,6 +410,9 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->projects_input = steps_project_input(s, B);
     r->length = longest(s, 0, B);
     r->owners = owners;
+    r->steps_alone = step_work(s) < MIN_PARALLEL_STEP_WORK;
+    r->step_owners = r->steps_alone ? 1 : owners;
+    atomic_init(&r->steps_taken, 0);
     size_t weight_bytes = rk_recurrent_packed_size(rk_cell_gates(s->cell), H) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
     size_t band_rows = B / owners;
     int band_products = rk_step_runs_as_product(band_rows, H, steps_project_input(s, band_rows), weight_format(s));
@@ -403,18 +430,30 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
         r->projection.X16 = s->x_bf16, r->projection.ldx = row_size, r->projection.P16 = s->input_bf16_weights;
     }
     r->projection_chunks = r->projects_input ? 0 : gemm_parts(B * T, columns, owners, most);
+    r->blocks = 0;
+    if (r->steps_alone && owners > 1 && r->bands == 1 && !r->projects_input && weight_format(s) != RK_WEIGHTS_BFLOAT16 &&
+        r->length > 0) {
+        size_t fewest = (r->length + MAX_PROJECTION_BLOCKS - 1) / MAX_PROJECTION_BLOCKS;
+        r->block_steps = fewest > PROJECTION_BLOCK_STEPS ? fewest : PROJECTION_BLOCK_STEPS;
+        r->blocks = (r->length + r->block_steps - 1) / r->block_steps;
+        r->projection_chunks = 0;
+        atomic_init(&r->unclaimed, (uint64_t)r->blocks << 32);
+        for (size_t b = 0; b < r->blocks; b++) atomic_init(&r->block_done[b], 0);
+        atomic_init(&r->blocks_word, 0);
+        atomic_init(&r->blocks_sleepers, 0);
+    }
     r->units = (H + RK_UNITS - 1) / RK_UNITS;
     r->unit_group = rk_step_unit_group(rk_cell_gates(s->cell), B);
     r->groups = (r->units + r->unit_group - 1) / r->unit_group;
-    size_t step_most = owners * (B == 1 ? CHUNKS_PER_THREAD : BATCHED_CHUNKS_PER_THREAD);
+    size_t step_most = r->step_owners * (B == 1 ? CHUNKS_PER_THREAD : BATCHED_CHUNKS_PER_THREAD);
     r->step_chunks = r->groups < step_most ? r->groups : step_most;
     size_t input_bytes = r->projects_input ? rk_input_packed_size(rk_cell_gates(s->cell), H, s->input_size) * sizeof(float) : 0;
-    r->zigzag = weight_bytes + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * owners;
+    r->zigzag = weight_bytes + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * r->step_owners;
     atomic_init(&r->next_projection_chunk, 0);
     atomic_init(&r->progress.done, 0);
     atomic_init(&r->progress.word, 0);
     atomic_init(&r->progress.sleepers, 0);
-    for (size_t o = 0; o < owners; o++) atomic_init(&r->claims[o].next, 0);
+    for (size_t o = 0; o < r->step_owners; o++) atomic_init(&r->claims[o].next, 0);
 }
 
 /* Step `step_index` of `length` (the longest of these rows) for rows row_begin ..< row_end, whose steps
@@ -465,11 +504,78 @@ static void run_band(sequence_run *r, size_t band, size_t thread) {
                (row_end - row_begin) * s->hidden * sizeof(float));
 }
 
-/* Works on the sequence as `thread` (owner `rank` of r->owners, or a helper when rank ≥ owners)
-   until every step is done. */
+/* Block `block` of a pipelined projection: steps block·block_steps onwards, which are the times t0 ..< t1
+   (counted back from the longest row's last step when reversed), one product per row. */
+static void project_block(sequence_run *r, size_t block) {
+    const rk_sequence *s = r->s;
+    size_t B = s->batch, first = block * r->block_steps;
+    size_t end = first + r->block_steps < r->length ? first + r->block_steps : r->length;
+    size_t t0 = s->reverse ? r->length - end : first, t1 = s->reverse ? r->length - first : end;
+    for (size_t b = 0; b < B; b++) {
+        rk_product rows = r->projection;
+        rows.M = t1 - t0, rows.group = SIZE_MAX;
+        rows.X = s->x + (b * s->steps + t0) * s->ldx;
+        rows.Y = s->gx + (t0 * B + b) * r->columns;
+        rk_gemm_packed(&rows, 0, rows.M, 0, rk_gemm_panels(rows.N));
+    }
+    atomic_store_explicit(&r->block_done[block], 1, memory_order_release);
+    atomic_fetch_add(&r->blocks_word, 1);
+    wake(&r->blocks_word, &r->blocks_sleepers);
+}
+
+/* Claims block `block`, the first of the unclaimed ones, for the thread running the steps; false when
+   another thread has it. */
+static int claim_front(sequence_run *r, size_t block) {
+    uint64_t range = atomic_load(&r->unclaimed);
+    while ((range & UINT32_MAX) == block && block < range >> 32)
+        if (atomic_compare_exchange_weak(&r->unclaimed, &range, range + 1)) return 1;
+    return 0;
+}
+
+/* Claims the last unclaimed block for a helper, or returns SIZE_MAX when none is left. Helpers work
+   from the end, the blocks the steps need last, so the steps meet a block a helper is still computing
+   (one woken late, on a core whose caches are cold) at most once, where the two ends meet. */
+static size_t claim_back(sequence_run *r) {
+    uint64_t range = atomic_load(&r->unclaimed);
+    while ((range & UINT32_MAX) < range >> 32)
+        if (atomic_compare_exchange_weak(&r->unclaimed, &range, range - ((uint64_t)1 << 32))) return (size_t)(range >> 32) - 1;
+    return SIZE_MAX;
+}
+
+/* Returns once block `block` of the projection is done, computing it when nobody has claimed it (the
+   blocks before it are done, so the first unclaimed one is this one). */
+static void await_block(sequence_run *r, size_t block) {
+    while (!atomic_load_explicit(&r->block_done[block], memory_order_acquire)) {
+        if (claim_front(r, block)) {
+            project_block(r, block);
+            return;
+        }
+        uint32_t word = atomic_load(&r->blocks_word);
+        if (atomic_load_explicit(&r->block_done[block], memory_order_acquire)) return;
+        wait_while_equal(&r->blocks_word, word, &r->blocks_sleepers, STEP_SPIN_NANOSECONDS);
+    }
+}
+
+/* Every step of a steps_alone sequence on this thread, with its projection pipelined. */
+static void run_steps_with_projection(sequence_run *r, size_t thread) {
+    for (size_t step_index = 0; step_index < r->length; step_index++) {
+        if (step_index % r->block_steps == 0) await_block(r, step_index / r->block_steps);
+        rk_step step = step_of_rows(r, step_index, r->length, 0, r->s->batch, 0, thread);
+        rk_recurrent_step(&step, 0, r->units);
+    }
+}
+
+/* Works on the sequence as `thread` (owner `rank` of r->step_owners, or a helper when rank ≥ step_owners)
+   until every step is done, or, when the steps run alone, until another thread has taken them. */
 static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
     if (r->bands > 1) {
         for (size_t band; (band = atomic_fetch_add(&r->next_band, 1)) < r->bands;) run_band(r, band, thread);
+        return;
+    }
+    if (r->blocks > 0) {
+        if (!atomic_exchange(&r->steps_taken, 1)) run_steps_with_projection(r, thread);
+        else
+            for (size_t block; (block = claim_back(r)) != SIZE_MAX;) project_block(r, block);
         return;
     }
     uint64_t projection = r->projection_chunks, chunks = r->step_chunks;
@@ -478,9 +584,10 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
         progress_add(&r->progress, 1, chunks, projection);
     }
     progress_wait(&r->progress, projection);
+    if (r->steps_alone && atomic_exchange(&r->steps_taken, 1)) return;
     /* Own share first, then the others' round the ring, each share's chunks in order; with zigzag,
        odd steps take every share's chunks from its last. */
-    size_t first_share = rank < r->owners ? rank : 0;
+    size_t first_share = rank < r->step_owners ? rank : 0;
     uint64_t step = (atomic_load(&r->progress.done) - projection) / chunks;
     for (; step < r->length; step++) {
         /* Done chunks are counted once per step, so the shared counter's line moves once per thread. The
@@ -488,9 +595,9 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
            of 16 chunks rounded h_prev 16 times. */
         uint64_t computed = 0;
         rk_step prepared = {0};
-        for (size_t k = 0; k < r->owners; k++) {
-            size_t o = (first_share + k) % r->owners, begin = share(chunks, o, r->owners);
-            size_t count = share(chunks, o + 1, r->owners) - begin;
+        for (size_t k = 0; k < r->step_owners; k++) {
+            size_t o = (first_share + k) % r->step_owners, begin = share(chunks, o, r->step_owners);
+            size_t count = share(chunks, o + 1, r->step_owners) - begin;
             for (size_t i; (i = claim_in_share(&r->claims[o], step, count)) != SIZE_MAX; computed++) {
                 if (computed == 0) {
                     prepared = step_of_rows(r, step, r->length, 0, r->s->batch, r->projects_input, thread);
@@ -525,16 +632,34 @@ static void sequences_task(void *context, size_t thread, size_t threads) {
         sequence_work(&job->runs[(first + i) % job->count], thread, i == 0 ? rank : job->per_sequence);
 }
 
+/* Threads each of `count` sequences like `s` is dealt to (the pool's, or 1; with 1, `count` sequences still
+   run on threads of their own). A lone sequence whose steps are too small to split has the pool's threads
+   for its bands of rows or its input projection: when that work comes to MIN_PARALLEL_WORK and the
+   workers are awake (spinning after a call a moment ago), or to WAKING_WORK. Waking a worker that sleeps
+   costs the caller a futex call of 10 µs on the development VM (an interrupt to an idle vCPU) and the
+   worker comes 20–40 µs later: passes of such sequences 0.5 ms apart took 1.12–1.40 times as long with
+   it (bench/ab, same bits, beside A/A runs of 0.94–1.02), and lstm-48 B = 2 with I = 200, 7.7 million
+   multiply-adds of projection, 0.84–0.90. */
+enum { WAKING_WORK = 1 << 22 };
+static size_t sequence_threads(const rk_sequence *s, size_t count) {
+    if (step_work(s) < MIN_PARALLEL_STEP_WORK) {
+        if (count > 1) return 1;
+        int bands = s->batch >= 2 * SMALL_STEP_BAND_MIN_ROWS;
+        size_t shareable = bands ? s->steps * step_work(s) + projection_work(s) : projection_work(s);
+        if (shareable < MIN_PARALLEL_WORK) return 1;
+        pthread_once(&pool.once, pool_start);
+        if (shareable < WAKING_WORK && atomic_load(&pool.generation_sleepers) > 0) return 1;
+    }
+    pthread_once(&pool.once, pool_start);
+    return pool.workers + 1;
+}
+
 void rk_run_sequences(const rk_sequence *sequences, size_t count) {
     for (size_t first = 0; first < count; first += RK_MAX_THREADS) {
         sequences_job job;
         job.count = count - first < RK_MAX_THREADS ? count - first : RK_MAX_THREADS;
         const rk_sequence *s = &sequences[first];
-        size_t threads = 1;
-        if (step_work(s) >= MIN_PARALLEL_STEP_WORK) {
-            pthread_once(&pool.once, pool_start);
-            threads = pool.workers + 1;
-        }
+        size_t threads = sequence_threads(s, job.count);
         job.per_sequence = threads > job.count ? threads / job.count : 1;
         for (size_t i = 0; i < job.count; i++) sequence_init(&job.runs[i], &sequences[first + i], job.per_sequence);
         parallel(sequences_task, &job, job.per_sequence * job.count);

@@ -27,8 +27,9 @@
  * H = 1024), and a projection ahead whose tall tiles copy rows of x 4 KiB apart (I = 1024, 13 rows);
  * a lone row runs through the lone-row step, several unit blocks at
  * once, after the projection of every step; in bfloat16 every step is a product. Last, one step
- * split into two ranges of unit blocks at an odd block against the whole step (exits 1 on a
- * difference).
+ * split into two ranges of unit blocks at an odd block against the whole step, and sequences whose
+ * steps run on one thread while other threads compute their input projection in blocks against a
+ * driver written here (exits 1 on a difference).
  */
 #include "recur_kernels.h"
 #include <stdio.h>
@@ -184,6 +185,52 @@ static int rows_agree_alone(rk_cell cell, rk_weights format, size_t B, size_t T,
     return differing;
 }
 
+/* A sequence whose steps are too small to split between threads but whose input projection is worth a
+   second one (pool.c computes the projection in blocks beside the steps) against a driver written
+   here: the whole projection as one product, then every step in turn; 0 when the two agree bit for bit. */
+static int pipelined_projection_agrees(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int reverse, int with_lengths) {
+    size_t G = rk_cell_gates(cell), columns = rk_gate_columns(G, H);
+    float *x = values(B * T * I, 1), *h0 = values(B * H, 10), *c0 = values(B * H, 12);
+    size_t *lengths = NULL, length = T;
+    if (with_lengths) {
+        lengths = malloc(B * sizeof(size_t));
+        length = 0;
+        for (size_t b = 0; b < B; b++) lengths[b] = T - (b * 5) % T, length = lengths[b] > length ? lengths[b] : length;
+    }
+    int lstm = cell == RK_CELL_LSTM;
+    float *y = calloc(B * T * H, sizeof(float)), *h = malloc(B * H * sizeof(float)), *c = lstm ? malloc(B * H * sizeof(float)) : NULL;
+    run_rows(cell, RK_WEIGHTS_FLOAT32, 0, B, T, I, H, reverse, lengths, x, h0, c0, y, h, c);
+
+    float *input = values(G * H * I, 2), *recurrent = values(G * H * H, 4), *bias = packed_bias(G, H, 6);
+    float *recurrent_bias = values(H, 8);
+    packed_weights weights = pack(RK_WEIGHTS_FLOAT32, G, H, I, input, recurrent);
+    float *gx = malloc(B * T * columns * sizeof(float)), *partial = malloc(rk_step_partial_size(G, B, H, RK_WEIGHTS_FLOAT32) * sizeof(float));
+    float *y_ref = calloc(B * T * H, sizeof(float)), *state[2] = {malloc(B * H * sizeof(float)), malloc(B * H * sizeof(float))};
+    float *c_ref = lstm ? malloc(B * H * sizeof(float)) : NULL;
+    memcpy(state[0], h0, B * H * sizeof(float));
+    if (lstm) memcpy(c_ref, c0, B * H * sizeof(float));
+    rk_product projection = {B * T, columns, I, x, I, weights.input, bias, gx, B * columns, T, columns};
+    rk_gemm_packed(&projection, 0, B * T, 0, rk_gemm_panels(columns));
+    for (size_t i = 0; i < length; i++) {
+        size_t t = reverse ? length - 1 - i : i;
+        rk_step step = {
+            .cell = cell, .batch = B, .hidden = H, .weights = weights.recurrent,
+            .bias = cell == RK_CELL_GRU ? recurrent_bias : NULL, .gx = gx + t * B * columns, .ldgx = columns,
+            .input_size = I, .h_prev = state[i % 2], .h_next = state[(i + 1) % 2], .c = c_ref, .y = y_ref + t * H,
+            .ldy = T * H, .lengths = lengths, .t = t, .partial = partial,
+        };
+        rk_recurrent_step(&step, 0, (H + RK_UNITS - 1) / RK_UNITS);
+    }
+    int differing = memcmp(y, y_ref, B * T * H * sizeof(float)) || memcmp(h, state[length % 2], B * H * sizeof(float)) ||
+                    (lstm && memcmp(c, c_ref, B * H * sizeof(float)));
+    if (differing)
+        fprintf(stderr, "cell %d B %zu T %zu I %zu H %zu reverse %d lengths %d: the projection beside the steps differs\n",
+                (int)cell, B, T, I, H, reverse, with_lengths);
+    free(x), free(h0), free(c0), free(lengths), free(y), free(h), free(c), free(input), free(recurrent), free(bias);
+    free(recurrent_bias), free_packed(weights), free(gx), free(partial), free(y_ref), free(state[0]), free(state[1]), free(c_ref);
+    return differing;
+}
+
 /* One step of B rows over all unit blocks at once, and again as two ranges split after block 3, which
    no chunk of a batched gru's step starts at (its tiles take pairs of blocks from an even one, and an
    odd start takes the row groups instead); 0 when the two agree bit for bit. */
@@ -268,5 +315,12 @@ int main(void) {
             for (rk_weights format = RK_WEIGHTS_FLOAT32; format <= RK_WEIGHTS_FLOAT16; format++)
                 differing |= split_step_agrees(cells[c], format, split_batches[b], 44) |
                              split_step_agrees(cells[c], format, split_batches[b], 300);
+    /* Blocks of 12 steps with the last one short (T = 100), and of more than 12 (T = 1000: at most 64 blocks). */
+    for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
+        for (int reverse = 0; reverse <= 1; reverse++)
+            for (int with_lengths = 0; with_lengths <= 1; with_lengths++)
+                differing |= pipelined_projection_agrees(cells[c], 1, 100, 200, 40, reverse, with_lengths) |
+                             pipelined_projection_agrees(cells[c], 3, 100, 130, 20, reverse, with_lengths) |
+                             pipelined_projection_agrees(cells[c], 1, 1000, 33, 11, reverse, with_lengths);
     return differing;
 }
