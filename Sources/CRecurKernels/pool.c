@@ -35,13 +35,12 @@
    (computed beside the steps, below), bands of its rows. */
 enum { MIN_PARALLEL_STEP_WORK = 1 << 15, MIN_PARALLEL_WORK = 1 << 18 };
 /* The input projection of a sequence whose steps run on one thread is computed in blocks of
-   PROJECTION_BLOCK_STEPS steps or more (at most MAX_PROJECTION_BLOCKS blocks), in step order, as the steps reach
-   them: the thread running the steps computes a block it finds unclaimed, and the other threads compute
-   the blocks after it meanwhile. So the projection runs beside the steps, a worker slow to come costs
-   nothing but the blocks it would have taken, and the steps wait only for a block another thread is
-   computing at that moment. (Computing the whole projection on both cores first and
-   then the steps was up to 1.45 times slower from a sleeping worker: the caller waited for the chunk
-   a late worker had just claimed.) */
+   PROJECTION_BLOCK_STEPS steps or more (at most MAX_PROJECTION_BLOCKS blocks) beside the steps: the
+   thread running the steps computes the next block when it finds it unclaimed, and the other threads
+   take blocks from the far end meanwhile. So a worker slow to come costs nothing but the blocks it
+   would have taken, and the steps wait for a block another thread is computing at most once, where the
+   two ends meet. (The whole projection on both cores first and then the steps was up to 1.45 times
+   slower from a sleeping worker: the caller waited for the chunk a late worker had just claimed.) */
 enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
 /* A sequence runs in bands of rows when every owning thread gets at least BAND_MIN_ROWS rows (fewer
    for small steps, below) and W_hh fits one core's L2 (core_cache()), or, when a band's steps run as
@@ -360,7 +359,6 @@ static size_t projection_work(const rk_sequence *s) {
     return s->steps * s->batch * rk_cell_gates(s->cell) * s->hidden * s->input_size;
 }
 
-
 /* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
    rows' input projection is not computed ahead. */
 static int steps_project_input(const rk_sequence *s, size_t rows) {
@@ -639,7 +637,7 @@ static void sequences_task(void *context, size_t thread, size_t threads) {
    costs the caller a futex call of 10 µs on the development VM (an interrupt to an idle vCPU) and the
    worker comes 20–40 µs later: passes of such sequences 0.5 ms apart took 1.12–1.40 times as long with
    it (bench/ab, same bits, beside A/A runs of 0.94–1.02), and lstm-48 B = 2 with I = 200, 7.7 million
-   multiply-adds of projection, 0.84–0.90. */
+   multiply-adds of projection, 0.84–0.93. */
 enum { WAKING_WORK = 1 << 22 };
 static size_t sequence_threads(const rk_sequence *s, size_t count) {
     if (step_work(s) < MIN_PARALLEL_STEP_WORK) {
