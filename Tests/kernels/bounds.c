@@ -315,12 +315,15 @@ int main(void) {
             for (rk_weights format = RK_WEIGHTS_FLOAT32; format <= RK_WEIGHTS_FLOAT16; format++)
                 differing |= split_step_agrees(cells[c], format, split_batches[b], 44) |
                              split_step_agrees(cells[c], format, split_batches[b], 300);
-    /* Blocks of 12 steps with the last one short (T = 100), and of more than 12 (T = 1000: at most 64 blocks). */
+    /* Blocks of 12 steps with the last one short (T = 100, 400), and of more than 12 (T = 1000: at most 64
+       blocks); the T = 400 projection is large enough to take a worker that sleeps, so that case runs
+       in blocks whatever the worker was doing. */
     for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
         for (int reverse = 0; reverse <= 1; reverse++)
             for (int with_lengths = 0; with_lengths <= 1; with_lengths++)
                 differing |= pipelined_projection_agrees(cells[c], 1, 100, 200, 40, reverse, with_lengths) |
                              pipelined_projection_agrees(cells[c], 3, 100, 130, 20, reverse, with_lengths) |
-                             pipelined_projection_agrees(cells[c], 1, 1000, 33, 11, reverse, with_lengths);
+                             pipelined_projection_agrees(cells[c], 1, 1000, 33, 11, reverse, with_lengths) |
+                             pipelined_projection_agrees(cells[c], 2, 400, 600, 40, reverse, with_lengths);
     return differing;
 }
