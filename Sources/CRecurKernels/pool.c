@@ -640,15 +640,16 @@ static void sequences_task(void *context, size_t thread, size_t threads) {
    multiply-adds of projection, 0.84–0.93. */
 enum { WAKING_WORK = 1 << 22 };
 static size_t sequence_threads(const rk_sequence *s, size_t count) {
+    size_t shareable = SIZE_MAX; /* what a second thread could take: all of it when the steps are split */
     if (step_work(s) < MIN_PARALLEL_STEP_WORK) {
         if (count > 1) return 1;
+        /* Bands as sequence_init forms them for two threads (more threads need more rows). */
         int bands = s->batch >= 2 * SMALL_STEP_BAND_MIN_ROWS;
-        size_t shareable = bands ? s->steps * step_work(s) + projection_work(s) : projection_work(s);
+        shareable = bands ? s->steps * step_work(s) + projection_work(s) : projection_work(s);
         if (shareable < MIN_PARALLEL_WORK) return 1;
-        pthread_once(&pool.once, pool_start);
-        if (shareable < WAKING_WORK && atomic_load(&pool.generation_sleepers) > 0) return 1;
     }
     pthread_once(&pool.once, pool_start);
+    if (shareable < WAKING_WORK && atomic_load(&pool.generation_sleepers) > 0) return 1;
     return pool.workers + 1;
 }
 
