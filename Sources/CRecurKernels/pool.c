@@ -26,6 +26,7 @@
 #include <unistd.h>
 #if defined(__linux__)
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #endif
 
@@ -182,6 +183,11 @@ static struct {
     size_t threads;
     _Atomic uint32_t generation, generation_sleepers;
     _Atomic uint32_t job, job_sleepers;
+#if defined(__linux__)
+    pthread_t threads_started[RK_MAX_THREADS]; /* [1 ... workers] */
+    cpu_set_t cpus;                            /* the CPUs the pool's starter could run on (thread_budget) */
+    int kept_off;                              /* the CPU the workers are kept off, -1 for none yet */
+#endif
 } pool = {.once = PTHREAD_ONCE_INIT, .busy = ATOMIC_FLAG_INIT};
 
 /* Enters the job of `generation` if it is still open; false when it closed or a newer one began. */
@@ -207,9 +213,15 @@ static void *worker_main(void *argument) {
     return NULL;
 }
 
-/* Threads in all: online cores, or RECUR_THREADS when set to a smaller positive number. */
+/* Threads in all: the CPUs the thread starting the pool may run on, which its workers inherit (online
+   cores where that is unknown), or RECUR_THREADS when set to a smaller positive number. A process
+   confined to fewer CPUs than the machine has (taskset, a container's cpuset) gets no more threads
+   than it has CPUs. */
 static long thread_budget(void) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+#if defined(__linux__)
+    if (CPU_COUNT(&pool.cpus) > 0) cores = CPU_COUNT(&pool.cpus);
+#endif
     const char *setting = getenv("RECUR_THREADS");
     long wanted = setting ? strtol(setting, NULL, 10) : 0;
     return wanted > 0 && wanted < cores ? wanted : cores;
@@ -230,6 +242,10 @@ static size_t core_cache(void) {
 }
 
 static void pool_start(void) {
+#if defined(__linux__)
+    if (sched_getaffinity(0, sizeof pool.cpus, &pool.cpus) != 0) CPU_ZERO(&pool.cpus);
+    pool.kept_off = -1;
+#endif
     long cores = thread_budget();
     size_t wanted = cores > RK_MAX_THREADS ? RK_MAX_THREADS - 1 : cores > 1 ? (size_t)cores - 1 : 0;
     pthread_attr_t attributes;
@@ -239,9 +255,36 @@ static void pool_start(void) {
         pthread_t thread;
         if (pthread_create(&thread, &attributes, worker_main, (void *)(uintptr_t)i) != 0) break;
         pthread_detach(thread);
+#if defined(__linux__)
+        pool.threads_started[i] = thread;
+#endif
         pool.workers = i;
     }
     pthread_attr_destroy(&attributes);
+}
+
+/* Keeps the workers off the CPU the caller runs on. A scheduler may wake a sleeping worker on its
+   waker's CPU rather than on an idle one (Linux's wake-affine placement when it judges the other CPU
+   busy or its vCPU preempted; the development VM's kernel also packs tasks onto few vCPUs,
+   sched_vcpu_pack). The worker then waits behind the caller, each sleeps while the other runs, every
+   wake-up places them together again, and a job meant for two cores runs on one, one thread at a
+   time: perf sched timehist showed the caller and the worker alternating on CPU 1 for whole blocks
+   of passes while CPU 0 idled, LSTM-64 B = 8 taking 1.0–1.4 ms a pass against 0.69 on one thread and
+   0.42 on two. So when the caller is on another CPU than at the last job, the workers' affinity
+   becomes the process's CPUs less the caller's (the scheduler still places them among those); one
+   sched_getcpu a job, which glibc reads from its rseq area, and the system call only when the caller
+   moved. Called with the pool held. */
+static void keep_workers_off_caller(void) {
+#if defined(__linux__)
+    int cpu = sched_getcpu();
+    if (cpu < 0 || cpu == pool.kept_off || cpu >= CPU_SETSIZE) return;
+    cpu_set_t elsewhere = pool.cpus;
+    CPU_CLR(cpu, &elsewhere);
+    if (CPU_COUNT(&elsewhere) == 0) return;
+    for (size_t i = 1; i <= pool.workers; i++)
+        pthread_setaffinity_np(pool.threads_started[i], sizeof elsewhere, &elsewhere);
+    pool.kept_off = cpu;
+#endif
 }
 
 /* Runs task(context, i, n) on the caller as i = 0 and on whichever workers 1 ..< n join before the
@@ -257,6 +300,7 @@ static void parallel(task_fn task, void *context, size_t wanted) {
     pool.task = task;
     pool.context = context;
     pool.threads = threads;
+    keep_workers_off_caller();
     uint32_t generation = atomic_load(&pool.generation) + 1;
     atomic_store(&pool.job, (generation & 0xff) << 24);
     atomic_store(&pool.generation, generation);

@@ -4,7 +4,8 @@
 # tile shapes in AVX2 and, where it runs, the AVX-512 variant give the same bits.
 # Then checks rk_copy_bytes (Tests/kernels/copy.c), also under AddressSanitizer, and the step's
 # activations over every float (Tests/kernels/activations.c), compiled as the portable variant
-# compiles them and as the AVX2 one does (with FMA), the two at once.
+# compiles them and as the AVX2 one does (with FMA), the two at once, and where the pool's workers may
+# run (Tests/kernels/placement.c).
 # CLANG: the compiler (default: the one beside swift).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -41,6 +42,19 @@ for variant in "${variants[@]:2}"; do
 done
 asan_build "$out/copy" "$kernels/kernels.c" "$root/Tests/kernels/copy.c"
 copies=$(ASAN_OPTIONS=detect_leaks=1 "$out/copy")
+# Where the pool's workers may run; it needs two CPUs, and says "not run" on fewer rather than pass.
+asan_build "$out/placement" "$kernels/packed.c" "$kernels/pool.c" "$kernels/kernels.c" "$root/Tests/kernels/placement.c"
+placement="workers kept off the caller's CPU, none started when confined to one"
+for mode in "" confined; do
+    status=0
+    "$out/placement" $mode || status=$?
+    if [ $status -eq 2 ]; then
+        placement="placement not run (fewer than two CPUs)"
+    elif [ $status -ne 0 ]; then
+        echo "kernels: the pool's placement is wrong${mode:+ ($mode)}" >&2
+        exit 1
+    fi
+done
 activations=(-O2 -fno-math-errno -Wno-psabi "$root/Tests/kernels/activations.c" -lm)
 builds=(portable)
 "$clang" "${activations[@]}" -o "$out/activations_portable"
@@ -61,4 +75,4 @@ if [ $status -ne 0 ]; then
     echo "kernels: the activations fail their bounds" >&2
     exit 1
 fi
-echo "kernels: $cases cases clean under AddressSanitizer in ${#variants[@]} variants (${variants[*]}); ${variants[*]:1} agree bit for bit; activations within bounds (${builds[*]}); $copies copies exact"
+echo "kernels: $cases cases clean under AddressSanitizer in ${#variants[@]} variants (${variants[*]}); ${variants[*]:1} agree bit for bit; activations within bounds (${builds[*]}); $copies copies exact; $placement"
