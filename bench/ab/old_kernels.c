@@ -1,5 +1,7 @@
 /* An older commit's kernels (OLD, a directory holding its packed.c and pool.c) with every public name
-   prefixed `old_`, so they link beside the working tree's into sequences_ab. */
+   prefixed `old_`, so they link beside the working tree's into sequences_ab. pool.c asks for
+   _GNU_SOURCE (sched_getcpu, CPU sets), which must come before packed.c's headers. */
+#define _GNU_SOURCE
 #define rk_gemm_packed_size old_rk_gemm_packed_size
 #define rk_gemm_pack old_rk_gemm_pack
 #define rk_gate_columns old_rk_gate_columns
