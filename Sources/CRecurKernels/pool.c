@@ -271,9 +271,10 @@ static void pool_start(void) {
    time: perf sched timehist showed the caller and the worker alternating on CPU 1 for whole blocks
    of passes while CPU 0 idled, LSTM-64 B = 8 taking 1.0–1.4 ms a pass against 0.69 on one thread and
    0.42 on two. So when the caller is on another CPU than at the last job, the workers' affinity
-   becomes the process's CPUs less the caller's (the scheduler still places them among those); one
+   becomes the pool's CPUs less the caller's (the scheduler still places them among those); one
    sched_getcpu a job, which glibc reads from its rseq area, and the system call only when the caller
-   moved. Called with the pool held. */
+   moved. The affinity is advice: a call the system refuses (a cpuset changed since) leaves the
+   workers where the scheduler puts them. Called with the pool held. */
 static void keep_workers_off_caller(void) {
 #if defined(__linux__)
     int cpu = sched_getcpu();
