@@ -677,14 +677,15 @@ static void sequences_task(void *context, size_t thread, size_t threads) {
 
 /* Threads each of `count` sequences like `s` is dealt to (the pool's, or 1; with 1, `count` sequences still
    run on threads of their own). A lone sequence whose steps are too small to split has the pool's threads
-   for its bands of rows or its input projection: when that work comes to MIN_PARALLEL_WORK and the
-   workers are awake (spinning after a call a moment ago), or to WAKING_WORK. Waking a worker that sleeps
-   costs the caller a futex call of 10 µs on the development VM (an interrupt to an idle vCPU) and the
-   worker comes 20–40 µs later: passes of such sequences 0.5 ms apart took 1.12–1.40 times as long with
-   it (bench/ab, same bits, beside A/A runs of 0.94–1.02), and lstm-48 B = 2 with I = 200, 7.7 million
-   multiply-adds of projection, 0.84–0.93. */
+   for its bands of rows or its input projection when that work comes to MIN_PARALLEL_WORK and the workers
+   are awake (spinning after a job a moment ago), or, with them asleep, when it comes to WAKING_WORK or the
+   caller has been running sequences back to back (`in_burst`). Waking a worker that sleeps costs the caller
+   a futex call of 10 µs on the development VM (an interrupt to an idle vCPU) and the worker comes 20–40 µs
+   later: passes of such sequences 0.5 ms apart took 1.12–1.40 times as long with it (bench/ab, same bits,
+   beside A/A runs of 0.94–1.02), and lstm-48 B = 2 with I = 200, 7.7 million multiply-adds of projection,
+   0.84–0.93. */
 enum { WAKING_WORK = 1 << 22 };
-static size_t sequence_threads(const rk_sequence *s, size_t count) {
+static size_t sequence_threads(const rk_sequence *s, size_t count, int in_burst) {
     size_t shareable = SIZE_MAX; /* what a second thread could take: all of it when the steps are split */
     if (step_work(s) < MIN_PARALLEL_STEP_WORK) {
         if (count > 1) return 1;
@@ -694,19 +695,37 @@ static size_t sequence_threads(const rk_sequence *s, size_t count) {
         if (shareable < MIN_PARALLEL_WORK) return 1;
     }
     pthread_once(&pool.once, pool_start);
-    if (shareable < WAKING_WORK && atomic_load(&pool.generation_sleepers) > 0) return 1;
+    if (shareable < WAKING_WORK && !in_burst && atomic_load(&pool.generation_sleepers) > 0) return 1;
     return pool.workers + 1;
 }
 
+/* Runs of sequences that each start within IDLE_SPIN_NANOSECONDS of the last one's end form a burst, and
+   once a burst has lasted BURST_NANOSECONDS small sequences wake sleeping workers (sequence_threads): a
+   caller running passes back to back for that long will likely go on, and the workers, once woken, spin
+   between its passes, so the wake is paid once for the burst. Sooner, a model of a few small layers called
+   now and then would pay it in every pass for a worker that comes when its last layer is half done (lstm-75
+   at batch 1, two layers, passes 0.5 ms apart: 1.02–1.05 waking at the second run of a burst; level
+   with the 1 ms, 0.92–1.02). Measured back to back (same process, blocks of 20 passes alternating, the switch
+   read at each call): lstm-75 (I = 145) B = 1 T = 50 0.83, two layers of it 0.94, GRU-90 B = 1 0.86,
+   RNN-128 B = 1 0.90. Relaxed atomics: concurrent callers may race on them, costing at most a wake too many
+   or too few. */
+enum { BURST_NANOSECONDS = 1000000 };
+static _Atomic long burst_start, last_run_end;
+
 void rk_run_sequences(const rk_sequence *sequences, size_t count) {
+    long start = monotonic_ns();
+    if (start - atomic_load_explicit(&last_run_end, memory_order_relaxed) > IDLE_SPIN_NANOSECONDS)
+        atomic_store_explicit(&burst_start, start, memory_order_relaxed);
+    int in_burst = start - atomic_load_explicit(&burst_start, memory_order_relaxed) >= BURST_NANOSECONDS;
     for (size_t first = 0; first < count; first += RK_MAX_THREADS) {
         sequences_job job;
         job.count = count - first < RK_MAX_THREADS ? count - first : RK_MAX_THREADS;
         const rk_sequence *s = &sequences[first];
-        size_t threads = sequence_threads(s, job.count);
+        size_t threads = sequence_threads(s, job.count, in_burst);
         job.per_sequence = threads > job.count ? threads / job.count : 1;
         for (size_t i = 0; i < job.count; i++) sequence_init(&job.runs[i], &sequences[first + i], job.per_sequence);
         parallel(sequences_task, &job, job.per_sequence * job.count);
         for (size_t i = 0; i < job.count; i++) sequence_finish(&job.runs[i]);
     }
+    atomic_store_explicit(&last_run_end, monotonic_ns(), memory_order_relaxed);
 }
