@@ -53,8 +53,18 @@ def _c_inputs(inputs: list[tuple[str, np.ndarray]]) -> ctypes.Array:
         struct.dtype = _DTYPE_CODES[array.dtype]
         struct.rank = array.ndim
         struct.shape[:array.ndim] = array.shape
-        struct.data = array.ctypes.data
+        struct.data = _data_address(array)
     return structs
+
+
+def _data_address(array: np.ndarray) -> int:
+    """The address of a C-contiguous array's first element. Through ctypes' buffer export when the
+    array is writable and not empty: 0.6 µs, against 1.5 for ``array.ctypes.data``, whose helper
+    object a batch-1 call notices."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+    except (TypeError, ValueError):  # read-only (TypeError) or empty (ValueError)
+        return array.ctypes.data
 
 
 class _Result:

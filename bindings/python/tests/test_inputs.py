@@ -72,6 +72,11 @@ def test_contiguous_arrays_reach_the_library_at_their_own_address():
         spy = model._lib = AddressSpy(model._lib)
         model.run(x, lengths=lengths, states=states)
         assert spy.addresses == [[x.ctypes.data, lengths.ctypes.data, *(s.ctypes.data for s in states.values())]]
+        # Read-only arrays too (their address is found another way than writable ones').
+        frozen = x.view()
+        frozen.flags.writeable = False
+        model.run(frozen, lengths=lengths)
+        assert spy.addresses[-1] == [x.ctypes.data, lengths.ctypes.data]
         # A float64 copy is converted once: the library sees the converted array, not the caller's.
         model.run(x.astype(np.float64)[:1], lengths=lengths[:1].astype(np.int32))
         converted = spy.addresses[-1]
