@@ -1,13 +1,17 @@
 /*
- * Where the pool's workers may run (pool.c, keep_workers_off_caller and thread_budget).
+ * Where the pool's workers may run, and when sleeping ones are woken (pool.c: keep_workers_off_caller,
+ * thread_budget, sequence_threads).
  *
  *   placement          the calling thread pinned to one CPU, then to another: after a product on the
  *                      pool, every worker may run on each of the process's CPUs but the caller's
  *   placement confined the thread that starts the pool confined to one CPU: no worker is started, and
  *                      the product still computes
+ *   placement burst    a lone sequence too small to wake a sleeping worker for one call (pool.c,
+ *                      sequence_threads): called 1 ms apart for 40 ms it leaves the workers asleep,
+ *                      called back to back for 40 ms it brings them in
  *
  * Needs two CPUs or more; with fewer it says so on stderr and exits 2, which run.sh reports as not run.
- * Exits 1 on the first wrong placement, printing what it found.
+ * Exits 1 on the first wrong placement or wake, printing what it found.
  */
 #define _GNU_SOURCE
 #include "recur_kernels.h"
@@ -16,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { M = 64, N = 64, K = 128 }; /* 2^19 multiply-adds: enough to take the pool */
@@ -91,6 +96,89 @@ static int workers_kept_off(const cpu_set_t *process, int caller) {
     return 1;
 }
 
+/* Nanoseconds thread `tid` has run (the first field of its schedstat); -1 when unreadable. */
+static long long run_nanoseconds(pid_t tid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", (int)tid);
+    FILE *file = fopen(path, "r");
+    if (!file) return -1;
+    long long ns = -1;
+    if (fscanf(file, "%lld", &ns) != 1) ns = -1;
+    fclose(file);
+    return ns;
+}
+
+/* What the workers ran, together, in nanoseconds; -1 when unreadable. */
+static long long workers_run_nanoseconds(void) {
+    pid_t tids[64];
+    size_t count = other_threads(tids, 64);
+    long long total = 0;
+    for (size_t i = 0; i < count; i++) {
+        long long ns = run_nanoseconds(tids[i]);
+        if (ns < 0) return -1;
+        total += ns;
+    }
+    return total;
+}
+
+static double seconds_now(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + now.tv_nsec * 1e-9;
+}
+
+/* An LSTM of 75 units over 145 inputs at batch 1, 50 steps (zero weights: only the threads matter):
+   steps of 22 500 multiply-adds, below MIN_PARALLEL_STEP_WORK, and 2.2 million of input projection,
+   between MIN_PARALLEL_WORK and WAKING_WORK. Runs it for `seconds`, `pause` seconds between calls, and
+   returns the milliseconds the workers ran meanwhile (-1 when unreadable or out of memory). */
+static double workers_ms_while_calling(double seconds, double pause) {
+    enum { B = 1, T = 50, I = 145, H = 75, G = 4 };
+    size_t columns = rk_gate_columns(G, H), partial = rk_step_partial_size(G, B, H, RK_WEIGHTS_FLOAT32);
+    float *x = calloc(B * T * I, sizeof(float)), *input = calloc(rk_input_packed_size(G, H, I), sizeof(float));
+    float *recurrent = calloc(rk_recurrent_packed_size(G, H), sizeof(float)), *gx = calloc(T * B * columns, sizeof(float));
+    float *h = calloc(B * H, sizeof(float)), *h_spare = calloc(B * H, sizeof(float)), *c = calloc(B * H, sizeof(float));
+    float *y = calloc(B * T * H, sizeof(float)), *workspace = calloc(RK_MAX_THREADS * partial, sizeof(float));
+    double ms = -1;
+    if (x && input && recurrent && gx && h && h_spare && c && y && workspace) {
+        rk_sequence s = {.cell = RK_CELL_LSTM, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x, .ldx = I,
+                         .input_weights = input, .recurrent_weights = recurrent, .gx = gx, .h = h, .h_spare = h_spare,
+                         .partial = workspace, .c = c, .y = y, .ldy = H};
+        long long before = workers_run_nanoseconds();
+        struct timespec gap = {0, (long)(pause * 1e9)};
+        for (double end = seconds_now() + seconds; seconds_now() < end;) {
+            rk_run_sequences(&s, 1);
+            if (pause > 0) nanosleep(&gap, NULL);
+        }
+        long long after = workers_run_nanoseconds();
+        if (before >= 0 && after >= 0) ms = (double)(after - before) / 1e6;
+    }
+    free(x), free(input), free(recurrent), free(gx), free(h), free(h_spare), free(c), free(y), free(workspace);
+    return ms;
+}
+
+/* The workers asleep (the pool started, then idle well past its spin), calls 1 ms apart leave them
+   so, and calls back to back wake them: they then run for most of the 40 ms. */
+static int burst_wakes_workers(void) {
+    if (!product_computes()) {
+        fprintf(stderr, "placement: the product is wrong\n");
+        return 0;
+    }
+    struct timespec idle = {0, 50 * 1000 * 1000};
+    nanosleep(&idle, NULL);
+    double sparse = workers_ms_while_calling(0.04, 0.001);
+    double burst = workers_ms_while_calling(0.04, 0);
+    if (sparse < 0 || burst < 0) {
+        fprintf(stderr, "placement: cannot read the workers' run time (/proc/self/task/*/schedstat) or allocate\n");
+        return 0;
+    }
+    if (sparse > 1 || burst < 10) {
+        fprintf(stderr, "placement: the workers ran %.2f ms while calls came 1 ms apart (expected under 1) and %.2f ms "
+                        "while they came back to back (expected 10 or more), each for 40 ms\n", sparse, burst);
+        return 0;
+    }
+    return 1;
+}
+
 int main(int argc, char **argv) {
     cpu_set_t process;
     if (sched_getaffinity(0, sizeof process, &process) != 0 || CPU_COUNT(&process) < 2) {
@@ -101,6 +189,7 @@ int main(int argc, char **argv) {
     for (int cpu = 0; cpu < CPU_SETSIZE && second < 0; cpu++)
         if (CPU_ISSET(cpu, &process)) *(first < 0 ? &first : &second) = cpu;
 
+    if (argc > 1 && strcmp(argv[1], "burst") == 0) return burst_wakes_workers() ? 0 : 1;
     if (argc > 1 && strcmp(argv[1], "confined") == 0) {
         pid_t tids[64];
         if (!pin_self(first) || !product_computes()) {

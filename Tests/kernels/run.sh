@@ -5,7 +5,7 @@
 # Then checks rk_copy_bytes (Tests/kernels/copy.c), also under AddressSanitizer, and the step's
 # activations over every float (Tests/kernels/activations.c), compiled as the portable variant
 # compiles them and as the AVX2 one does (with FMA), the two at once, and where the pool's workers may
-# run (Tests/kernels/placement.c).
+# run and when sleeping ones are woken (Tests/kernels/placement.c).
 # CLANG: the compiler (default: the one beside swift).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -44,14 +44,14 @@ asan_build "$out/copy" "$kernels/kernels.c" "$root/Tests/kernels/copy.c"
 copies=$(ASAN_OPTIONS=detect_leaks=1 "$out/copy")
 # Where the pool's workers may run; it needs two CPUs, and says "not run" on fewer rather than pass.
 asan_build "$out/placement" "$kernels/packed.c" "$kernels/pool.c" "$kernels/kernels.c" "$root/Tests/kernels/placement.c"
-placement="workers kept off the caller's CPU, none started when confined to one"
-for mode in "" confined; do
+placement="workers kept off the caller's CPU, none started when confined to one, woken by back-to-back small calls only"
+for mode in "" confined burst; do
     status=0
     "$out/placement" $mode || status=$?
     if [ $status -eq 2 ]; then
         placement="placement not run (fewer than two CPUs)"
     elif [ $status -ne 0 ]; then
-        echo "kernels: the pool's placement is wrong${mode:+ ($mode)}" >&2
+        echo "kernels: the pool's placement or waking is wrong${mode:+ ($mode)}" >&2
         exit 1
     fi
 done
