@@ -183,6 +183,7 @@ static struct {
     size_t threads;
     _Atomic uint32_t generation, generation_sleepers;
     _Atomic uint32_t job, job_sleepers;
+    _Atomic long last_contention; /* monotonic_ns of the last job that found the pool taken by another caller */
 #if defined(__linux__)
     pthread_t threads_started[RK_MAX_THREADS]; /* [1 ... workers] */
     cpu_set_t cpus;                            /* the CPUs the pool's starter could run on (thread_budget) */
@@ -294,7 +295,12 @@ static void keep_workers_off_caller(void) {
 static void parallel(task_fn task, void *context, size_t wanted) {
     if (wanted > 1) pthread_once(&pool.once, pool_start);
     size_t threads = wanted < pool.workers + 1 ? wanted : pool.workers + 1;
-    if (threads <= 1 || atomic_flag_test_and_set_explicit(&pool.busy, memory_order_acquire)) {
+    if (threads <= 1) {
+        task(context, 0, 1);
+        return;
+    }
+    if (atomic_flag_test_and_set_explicit(&pool.busy, memory_order_acquire)) {
+        atomic_store_explicit(&pool.last_contention, monotonic_ns(), memory_order_relaxed);
         task(context, 0, 1);
         return;
     }
@@ -683,9 +689,12 @@ static void sequences_task(void *context, size_t thread, size_t threads) {
    a futex call of 10 µs on the development VM (an interrupt to an idle vCPU) and the worker comes 20–40 µs
    later: passes of such sequences 0.5 ms apart took 1.12–1.40 times as long with it (bench/ab, same bits,
    beside A/A runs of 0.94–1.02), and lstm-48 B = 2 with I = 200, 7.7 million multiply-adds of projection,
-   0.84–0.93. */
+   0.84–0.93. Nor does such a sequence take the pool while callers on other threads have been finding it
+   taken (`contended`): the CPUs then have their work, and a worker kept awake would only spin beside it
+   (recurd, 2 clients sending requests of LSTM-75 at B = 1 unbatched: 4–8% fewer requests a second with
+   the burst alone). */
 enum { WAKING_WORK = 1 << 22 };
-static size_t sequence_threads(const rk_sequence *s, size_t count, int in_burst) {
+static size_t sequence_threads(const rk_sequence *s, size_t count, int in_burst, int contended) {
     size_t shareable = SIZE_MAX; /* what a second thread could take: all of it when the steps are split */
     if (step_work(s) < MIN_PARALLEL_STEP_WORK) {
         if (count > 1) return 1;
@@ -695,7 +704,7 @@ static size_t sequence_threads(const rk_sequence *s, size_t count, int in_burst)
         if (shareable < MIN_PARALLEL_WORK) return 1;
     }
     pthread_once(&pool.once, pool_start);
-    if (shareable < WAKING_WORK && !in_burst && atomic_load(&pool.generation_sleepers) > 0) return 1;
+    if (shareable < WAKING_WORK && (contended || (!in_burst && atomic_load(&pool.generation_sleepers) > 0))) return 1;
     return pool.workers + 1;
 }
 
@@ -708,8 +717,10 @@ static size_t sequence_threads(const rk_sequence *s, size_t count, int in_burst)
    with the 1 ms, 0.92–1.02). Measured back to back (same process, blocks of 20 passes alternating, the switch
    read at each call): lstm-75 (I = 145) B = 1 T = 50 0.83, two layers of it 0.94, GRU-90 B = 1 0.86,
    RNN-128 B = 1 0.90. Relaxed atomics: concurrent callers may race on them, costing at most a wake too many
-   or too few. */
-enum { BURST_NANOSECONDS = 1000000 };
+   or too few. A job that found the pool taken makes callers `contended` for CONTENTION_NANOSECONDS: long
+   against the burst, so that callers who no longer take the pool (and so no longer find it taken) wake
+   it again only now and then. */
+enum { BURST_NANOSECONDS = 1000000, CONTENTION_NANOSECONDS = 100000000 };
 static _Atomic long burst_start, last_run_end;
 
 void rk_run_sequences(const rk_sequence *sequences, size_t count) {
@@ -717,11 +728,12 @@ void rk_run_sequences(const rk_sequence *sequences, size_t count) {
     if (start - atomic_load_explicit(&last_run_end, memory_order_relaxed) > IDLE_SPIN_NANOSECONDS)
         atomic_store_explicit(&burst_start, start, memory_order_relaxed);
     int in_burst = start - atomic_load_explicit(&burst_start, memory_order_relaxed) >= BURST_NANOSECONDS;
+    int contended = start - atomic_load_explicit(&pool.last_contention, memory_order_relaxed) < CONTENTION_NANOSECONDS;
     for (size_t first = 0; first < count; first += RK_MAX_THREADS) {
         sequences_job job;
         job.count = count - first < RK_MAX_THREADS ? count - first : RK_MAX_THREADS;
         const rk_sequence *s = &sequences[first];
-        size_t threads = sequence_threads(s, job.count, in_burst);
+        size_t threads = sequence_threads(s, job.count, in_burst, contended);
         job.per_sequence = threads > job.count ? threads / job.count : 1;
         for (size_t i = 0; i < job.count; i++) sequence_init(&job.runs[i], &sequences[first + i], job.per_sequence);
         parallel(sequences_task, &job, job.per_sequence * job.count);

@@ -44,7 +44,7 @@ asan_build "$out/copy" "$kernels/kernels.c" "$root/Tests/kernels/copy.c"
 copies=$(ASAN_OPTIONS=detect_leaks=1 "$out/copy")
 # Where the pool's workers may run; it needs two CPUs, and says "not run" on fewer rather than pass.
 asan_build "$out/placement" "$kernels/packed.c" "$kernels/pool.c" "$kernels/kernels.c" "$root/Tests/kernels/placement.c"
-placement="workers kept off the caller's CPU, none started when confined to one, woken by back-to-back small calls only"
+placement="workers kept off the caller's CPU, none started when confined to one, woken by one caller's back-to-back small calls only"
 for mode in "" confined burst; do
     status=0
     "$out/placement" $mode || status=$?
