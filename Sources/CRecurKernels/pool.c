@@ -295,12 +295,11 @@ static void keep_workers_off_caller(void) {
 static void parallel(task_fn task, void *context, size_t wanted) {
     if (wanted > 1) pthread_once(&pool.once, pool_start);
     size_t threads = wanted < pool.workers + 1 ? wanted : pool.workers + 1;
-    if (threads <= 1) {
-        task(context, 0, 1);
-        return;
-    }
-    if (atomic_flag_test_and_set_explicit(&pool.busy, memory_order_acquire)) {
+    if (threads > 1 && atomic_flag_test_and_set_explicit(&pool.busy, memory_order_acquire)) {
         atomic_store_explicit(&pool.last_contention, monotonic_ns(), memory_order_relaxed);
+        threads = 1;
+    }
+    if (threads <= 1) {
         task(context, 0, 1);
         return;
     }
