@@ -226,6 +226,16 @@ recur_status recur_result_get(const recur_result *result, size_t index, recur_te
  */
 recur_status recur_result_find(const recur_result *result, const char *name, recur_tensor *out);
 
+/**
+ * Every tensor of `result` at once (an addition to the contract): *tensors points to *count
+ * descriptions, tensor i as recur_result_get(result, i, ...) gives it, inside the result: valid
+ * until recur_result_free, read only. The tensors' data lie in one allocation in index order, each
+ * starting at an address that is a multiple of 64, so a caller may view them all through one
+ * buffer, from tensors[0].data to the end of the last tensor's data.
+ * Errors: INVALID_ARGUMENT (a NULL argument).
+ */
+recur_status recur_result_tensors(const recur_result *result, const recur_tensor **tensors, size_t *count);
+
 /** Frees `result` and the memory its tensors point to. NULL is a no-op. */
 void recur_result_free(recur_result *result);
 

@@ -79,78 +79,80 @@ private func model(_ handle: OpaquePointer?) throws(RecurError) -> Model {
     try object(handle, "model", as: Model.self)
 }
 
-/// recur_result: output tensors copied into malloc'd memory, so that the names and data pointers
-/// handed to C stay where they are until recur_result_free.
+/// recur_result: the outputs copied into one allocation, laid out as recur_result_tensors promises:
+/// their recur_tensor descriptions first, then their names, then their data in order, each tensor's
+/// at an address that is a multiple of `dataAlignment`. So the pointers handed to C stay where they are
+/// until recur_result_free, a caller may view all the data as one block, and a result costs one
+/// malloc rather than two per tensor.
 private final class ResultHandle {
-    struct Entry {
-        let name: UnsafeMutablePointer<CChar>
-        let dtype: recur_dtype
-        let shape: [Int64]
-        let data: UnsafeMutableRawPointer
+    /// [count] descriptions at the start of the allocation; `free(tensors)` frees it all.
+    let tensors: UnsafeMutablePointer<recur_tensor>
+    let count: Int
+
+    private static let dataAlignment = 64
+
+    private init(tensors: UnsafeMutablePointer<recur_tensor>, count: Int) {
+        self.tensors = tensors
+        self.count = count
     }
 
-    let entries: [Entry]
-
-    private init(entries: [Entry]) { self.entries = entries }
-
-    /// Copies `outputs`; out of memory is an error (and frees what was copied so far).
+    /// Copies `outputs` (rank at most 8); out of memory is an error.
     static func copying(_ outputs: [NamedTensor]) throws(RecurError) -> ResultHandle {
-        var entries: [Entry] = []
-        for output in outputs {
-            guard let entry = copy(output) else {
-                for made in entries { free(made.name); free(made.data) }
-                throw RecurError(.outOfMemory, "cannot allocate result tensor '\(output.name)' \(output.tensor.shape)")
-            }
-            entries.append(entry)
+        let names = outputs.map { Array($0.name.utf8CString) }
+        let byteCounts = outputs.map { $0.tensor.count * $0.tensor.dtype.byteSize }
+        let descriptionBytes = outputs.count * MemoryLayout<recur_tensor>.stride
+        let headerBytes = descriptionBytes + names.reduce(0) { $0 + $1.count }
+        // malloc, not aligned_alloc: glibc then reuses a large result's pages from one run to the next
+        // (with aligned_alloc, test_run_memory.py's passes faulted 160 pages in each).
+        // Room for aligning the first tensor's data, each tensor's padding, and one byte that keeps an
+        // empty last tensor's pointer inside the allocation. The outputs exist in memory, so these sums
+        // of their sizes cannot overflow.
+        let size = headerBytes + dataAlignment - 1 + byteCounts.reduce(0) { $0 + aligned($1) } + 1
+        guard let block = malloc(size) else {
+            throw RecurError(.outOfMemory, "cannot allocate a result of \(size) bytes")
         }
-        return ResultHandle(entries: entries)
+        let tensors = block.bindMemory(to: recur_tensor.self, capacity: outputs.count)
+        var nameCursor = block + descriptionBytes
+        var data = block + aligned(Int(bitPattern: block) + headerBytes) - Int(bitPattern: block)
+        for (index, output) in outputs.enumerated() {
+            names[index].withUnsafeBytes { UnsafeMutableRawBufferPointer(start: nameCursor, count: $0.count).copyMemory(from: $0) }
+            let name = nameCursor.bindMemory(to: CChar.self, capacity: names[index].count)
+            nameCursor += names[index].count
+            var tensor = recur_tensor()
+            tensor.name = UnsafePointer(name)
+            tensor.rank = Int32(output.tensor.shape.count)
+            withUnsafeMutableBytes(of: &tensor.shape) { shape in
+                for (axis, size) in output.tensor.shape.enumerated() {
+                    shape.storeBytes(of: Int64(size), toByteOffset: axis * 8, as: Int64.self)
+                }
+            }
+            switch output.tensor.storage {
+            case .float32(let values):
+                values.withUnsafeBytes { copyBytes($0, to: data) }
+                tensor.dtype = RECUR_F32
+            case .int32(let values):
+                values.withUnsafeBytes { copyBytes($0, to: data) }
+                tensor.dtype = RECUR_I32
+            case .int64(let values):
+                values.withUnsafeBytes { copyBytes($0, to: data) }
+                tensor.dtype = RECUR_I64
+            }
+            tensor.data = data
+            (tensors + index).initialize(to: tensor)
+            data += aligned(byteCounts[index])
+        }
+        return ResultHandle(tensors: tensors, count: outputs.count)
     }
 
-    private static func copy(_ output: NamedTensor) -> Entry? {
-        let tensor = output.tensor
-        // malloc(0) may return NULL; one byte keeps "NULL means out of memory" true.
-        guard let data = malloc(max(tensor.count * tensor.dtype.byteSize, 1)) else { return nil }
-        guard let name = strdup(output.name) else { free(data); return nil }
-        let dtype: recur_dtype
-        switch tensor.storage {
-        case .float32(let values):
-            values.withUnsafeBytes { copyBytes($0, to: data) }
-            dtype = RECUR_F32
-        case .int32(let values):
-            values.withUnsafeBytes { copyBytes($0, to: data) }
-            dtype = RECUR_I32
-        case .int64(let values):
-            values.withUnsafeBytes { copyBytes($0, to: data) }
-            dtype = RECUR_I64
-        }
-        return Entry(name: name, dtype: dtype, shape: tensor.shape.map(Int64.init), data: data)
-    }
+    /// `bytes` rounded up to a multiple of `dataAlignment`.
+    private static func aligned(_ bytes: Int) -> Int { (bytes + dataAlignment - 1) / dataAlignment * dataAlignment }
 
     private static func copyBytes(_ bytes: UnsafeRawBufferPointer, to data: UnsafeMutableRawPointer) {
         guard let base = bytes.baseAddress else { return }
         rk_copy_bytes(data, base, bytes.count)
     }
 
-    deinit {
-        for entry in entries {
-            free(entry.name)
-            free(entry.data)
-        }
-    }
-
-    /// Fills `out` with the entry's description; the pointers are the result's own.
-    func describe(_ index: Int, into out: UnsafeMutablePointer<recur_tensor>) {
-        let entry = entries[index]
-        var tensor = recur_tensor()
-        tensor.name = UnsafePointer(entry.name)
-        tensor.dtype = entry.dtype
-        tensor.rank = Int32(entry.shape.count)
-        withUnsafeMutableBytes(of: &tensor.shape) { shape in
-            for (axis, size) in entry.shape.enumerated() { shape.storeBytes(of: size, toByteOffset: axis * 8, as: Int64.self) }
-        }
-        tensor.data = entry.data
-        out.pointee = tensor
-    }
+    deinit { free(tensors) }
 }
 
 /// Hands `outputs` to C as a new recur_result in *out. C then has its copies, so the buffers of
@@ -318,7 +320,7 @@ public func recurModelRun(_ handle: OpaquePointer?, _ inputs: UnsafePointer<recu
 @_cdecl("recur_result_count")
 public func recurResultCount(_ handle: OpaquePointer?) -> UInt {
     guard let result = try? object(handle, "result", as: ResultHandle.self) else { return 0 }
-    return UInt(result.entries.count)
+    return UInt(result.count)
 }
 
 @_cdecl("recur_result_get")
@@ -326,10 +328,10 @@ public func recurResultGet(_ handle: OpaquePointer?, _ index: UInt, _ out: Unsaf
     reporting { () throws(RecurError) in
         let result = try object(handle, "result", as: ResultHandle.self)
         let out = try nonNull(out, "out")
-        guard index < UInt(result.entries.count) else {
-            throw invalidArgument("index \(index) is outside the result's \(result.entries.count) tensors")
+        guard index < UInt(result.count) else {
+            throw invalidArgument("index \(index) is outside the result's \(result.count) tensors")
         }
-        result.describe(Int(index), into: out)
+        out.pointee = result.tensors[Int(index)]
     }
 }
 
@@ -339,11 +341,24 @@ public func recurResultFind(_ handle: OpaquePointer?, _ name: UnsafePointer<CCha
         let result = try object(handle, "result", as: ResultHandle.self)
         let name = try nonNull(name, "name")
         let out = try nonNull(out, "out")
-        guard let index = result.entries.firstIndex(where: { strcmp($0.name, name) == 0 }) else {
-            let names = result.entries.map { String(cString: $0.name) }.joined(separator: ", ")
+        let tensors = UnsafeBufferPointer(start: result.tensors, count: result.count)
+        guard let index = tensors.firstIndex(where: { strcmp($0.name, name) == 0 }) else {
+            let names = tensors.map { String(cString: $0.name) }.joined(separator: ", ")
             throw invalidArgument("no result tensor named '\(String(cString: name))'; the result has \(names)")
         }
-        result.describe(index, into: out)
+        out.pointee = tensors[index]
+    }
+}
+
+@_cdecl("recur_result_tensors")
+public func recurResultTensors(_ handle: OpaquePointer?, _ tensors: UnsafeMutablePointer<UnsafePointer<recur_tensor>?>?,
+                               _ count: UnsafeMutablePointer<UInt>?) -> recur_status {
+    reporting { () throws(RecurError) in
+        let result = try object(handle, "result", as: ResultHandle.self)
+        let tensors = try nonNull(tensors, "tensors")
+        let count = try nonNull(count, "count")
+        tensors.pointee = UnsafePointer(result.tensors)
+        count.pointee = UInt(result.count)
     }
 }
 

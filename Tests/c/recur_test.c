@@ -130,6 +130,28 @@ static int close_enough(const float *actual, const float *expected, size_t n, do
     return *worst <= 1;
 }
 
+/* recur_result_tensors describes every tensor as recur_result_get does, their data in one block in
+   index order, each at a multiple of 64 bytes. */
+static void check_result_tensors(const char *case_name, const recur_result *result) {
+    const recur_tensor *tensors = NULL;
+    size_t count = 0;
+    CHECK(recur_result_tensors(result, &tensors, &count) == RECUR_OK, "%s: recur_result_tensors failed", case_name);
+    CHECK(count == recur_result_count(result) && tensors != NULL, "%s: recur_result_tensors gave %zu tensors", case_name,
+          count);
+    for (size_t i = 0; tensors && i < count; i++) {
+        recur_tensor got;
+        CHECK(recur_result_get(result, i, &got) == RECUR_OK && memcmp(&got, &tensors[i], sizeof got) == 0,
+              "%s: recur_result_tensors' tensor %zu is not recur_result_get's", case_name, i);
+        CHECK((uintptr_t)tensors[i].data % 64 == 0, "%s: tensor %zu's data is not at a multiple of 64 bytes", case_name, i);
+        if (i > 0) {
+            const char *previous_end = (const char *)tensors[i - 1].data +
+                                       element_count(&tensors[i - 1]) * element_size(tensors[i - 1].dtype);
+            CHECK((const char *)tensors[i].data >= previous_end, "%s: tensor %zu's data overlaps or precedes tensor %zu's",
+                  case_name, i, i - 1);
+        }
+    }
+}
+
 /* Every expected.* tensor of the case is in `result` with its shape and values; nothing else is. */
 static void check_against_expected(const recur_result *result, const st_file *file, const char *case_name) {
     size_t expected_count = 0;
@@ -157,6 +179,7 @@ static void check_against_expected(const recur_result *result, const st_file *fi
     recur_tensor first;
     CHECK(recur_result_get(result, 0, &first) == RECUR_OK && strcmp(first.name, "output") == 0,
           "%s: first result tensor is not 'output'", case_name);
+    check_result_tensors(case_name, result);
 }
 
 /* Both results hold the same names, shapes and bytes, in the same order. */
@@ -520,6 +543,11 @@ static void test_errors_run(void) {
     EXPECT_STATUS(recur_result_find(result, NULL, &out), RECUR_ERR_INVALID_ARGUMENT, "name is NULL");
     EXPECT_STATUS(recur_result_find(NULL, "output", &out), RECUR_ERR_INVALID_ARGUMENT, "result is NULL");
     EXPECT_STATUS(recur_result_find(result, "output", NULL), RECUR_ERR_INVALID_ARGUMENT, "out is NULL");
+    const recur_tensor *all = NULL;
+    size_t all_count = 0;
+    EXPECT_STATUS(recur_result_tensors(NULL, &all, &all_count), RECUR_ERR_INVALID_ARGUMENT, "result is NULL");
+    EXPECT_STATUS(recur_result_tensors(result, NULL, &all_count), RECUR_ERR_INVALID_ARGUMENT, "tensors is NULL");
+    EXPECT_STATUS(recur_result_tensors(result, &all, NULL), RECUR_ERR_INVALID_ARGUMENT, "count is NULL");
     CHECK(recur_result_count(NULL) == 0, "count of NULL");
     CHECK(recur_result_count(result) == 3, "lstm result count %zu", recur_result_count(result));
     EXPECT_STATUS(recur_result_find(result, "rnn.c_n", &out), RECUR_OK, "");

@@ -94,6 +94,10 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     # recur_status recur_result_get(const recur_result *result, size_t index, recur_tensor *out);
     lib.recur_result_get.argtypes = [c_void_p, c_size_t, POINTER(Tensor)]
     lib.recur_result_get.restype = c_int
+    # recur_status recur_result_tensors(const recur_result *result, const recur_tensor **tensors,
+    #                                   size_t *count);
+    lib.recur_result_tensors.argtypes = [c_void_p, POINTER(POINTER(Tensor)), POINTER(c_size_t)]
+    lib.recur_result_tensors.restype = c_int
     # void recur_result_free(recur_result *result);
     lib.recur_result_free.argtypes = [c_void_p]
     lib.recur_result_free.restype = None

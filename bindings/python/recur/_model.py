@@ -4,7 +4,7 @@ import ctypes
 import json
 import math
 import threading
-from ctypes import byref, c_size_t, c_void_p
+from ctypes import POINTER, byref, c_size_t, c_void_p
 
 import numpy as np
 
@@ -83,37 +83,44 @@ class _Result:
 
 def _take_result(lib, result: c_void_p) -> dict:
     """The result's tensors as numpy arrays over the result's own memory, not copies: copying a
-    [64, 50, 512] output into fresh pages cost 0.55 ms a call. The result is freed when the last of
-    the arrays goes (on an error here, when `owner` goes)."""
+    [64, 50, 512] output into fresh pages cost 0.55 ms a call. The result is freed when the last
+    of the arrays goes (on an error here, when `owner` goes)."""
     owner = _Result(result.value, lib.recur_result_free)
-    tensor = _library.Tensor()  # one struct for every output: each is read before the next
-    pointer = byref(tensor)
+    tensors, count = _TENSOR_POINTER(), c_size_t()
+    status = lib.recur_result_tensors(result, byref(tensors), byref(count))
+    if status:
+        _library.check(lib, status, "recur_result_tensors")
+    return _arrays_over(tensors, count.value, owner)
+
+
+_TENSOR_POINTER = POINTER(_library.Tensor)
+
+
+def _arrays_over(tensors, count: int, owner) -> dict:
+    """tensors[0 ..< count] as numpy arrays over one buffer that holds `owner`: their data lie in
+    one block in index order (recur_result_tensors), so one ctypes buffer, not one per tensor."""
+    described = []
+    for index in range(count):
+        tensor = tensors[index]
+        name, dtype, rank = tensor.name.decode("utf-8"), _CODE_DTYPES.get(tensor.dtype), tensor.rank
+        if dtype is None or not 0 <= rank <= _library.MAX_RANK:
+            raise RecurError("internal", f"result tensor {name!r}: dtype {tensor.dtype} rank {rank} unknown")
+        described.append((name, dtype, tuple(tensor.shape[:rank]), tensor.data or 0))
+    if not described:
+        return {}
+    _, last_dtype, last_shape, last_data = described[-1]
+    start = described[0][3]
+    size = max(last_data - start + max(math.prod(last_shape), 0) * last_dtype.itemsize, 0)
+    memory = (ctypes.c_char * size).from_address(start)
+    memory.owner = owner  # the arrays' base is `memory`, so the result lives as long as they do
     outputs = {}
-    for index in range(lib.recur_result_count(result)):
-        status = lib.recur_result_get(result, index, pointer)
-        if status:
-            _library.check(lib, status, "recur_result_get")
-        outputs[tensor.name.decode("utf-8")] = _array_over(tensor, owner)
+    for name, dtype, shape, data in described:
+        try:  # numpy refuses negative sizes and data outside the block
+            outputs[name] = np.ndarray(shape, dtype, memory, data - start)
+        except (ValueError, TypeError):
+            raise RecurError("internal", f"result tensor {name!r}: shape {shape} at offset {data - start} "
+                                         f"is outside the result's {size} bytes") from None
     return outputs
-
-
-def _array_over(tensor: _library.Tensor, owner: _Result) -> np.ndarray:
-    """A numpy array over the tensor's memory that keeps `owner`, the result holding it, alive."""
-    dtype, rank = _CODE_DTYPES.get(tensor.dtype), tensor.rank
-    if dtype is None or not 0 <= rank <= _library.MAX_RANK:
-        raise RecurError("internal", f"result tensor {tensor.name!r}: dtype {tensor.dtype} rank {rank} unknown")
-    shape = tuple(tensor.shape[:rank])
-    count = math.prod(shape)  # not np.prod: 0.1 µs a call against 4.5, which a batch-1 run notices
-    if count <= 0:
-        if min(shape) < 0:
-            raise RecurError("internal", f"result tensor {tensor.name!r}: negative shape {shape}")
-        return np.zeros(shape, dtype)
-    memory = (ctypes.c_char * (count * dtype.itemsize)).from_address(tensor.data)
-    memory.owner = owner  # the array's base is `memory`, so the result lives as long as the array
-    try:
-        return np.ndarray(shape, dtype, memory)
-    except ValueError:  # sizes of which an even number are negative; checked here, not per output
-        raise RecurError("internal", f"result tensor {tensor.name!r}: negative shape {shape}") from None
 
 
 class Model:

@@ -100,13 +100,26 @@ def test_result_tensor_with_a_negative_size_is_internal(shape):
     """The binding's own check on what the library hands back: any negative size, also an even
     number of them (a positive element count), is an "internal" error rather than an array."""
     backing = np.zeros(64, np.float32)
-    tensor = _library.Tensor(b"output", _library.DTYPE_F32, len(shape), shape, backing.ctypes.data)
+    tensors = (_library.Tensor * 1)(_library.Tensor(b"output", _library.DTYPE_F32, len(shape), shape,
+                                                    backing.ctypes.data))
     with pytest.raises(recur.RecurError) as error:
-        _model._array_over(tensor, backing)
+        _model._arrays_over(tensors, 1, backing)
     assert error.value.code == "internal" and str(shape) in str(error.value)
 
 
+def test_result_tensor_outside_the_block_is_internal():
+    """Tensors out of their promised order (here the last one's data before the first one's) are
+    refused, not read."""
+    backing = np.zeros(64, np.float32)
+    tensors = (_library.Tensor * 2)(_library.Tensor(b"output", _library.DTYPE_F32, 1, (4,), backing.ctypes.data + 64),
+                                    _library.Tensor(b"rnn.h_n", _library.DTYPE_F32, 1, (4,), backing.ctypes.data))
+    with pytest.raises(recur.RecurError) as error:
+        _model._arrays_over(tensors, 2, backing)
+    assert error.value.code == "internal" and "outside the result" in str(error.value)
+
+
 def test_result_tensor_of_no_elements_is_an_empty_array():
-    tensor = _library.Tensor(b"output", _library.DTYPE_I64, 2, (0, 3), None)
-    array = _model._array_over(tensor, None)
+    backing = np.zeros(16, np.int64)
+    tensors = (_library.Tensor * 1)(_library.Tensor(b"output", _library.DTYPE_I64, 2, (0, 3), backing.ctypes.data))
+    array = _model._arrays_over(tensors, 1, backing)["output"]
     assert array.shape == (0, 3) and array.dtype == np.int64
