@@ -82,6 +82,24 @@ static void free_packed(packed_weights p) {
     free(p.input), free(p.recurrent), free(p.half_recurrent), free(p.bf16_input), free(p.bf16_recurrent);
 }
 
+/* One direction's parameters from fixed seeds (the other direction's from the next ones): W_ih and W_hh
+   packed as `format` holds them, the input part's bias packed, gru's b_hn (NULL for the other cells). */
+typedef struct {
+    packed_weights packed;
+    float *input_bias, *recurrent_bias;
+} seeded_weights;
+
+static seeded_weights weights_of(rk_cell cell, rk_weights format, size_t I, size_t H, unsigned direction) {
+    size_t G = rk_cell_gates(cell);
+    float *input = values(G * H * I, 2 + direction), *recurrent = values(G * H * H, 4 + direction);
+    seeded_weights w = {pack(format, G, H, I, input, recurrent), packed_bias(G, H, 6 + direction),
+                        cell == RK_CELL_GRU ? values(H, 8 + direction) : NULL};
+    free(input), free(recurrent);
+    return w;
+}
+
+static void free_weights(seeded_weights w) { free_packed(w.packed), free(w.input_bias), free(w.recurrent_bias); }
+
 /* The sequence's fields for weights packed as `p`, with a rounded-input workspace in bfloat16. */
 static void use_packed(rk_sequence *s, packed_weights p) {
     s->input_weights = p.input, s->recurrent_weights = p.recurrent, s->recurrent_half_weights = p.half_recurrent;
@@ -98,24 +116,18 @@ static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int direct
         for (size_t b = 0; b < B; b++) lengths[b] = 1 + (b * 7) % T;
     }
     rk_sequence sequences[2];
-    packed_weights weights[2];
-    void *owned[2][8];
+    seeded_weights weights[2];
     for (int d = 0; d < directions; d++) {
-        float *input = values(G * H * I, 2 + d), *recurrent = values(G * H * H, 4 + d);
-        weights[d] = pack(format, G, H, I, input, recurrent);
+        weights[d] = weights_of(cell, format, I, H, (unsigned)d);
         sequences[d] = (rk_sequence){
             .cell = cell, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x, .ldx = I,
-            .input_bias = packed_bias(G, H, 6 + d),
-            .recurrent_bias = cell == RK_CELL_GRU ? values(H, 8 + d) : NULL, .lengths = lengths, .reverse = d,
-            .gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), .h = values(B * H, 10 + d),
+            .input_bias = weights[d].input_bias, .recurrent_bias = weights[d].recurrent_bias, .lengths = lengths,
+            .reverse = d, .gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), .h = values(B * H, 10 + d),
             .h_spare = malloc(B * H * sizeof(float)),
             .partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, format) * sizeof(float)),
             .c = cell == RK_CELL_LSTM ? values(B * H, 12 + d) : NULL, .y = y + d * H, .ldy = directions * H,
         };
-        use_packed(&sequences[d], weights[d]);
-        void *buffers[8] = {input, recurrent, (void *)sequences[d].input_bias, (void *)sequences[d].recurrent_bias,
-                            sequences[d].gx, sequences[d].h_spare, sequences[d].partial, sequences[d].x_bf16};
-        for (int i = 0; i < 8; i++) owned[d][i] = buffers[i];
+        use_packed(&sequences[d], weights[d].packed);
     }
     rk_run_sequences(sequences, (size_t)directions);
     double sum = 0;
@@ -125,36 +137,32 @@ static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int direct
     printf("cell %d B %zu T %zu I %zu H %zu D %d weights %d lengths %d: %a\n", (int)cell, B, T, I, H, directions,
            (int)format, with_lengths, sum);
     for (int d = 0; d < directions; d++) {
-        for (int i = 0; i < 8; i++) free(owned[d][i]);
-        free_packed(weights[d]);
-        free(sequences[d].h);
-        free(sequences[d].c);
+        free_weights(weights[d]);
+        free(sequences[d].gx), free(sequences[d].h_spare), free(sequences[d].partial), free(sequences[d].x_bf16);
+        free(sequences[d].h), free(sequences[d].c);
     }
     free(x), free(y), free(lengths);
 }
 
-/* Rows b ..< b+B of x [·, T, I] with initial states from h0 and c0 [·, H], one direction, weights
-   from fixed seeds; outputs into y [B, T, H], final states into h and c [B, H]. */
+/* Rows b ..< b+B of x [·, T, I] with initial states from h0 and c0 [·, H], one direction, weights_of's
+   first direction; outputs into y [B, T, H], final states into h and c [B, H]. */
 static void run_rows(rk_cell cell, rk_weights format, size_t b, size_t B, size_t T, size_t I, size_t H, int reverse,
                      const size_t *lengths, const float *x, const float *h0, const float *c0, float *y, float *h, float *c) {
     size_t G = rk_cell_gates(cell);
-    float *input = values(G * H * I, 2), *recurrent = values(G * H * H, 4), *bias = packed_bias(G, H, 6);
-    float *recurrent_bias = values(H, 8);
-    packed_weights weights = pack(format, G, H, I, input, recurrent);
+    seeded_weights weights = weights_of(cell, format, I, H, 0);
     float *gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), *h_spare = malloc(B * H * sizeof(float));
     float *partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, format) * sizeof(float));
     memcpy(h, h0 + b * H, B * H * sizeof(float));
     if (c) memcpy(c, c0 + b * H, B * H * sizeof(float));
     rk_sequence sequence = {
         .cell = cell, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x + b * T * I, .ldx = I,
-        .input_bias = bias, .recurrent_bias = cell == RK_CELL_GRU ? recurrent_bias : NULL,
+        .input_bias = weights.input_bias, .recurrent_bias = weights.recurrent_bias,
         .lengths = lengths ? lengths + b : NULL,
         .reverse = reverse, .gx = gx, .h = h, .h_spare = h_spare, .partial = partial, .c = c, .y = y, .ldy = H,
     };
-    use_packed(&sequence, weights);
+    use_packed(&sequence, weights.packed);
     rk_run_sequences(&sequence, 1);
-    free(input), free(recurrent), free(bias), free(recurrent_bias), free_packed(weights), free(sequence.x_bf16);
-    free(gx), free(h_spare), free(partial);
+    free_weights(weights), free(sequence.x_bf16), free(gx), free(h_spare), free(partial);
 }
 
 /* Every row of a batch of B against the row alone; 0 when all agree bit for bit. */
@@ -201,21 +209,19 @@ static int pipelined_projection_agrees(rk_cell cell, size_t B, size_t T, size_t 
     float *y = calloc(B * T * H, sizeof(float)), *h = malloc(B * H * sizeof(float)), *c = lstm ? malloc(B * H * sizeof(float)) : NULL;
     run_rows(cell, RK_WEIGHTS_FLOAT32, 0, B, T, I, H, reverse, lengths, x, h0, c0, y, h, c);
 
-    float *input = values(G * H * I, 2), *recurrent = values(G * H * H, 4), *bias = packed_bias(G, H, 6);
-    float *recurrent_bias = values(H, 8);
-    packed_weights weights = pack(RK_WEIGHTS_FLOAT32, G, H, I, input, recurrent);
+    seeded_weights weights = weights_of(cell, RK_WEIGHTS_FLOAT32, I, H, 0);
     float *gx = malloc(B * T * columns * sizeof(float)), *partial = malloc(rk_step_partial_size(G, B, H, RK_WEIGHTS_FLOAT32) * sizeof(float));
     float *y_ref = calloc(B * T * H, sizeof(float)), *state[2] = {malloc(B * H * sizeof(float)), malloc(B * H * sizeof(float))};
     float *c_ref = lstm ? malloc(B * H * sizeof(float)) : NULL;
     memcpy(state[0], h0, B * H * sizeof(float));
     if (lstm) memcpy(c_ref, c0, B * H * sizeof(float));
-    rk_product projection = {B * T, columns, I, x, I, weights.input, bias, gx, B * columns, T, columns};
+    rk_product projection = {B * T, columns, I, x, I, weights.packed.input, weights.input_bias, gx, B * columns, T, columns};
     rk_gemm_packed(&projection, 0, B * T, 0, rk_gemm_panels(columns));
     for (size_t i = 0; i < length; i++) {
         size_t t = reverse ? length - 1 - i : i;
         rk_step step = {
-            .cell = cell, .batch = B, .hidden = H, .weights = weights.recurrent,
-            .bias = cell == RK_CELL_GRU ? recurrent_bias : NULL, .gx = gx + t * B * columns, .ldgx = columns,
+            .cell = cell, .batch = B, .hidden = H, .weights = weights.packed.recurrent,
+            .bias = weights.recurrent_bias, .gx = gx + t * B * columns, .ldgx = columns,
             .input_size = I, .h_prev = state[i % 2], .h_next = state[(i + 1) % 2], .c = c_ref, .y = y_ref + t * H,
             .ldy = T * H, .lengths = lengths, .t = t, .partial = partial,
         };
@@ -226,8 +232,8 @@ static int pipelined_projection_agrees(rk_cell cell, size_t B, size_t T, size_t 
     if (differing)
         fprintf(stderr, "cell %d B %zu T %zu I %zu H %zu reverse %d lengths %d: the projection beside the steps differs\n",
                 (int)cell, B, T, I, H, reverse, with_lengths);
-    free(x), free(h0), free(c0), free(lengths), free(y), free(h), free(c), free(input), free(recurrent), free(bias);
-    free(recurrent_bias), free_packed(weights), free(gx), free(partial), free(y_ref), free(state[0]), free(state[1]), free(c_ref);
+    free(x), free(h0), free(c0), free(lengths), free(y), free(h), free(c), free_weights(weights), free(gx), free(partial);
+    free(y_ref), free(state[0]), free(state[1]), free(c_ref);
     return differing;
 }
 
@@ -237,17 +243,16 @@ static int pipelined_projection_agrees(rk_cell cell, size_t B, size_t T, size_t 
 static int split_step_agrees(rk_cell cell, rk_weights format, size_t B, size_t H) {
     size_t G = rk_cell_gates(cell), columns = rk_gate_columns(G, H);
     size_t units = (H + RK_UNITS - 1) / RK_UNITS;
-    float *input = values(G * H * 3, 2), *recurrent = values(G * H * H, 4);
-    packed_weights weights = pack(format, G, H, 3, input, recurrent);
-    float *gx = values(B * columns, 3), *h_prev = values(B * H, 10), *c0 = values(B * H, 12), *bias = values(H, 8);
+    seeded_weights weights = weights_of(cell, format, 3, H, 0);
+    float *gx = values(B * columns, 3), *h_prev = values(B * H, 10), *c0 = values(B * H, 12);
     float *partial = malloc(rk_step_partial_size(G, B, H, format) * sizeof(float));
     float *h_next[2], *c[2];
     for (int split = 0; split < 2; split++) {
         h_next[split] = malloc(B * H * sizeof(float)), c[split] = malloc(B * H * sizeof(float));
         memcpy(c[split], c0, B * H * sizeof(float));
         rk_step step = {
-            .cell = cell, .batch = B, .hidden = H, .weights = weights.recurrent, .half_weights = weights.half_recurrent,
-            .bias = cell == RK_CELL_GRU ? bias : NULL, .gx = gx, .ldgx = columns, .h_prev = h_prev,
+            .cell = cell, .batch = B, .hidden = H, .weights = weights.packed.recurrent,
+            .half_weights = weights.packed.half_recurrent, .bias = weights.recurrent_bias, .gx = gx, .ldgx = columns, .h_prev = h_prev,
             .h_next = h_next[split], .c = cell == RK_CELL_LSTM ? c[split] : NULL, .partial = partial,
         };
         if (split) {
@@ -261,7 +266,7 @@ static int split_step_agrees(rk_cell cell, rk_weights format, size_t B, size_t H
     if (differing)
         fprintf(stderr, "cell %d weights %d B %zu H %zu: a step split after block 3 differs from the whole step\n",
                 (int)cell, (int)format, B, H);
-    free(input), free(recurrent), free_packed(weights), free(gx), free(h_prev), free(c0), free(bias), free(partial);
+    free_weights(weights), free(gx), free(h_prev), free(c0), free(partial);
     for (int split = 0; split < 2; split++) free(h_next[split]), free(c[split]);
     return differing;
 }
