@@ -450,6 +450,20 @@ static size_t longest(const rk_sequence *s, size_t row_begin, size_t row_end) {
     return length;
 }
 
+static size_t recurrent_weight_bytes(const rk_sequence *s) {
+    return rk_recurrent_packed_size(rk_cell_gates(s->cell), s->hidden) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
+}
+
+/* The bands of rows a sequence that `owners` threads run is split into (BAND_MIN_ROWS): one per owner,
+   or 1 for none. */
+static size_t band_count(const rk_sequence *s, size_t owners) {
+    size_t B = s->batch, H = s->hidden, band_rows = B / owners;
+    int band_products = rk_step_runs_as_product(band_rows, H, steps_project_input(s, band_rows), weight_format(s));
+    size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
+    size_t band_min_rows = step_work(s) <= owners * SMALL_STEP_WORK ? SMALL_STEP_BAND_MIN_ROWS : BAND_MIN_ROWS;
+    return owners > 1 && B >= owners * band_min_rows && recurrent_weight_bytes(s) <= band_weight_limit ? owners : 1;
+}
+
 static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) {
     size_t B = s->batch, T = s->steps, H = s->hidden, columns = rk_gate_columns(rk_cell_gates(s->cell), H);
     r->s = s;
@@ -461,12 +475,7 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->steps_alone = step_work(s) < MIN_PARALLEL_STEP_WORK;
     r->step_owners = r->steps_alone ? 1 : owners;
     atomic_init(&r->steps_taken, 0);
-    size_t weight_bytes = rk_recurrent_packed_size(rk_cell_gates(s->cell), H) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
-    size_t band_rows = B / owners;
-    int band_products = rk_step_runs_as_product(band_rows, H, steps_project_input(s, band_rows), weight_format(s));
-    size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
-    size_t band_min_rows = step_work(s) <= owners * SMALL_STEP_WORK ? SMALL_STEP_BAND_MIN_ROWS : BAND_MIN_ROWS;
-    r->bands = owners > 1 && B >= owners * band_min_rows && weight_bytes <= band_weight_limit ? owners : 1;
+    r->bands = band_count(s, owners);
     atomic_init(&r->next_band, 0);
     size_t most = owners * CHUNKS_PER_THREAD;
     r->projection = (rk_product){B * T, columns, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias,
@@ -496,7 +505,7 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     size_t step_most = r->step_owners * (B == 1 ? CHUNKS_PER_THREAD : BATCHED_CHUNKS_PER_THREAD);
     r->step_chunks = r->groups < step_most ? r->groups : step_most;
     size_t input_bytes = r->projects_input ? rk_input_packed_size(rk_cell_gates(s->cell), H, s->input_size) * sizeof(float) : 0;
-    r->zigzag = weight_bytes + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * r->step_owners;
+    r->zigzag = recurrent_weight_bytes(s) + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * r->step_owners;
     atomic_init(&r->next_projection_chunk, 0);
     atomic_init(&r->progress.done, 0);
     atomic_init(&r->progress.word, 0);
@@ -697,9 +706,13 @@ static size_t sequence_threads(const rk_sequence *s, size_t count, int in_burst,
     size_t shareable = SIZE_MAX; /* what a second thread could take: all of it when the steps are split */
     if (step_work(s) < MIN_PARALLEL_STEP_WORK) {
         if (count > 1) return 1;
-        /* Bands as sequence_init forms them for two threads (more threads need more rows). */
-        int bands = s->batch >= 2 * SMALL_STEP_BAND_MIN_ROWS;
-        shareable = bands ? s->steps * step_work(s) + projection_work(s) : projection_work(s);
+        /* Its bands when it has them, else its input projection. Bands need SMALL_STEP_BAND_MIN_ROWS rows a
+           thread: a sequence with too few rows for two threads' and too little projection is not worth
+           starting the pool to count its threads. */
+        size_t banded = s->batch >= 2 * SMALL_STEP_BAND_MIN_ROWS ? s->steps * step_work(s) + projection_work(s) : 0;
+        if (banded < MIN_PARALLEL_WORK && projection_work(s) < MIN_PARALLEL_WORK) return 1;
+        pthread_once(&pool.once, pool_start);
+        shareable = band_count(s, pool.workers + 1) > 1 ? banded : projection_work(s);
         if (shareable < MIN_PARALLEL_WORK) return 1;
     }
     pthread_once(&pool.once, pool_start);
