@@ -46,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "RecurDaemon",
             dependencies: [
-                "Recur", "RecurZMQ", "CZMQ", "CLinux", "CRecurAPI", "CRecurKernels",
+                "Recur", "RecurZMQ", "CZMQ", "CLinux", "CRecurAPI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

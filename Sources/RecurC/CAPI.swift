@@ -128,13 +128,13 @@ private final class ResultHandle {
             }
             switch output.tensor.storage {
             case .float32(let values):
-                values.withUnsafeBytes { copyBytes($0, to: data) }
+                values.withUnsafeBytes { copyBytes($0, to: UnsafeMutableRawBufferPointer(start: data, count: $0.count)) }
                 tensor.dtype = RECUR_F32
             case .int32(let values):
-                values.withUnsafeBytes { copyBytes($0, to: data) }
+                values.withUnsafeBytes { copyBytes($0, to: UnsafeMutableRawBufferPointer(start: data, count: $0.count)) }
                 tensor.dtype = RECUR_I32
             case .int64(let values):
-                values.withUnsafeBytes { copyBytes($0, to: data) }
+                values.withUnsafeBytes { copyBytes($0, to: UnsafeMutableRawBufferPointer(start: data, count: $0.count)) }
                 tensor.dtype = RECUR_I64
             }
             tensor.data = data
@@ -146,11 +146,6 @@ private final class ResultHandle {
 
     /// `bytes` rounded up to a multiple of `dataAlignment`.
     private static func aligned(_ bytes: Int) -> Int { (bytes + dataAlignment - 1) / dataAlignment * dataAlignment }
-
-    private static func copyBytes(_ bytes: UnsafeRawBufferPointer, to data: UnsafeMutableRawPointer) {
-        guard let base = bytes.baseAddress else { return }
-        rk_copy_bytes(data, base, bytes.count)
-    }
 
     deinit { free(tensors) }
 }
@@ -212,7 +207,7 @@ private func engineTensor(_ tensor: recur_tensor, _ what: @autoclosure () -> Str
 /// `values`, overwritten with as many values of `T` from caller memory with any alignment.
 private func copied<T: BitwiseCopyable>(_ data: UnsafeRawPointer?, into values: consuming [T]) -> [T] {
     guard let data, !values.isEmpty else { return values }
-    values.withUnsafeMutableBytes { rk_copy_bytes($0.baseAddress!, data, $0.count) }
+    values.withUnsafeMutableBytes { copyBytes(UnsafeRawBufferPointer(start: data, count: $0.count), to: $0) }
     return values
 }
 

@@ -1,4 +1,3 @@
-import CRecurKernels
 import Recur
 
 /// A failed request as the protocol reports it: a code of protocol.md and a message naming the field.
@@ -410,13 +409,4 @@ struct ReplyEncoder {
         if let id { header["id"] = id }
         return [JSONValue.object(header).serializedBytes()]
     }
-}
-
-/// `to` ← `from` (the same number of bytes) through rk_copy_bytes: glibc's memcpy, which Swift's
-/// copies call, runs 15 times slower on this project's AMD machines when the destination is 1–31
-/// bytes past a multiple of 4 KiB from the source (perf-design.md), a distance two Swift arrays'
-/// elements fall at about once in 256 layouts.
-private func copyBytes(_ from: UnsafeRawBufferPointer, to: UnsafeMutableRawBufferPointer) {
-    guard let source = from.baseAddress, let destination = to.baseAddress else { return }
-    rk_copy_bytes(destination, source, min(from.count, to.count))
 }
