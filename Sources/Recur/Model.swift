@@ -151,8 +151,56 @@ public final class Model: Sendable {
         return try run(request)
     }
 
-    func run(_ request: RunRequest) throws(RecurError) -> [NamedTensor] {
+    package func run(_ request: RunRequest) throws(RecurError) -> [NamedTensor] {
         var context = ForwardContext(lengths: request.lengths, initialStates: request.states)
+        let signal = try forward(request, through: layers[...], context: &context)
+        let output: Tensor
+        switch signal {
+        case .sequence(let v, let b, let t, let f): output = Tensor(floats: v, shape: [b, t, f])
+        case .pooled(let v, let b, let f): output = Tensor(floats: v, shape: [b, f])
+        case .tokens(let ids, let b, let t): output = Tensor(unchecked: .int32(ids), shape: [b, t])
+        }
+        return [NamedTensor(name: "output", tensor: output)] + context.finalStates
+    }
+
+    /// The outputs `run(request)` returns, in its order, without their values: names, element types
+    /// and shapes.
+    package func outputLayout(_ request: RunRequest) -> [(name: String, dtype: DType, shape: [Int])] {
+        let (batch, steps) = (request.batch, request.steps)
+        let output: (String, DType, [Int])
+        switch outputShape {
+        case .sequence(let features): output = ("output", .float32, [batch, steps, features])
+        case .pooled(let features): output = ("output", .float32, [batch, features])
+        case .tokens: output = ("output", .int32, [batch, steps])
+        }
+        return [output] + zip(outputNames.dropFirst(), stateInputs).map { name, state in
+            (name, DType.float32, [state.rows, batch, state.width])
+        }
+    }
+
+    /// `run` for a caller that has room for "output" (outputLayout's first entry): its values are
+    /// written into `output`, by the last layer itself when that is a recurrent layer, which saves a
+    /// copy of [B, T, F] floats. Returns the other outputs, the final states.
+    package func run(_ request: RunRequest, outputInto output: UnsafeMutableRawBufferPointer) throws(RecurError) -> [NamedTensor] {
+        var context = ForwardContext(lengths: request.lengths, initialStates: request.states)
+        if let last = layers.last as? RecurrentLayer {
+            let signal = try forward(request, through: layers.dropLast(), context: &context)
+            try last.forward(signal, context: &context, into: output.bindMemory(to: Float.self))
+            return context.finalStates
+        }
+        switch try forward(request, through: layers[...], context: &context) {
+        case .sequence(let v, _, _, _), .pooled(let v, _, _):
+            guard v.count * 4 == output.count else { throw RecurError(.internal, "room for \(output.count) output bytes, not \(v.count * 4)") }
+            v.withUnsafeBytes { copyBytes($0, to: output) }
+        case .tokens(let ids, _, _):
+            guard ids.count * 4 == output.count else { throw RecurError(.internal, "room for \(output.count) output bytes, not \(ids.count * 4)") }
+            ids.withUnsafeBytes { copyBytes($0, to: output) }
+        }
+        return context.finalStates
+    }
+
+    /// The signal `layers` make of the request's input, each per-step output zero past a sequence's length.
+    private func forward(_ request: RunRequest, through layers: ArraySlice<any Layer>, context: inout ForwardContext) throws(RecurError) -> Signal {
         var signal = request.signal
         for layer in layers {
             signal = try layer.forward(signal, context: &context)
@@ -161,13 +209,7 @@ public final class Model: Sendable {
                 signal = .sequence(values, batch: batch, steps: steps, features: features)
             }
         }
-        let output: Tensor
-        switch signal {
-        case .sequence(let v, let b, let t, let f): output = Tensor(floats: v, shape: [b, t, f])
-        case .pooled(let v, let b, let f): output = Tensor(floats: v, shape: [b, f])
-        case .tokens(let ids, let b, let t): output = Tensor(unchecked: .int32(ids), shape: [b, t])
-        }
-        return [NamedTensor(name: "output", tensor: output)] + context.finalStates
+        return signal
     }
 }
 
@@ -190,10 +232,10 @@ func zeroPadding(_ values: inout [Float], lengths: [Int], steps: Int, features: 
 }
 
 /// The inputs of one `run`, checked against the model.
-struct RunRequest {
+package struct RunRequest {
     let signal: Signal
-    let batch: Int
-    let steps: Int
+    package let batch: Int
+    package let steps: Int
     let lengths: [Int]?
     let states: [String: [Float]]
 
@@ -201,7 +243,7 @@ struct RunRequest {
     /// at most a quarter of physical memory, because a Swift allocation that fails traps.
     static let maxElements = min(1 << 34, physicalMemoryBytes / (4 * MemoryLayout<Float>.size))
 
-    init(model: Model, inputs: [String: Tensor]) throws(RecurError) {
+    package init(model: Model, inputs: [String: Tensor]) throws(RecurError) {
         func accepted(_ name: String) -> Bool {
             name == "input" || name == "lengths" || model.stateInputs.contains { $0.name == name }
         }

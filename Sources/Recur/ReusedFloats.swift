@@ -2,7 +2,7 @@ import CLinux
 import Synchronization
 
 /// Float buffers of 64 KiB and more, kept between forward passes for the next pass of the same
-/// shapes: a recurrent layer's workspace and outputs, and the C API's copies of inputs and outputs.
+/// shapes: a recurrent layer's workspace and outputs, and the transports' copies of inputs.
 ///
 /// Freed, they would go back to malloc, and glibc gives the top of its heap back to the system once
 /// more than its trim threshold is free there (twice the largest block it has mapped and freed). A
@@ -15,10 +15,11 @@ import Synchronization
 /// The buffers stay Swift arrays: one still shared when it is taken again is copied on write, never
 /// written under its other owner. At most `maximumBuffers` are kept, `maximumBytes` in all, the
 /// oldest given up first: a process keeps at most that much between passes, and a pass whose buffers
-/// are larger allocates them as before (its arithmetic then dwarfs the faults). The price: through
-/// the C API, a pass's result is copied into new memory while the workspace stays kept, where it
-/// used to take the workspace's freed place, so the peak rises by one output (13 MB at rnn-512
-/// B = 64, whose pass peaked 58 MiB above the process's baseline, now 72).
+/// are larger allocates them as before (its arithmetic then dwarfs the faults). The price: a C API
+/// result is new memory while the workspace stays kept, where it could take the workspace's freed
+/// place (when results were copies of kept outputs, the peak rose by one output: 13 MB at rnn-512
+/// B = 64, whose pass peaked 58 MiB above the process's baseline, then 72; the model now writes its
+/// output straight into the result).
 package enum ReusedFloats {
     package static let minimumCount = 16 * 1024
     static let maximumBuffers = 16

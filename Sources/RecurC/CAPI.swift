@@ -89,59 +89,75 @@ private final class ResultHandle {
     let tensors: UnsafeMutablePointer<recur_tensor>
     let count: Int
 
+    /// [count] bytes of each tensor's data.
+    private let byteCounts: [Int]
+
     private static let dataAlignment = 64
 
-    private init(tensors: UnsafeMutablePointer<recur_tensor>, count: Int) {
-        self.tensors = tensors
-        self.count = count
-    }
-
-    /// Copies `outputs` (rank at most 8); out of memory is an error.
-    static func copying(_ outputs: [NamedTensor]) throws(RecurError) -> ResultHandle {
-        let names = outputs.map { Array($0.name.utf8CString) }
-        let byteCounts = outputs.map { $0.tensor.count * $0.tensor.dtype.byteSize }
-        let descriptionBytes = outputs.count * MemoryLayout<recur_tensor>.stride
+    /// A result with room for tensors of these names, types and shapes (rank at most 8), their
+    /// data not yet written; out of memory is an error.
+    init(layout: [(name: String, dtype: DType, shape: [Int])]) throws(RecurError) {
+        let names = layout.map { Array($0.name.utf8CString) }
+        let byteCounts = layout.map { $0.shape.reduce($0.dtype.byteSize, *) }
+        let descriptionBytes = layout.count * MemoryLayout<recur_tensor>.stride
         let headerBytes = descriptionBytes + names.reduce(0) { $0 + $1.count }
         // malloc, not aligned_alloc: glibc then reuses a large result's pages from one run to the next
         // (with aligned_alloc, test_run_memory.py's passes faulted 160 pages in each).
         // Room for aligning the first tensor's data, each tensor's padding, and one byte that keeps an
-        // empty last tensor's pointer inside the allocation. The outputs exist in memory, so these sums
-        // of their sizes cannot overflow.
-        let size = headerBytes + dataAlignment - 1 + byteCounts.reduce(0) { $0 + aligned($1) } + 1
+        // empty last tensor's pointer inside the allocation. The shapes are a model's outputs for a
+        // request it accepted, whose buffers fit in memory, so these sums cannot overflow.
+        let size = headerBytes + Self.dataAlignment - 1 + byteCounts.reduce(0) { $0 + Self.aligned($1) } + 1
         guard let block = malloc(size) else {
             throw RecurError(.outOfMemory, "cannot allocate a result of \(size) bytes")
         }
-        let tensors = block.bindMemory(to: recur_tensor.self, capacity: outputs.count)
+        let tensors = block.bindMemory(to: recur_tensor.self, capacity: layout.count)
         var nameCursor = block + descriptionBytes
-        var data = block + aligned(Int(bitPattern: block) + headerBytes) - Int(bitPattern: block)
-        for (index, output) in outputs.enumerated() {
+        var data = block + Self.aligned(Int(bitPattern: block) + headerBytes) - Int(bitPattern: block)
+        for (index, entry) in layout.enumerated() {
             names[index].withUnsafeBytes { UnsafeMutableRawBufferPointer(start: nameCursor, count: $0.count).copyMemory(from: $0) }
             let name = nameCursor.bindMemory(to: CChar.self, capacity: names[index].count)
             nameCursor += names[index].count
             var tensor = recur_tensor()
             tensor.name = UnsafePointer(name)
-            tensor.rank = Int32(output.tensor.shape.count)
+            tensor.rank = Int32(entry.shape.count)
             withUnsafeMutableBytes(of: &tensor.shape) { shape in
-                for (axis, size) in output.tensor.shape.enumerated() {
+                for (axis, size) in entry.shape.enumerated() {
                     shape.storeBytes(of: Int64(size), toByteOffset: axis * 8, as: Int64.self)
                 }
             }
-            switch output.tensor.storage {
-            case .float32(let values):
-                values.withUnsafeBytes { copyBytes($0, to: UnsafeMutableRawBufferPointer(start: data, count: $0.count)) }
-                tensor.dtype = RECUR_F32
-            case .int32(let values):
-                values.withUnsafeBytes { copyBytes($0, to: UnsafeMutableRawBufferPointer(start: data, count: $0.count)) }
-                tensor.dtype = RECUR_I32
-            case .int64(let values):
-                values.withUnsafeBytes { copyBytes($0, to: UnsafeMutableRawBufferPointer(start: data, count: $0.count)) }
-                tensor.dtype = RECUR_I64
+            switch entry.dtype {
+            case .float32: tensor.dtype = RECUR_F32
+            case .int32: tensor.dtype = RECUR_I32
+            case .int64: tensor.dtype = RECUR_I64
             }
             tensor.data = data
             (tensors + index).initialize(to: tensor)
-            data += aligned(byteCounts[index])
+            data += Self.aligned(byteCounts[index])
         }
-        return ResultHandle(tensors: tensors, count: outputs.count)
+        self.tensors = tensors
+        self.count = layout.count
+        self.byteCounts = byteCounts
+    }
+
+    /// Where tensor `index`'s data goes.
+    func data(_ index: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: tensors[index].data, count: byteCounts[index])
+    }
+
+    /// Copies `outputs` (rank at most 8) into a new result.
+    static func copying(_ outputs: [NamedTensor]) throws(RecurError) -> ResultHandle {
+        let result = try ResultHandle(layout: outputs.map { ($0.name, $0.tensor.dtype, $0.tensor.shape) })
+        for (index, output) in outputs.enumerated() { result.write(output.tensor, at: index) }
+        return result
+    }
+
+    /// Copies `tensor`, of tensor `index`'s type and shape, into its place.
+    func write(_ tensor: Tensor, at index: Int) {
+        switch tensor.storage {
+        case .float32(let values): values.withUnsafeBytes { copyBytes($0, to: data(index)) }
+        case .int32(let values): values.withUnsafeBytes { copyBytes($0, to: data(index)) }
+        case .int64(let values): values.withUnsafeBytes { copyBytes($0, to: data(index)) }
+        }
     }
 
     /// `bytes` rounded up to a multiple of `dataAlignment`.
@@ -305,8 +321,21 @@ public func recurModelRun(_ handle: OpaquePointer?, _ inputs: UnsafePointer<recu
         let model = try model(handle)
         let out = try nonNull(out, "out")
         let tensors = try engineTensors(inputs, nInputs)
-        let outputs = try model.run(tensors)
-        try deliver(outputs, of: tensors, to: out)
+        let request = try RunRequest(model: model, inputs: tensors)
+        // The result laid out first, so that the model writes its output there rather than into an
+        // array of its own to be copied: 200 KiB a call at LSTM-64, B = 8, T = 100.
+        let layout = model.outputLayout(request)
+        if let wide = layout.first(where: { $0.shape.count > 8 }) {
+            throw RecurError(.internal, "output '\(wide.name)' has rank \(wide.shape.count), above 8")
+        }
+        let result = try ResultHandle(layout: layout)
+        let states = try model.run(request, outputInto: result.data(0))
+        guard states.map({ [$0.name: $0.tensor.shape] }) == layout.dropFirst().map({ [$0.name: $0.shape] }) else {
+            throw RecurError(.internal, "the model returned states \(states.map(\.name)), not those it declares")
+        }
+        for (index, state) in states.enumerated() { result.write(state.tensor, at: index + 1) }
+        out.pointee = retained(result)
+        for tensor in tensors.values { ReusedFloats.give(tensor) }
     }
 }
 

@@ -14,7 +14,7 @@ import recur
 
 # In a process of its own, whose malloc state the test sets: a freed block the size of the input
 # sets glibc's trim threshold to twice that (its dynamic threshold), below the buffers one pass of
-# this Elman RNN frees together (four of 1.6 MB: input, workspace, output and the result's copy).
+# this Elman RNN frees together (three of 1.6 MB: the input's copy, the workspace and the result).
 # Before the buffers were kept, each pass then faulted 777 pages in.
 MEASURE = """
 import resource, sys
@@ -82,8 +82,9 @@ def test_passes_of_the_same_shapes_do_not_fault_pages_in(tmp_path):
 
 def test_released_buffers_go_back_to_the_system(tmp_path):
     released, again, first, steady, input_bytes = map(float, run_alone(RELEASE, rnn_model(tmp_path)).split())
-    # Kept after a pass: at least the input's copy, the layer's workspace and its output.
-    assert released >= 3 * input_bytes, f"released {released:.0f} bytes"
+    # Kept after a pass: at least the input's copy and the layer's workspace (its output goes straight
+    # into the result, which the caller holds).
+    assert released >= 2 * input_bytes, f"released {released:.0f} bytes"
     assert again == 0
     # Back with the system, their pages fault in again on the next pass (one buffer is 400 pages).
     assert first > input_bytes / 4096, f"{first:.0f} page faults on the pass after the release"
