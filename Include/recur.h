@@ -201,7 +201,8 @@ recur_status recur_model_encode(const recur_model *model, const char *text, int6
  * breaks the recur_tensor rules, a name given twice), INVALID_INPUT (a missing "input", or names,
  * shapes, dtypes or values that do not fit the model), OUT_OF_MEMORY (shapes whose buffers could
  * not fit in memory; refused before allocating). Any number of threads may run the same model at
- * once.
+ * once. The inputs' data is read during the call, float32 "input" in place (by the library's worker
+ * threads too, where its data is aligned to 4 bytes), so it must not change until the call returns.
  */
 recur_status recur_model_run(const recur_model *model, const recur_tensor *inputs, size_t n_inputs,
                              recur_result **out);

@@ -184,8 +184,17 @@ public final class Model: Sendable {
     package func run(_ request: RunRequest, outputInto output: UnsafeMutableRawBufferPointer) throws(RecurError) -> [NamedTensor] {
         var context = ForwardContext(lengths: request.lengths, initialStates: request.states)
         if let last = layers.last as? RecurrentLayer {
-            let signal = try forward(request, through: layers.dropLast(), context: &context)
-            try last.forward(signal, context: &context, into: output.bindMemory(to: Float.self))
+            let floats = output.bindMemory(to: Float.self)
+            if layers.count == 1, case .borrowed(let x, let batch, let steps, _) = request.input {
+                try last.forward(x, batch: batch, steps: steps, context: &context, into: floats)
+            } else {
+                guard case .sequence(let x, let batch, let steps, _) = try forward(request, through: layers.dropLast(), context: &context) else {
+                    throw RecurError(.internal, "layer '\(last.name)' was given a signal that shape checking refuses")
+                }
+                try x.withUnsafeBufferPointer { x throws(RecurError) in
+                    try last.forward(x, batch: batch, steps: steps, context: &context, into: floats)
+                }
+            }
             return context.finalStates
         }
         switch try forward(request, through: layers[...], context: &context) {
@@ -199,9 +208,21 @@ public final class Model: Sendable {
         return context.finalStates
     }
 
-    /// The signal `layers` make of the request's input, each per-step output zero past a sequence's length.
+    /// The signal `layers` make of the request's input, each per-step output zero past a sequence's
+    /// length. A borrowed input is read in place by a first recurrent layer, and copied for any other.
     private func forward(_ request: RunRequest, through layers: ArraySlice<any Layer>, context: inout ForwardContext) throws(RecurError) -> Signal {
-        var signal = request.signal
+        var layers = layers
+        var signal: Signal
+        switch request.input {
+        case .signal(let given): signal = given
+        case .borrowed(let x, let batch, let steps, let features):
+            if let first = layers.first as? RecurrentLayer {
+                signal = try first.forward(x, batch: batch, steps: steps, context: &context)
+                layers = layers.dropFirst()
+            } else {
+                signal = .sequence(Array(x), batch: batch, steps: steps, features: features)
+            }
+        }
         for layer in layers {
             signal = try layer.forward(signal, context: &context)
             if let lengths = request.lengths, case .sequence(var values, let batch, let steps, let features) = signal {
@@ -231,9 +252,29 @@ func zeroPadding(_ values: inout [Float], lengths: [Int], steps: Int, features: 
     }
 }
 
+/// Float32 features [B, T, F] in a caller's memory, which a run reads in place rather than copying:
+/// valid, and unchanged, until the run returns.
+package struct BorrowedFeatures {
+    package let values: UnsafeBufferPointer<Float>
+    package let shape: [Int]
+
+    /// `values` must hold the product of `shape`.
+    package init(_ values: UnsafeBufferPointer<Float>, shape: [Int]) {
+        self.values = values
+        self.shape = shape
+    }
+}
+
 /// The inputs of one `run`, checked against the model.
 package struct RunRequest {
-    let signal: Signal
+    /// The input as the first layer takes it.
+    enum Input {
+        case signal(Signal)
+        /// [B, T, F], read in place.
+        case borrowed(UnsafeBufferPointer<Float>, batch: Int, steps: Int, features: Int)
+    }
+
+    let input: Input
     package let batch: Int
     package let steps: Int
     let lengths: [Int]?
@@ -243,7 +284,8 @@ package struct RunRequest {
     /// at most a quarter of physical memory, because a Swift allocation that fails traps.
     static let maxElements = min(1 << 34, physicalMemoryBytes / (4 * MemoryLayout<Float>.size))
 
-    package init(model: Model, inputs: [String: Tensor]) throws(RecurError) {
+    /// `borrowed`, when given, is the input ("input" is then not in `inputs`).
+    package init(model: Model, inputs: [String: Tensor], borrowed: BorrowedFeatures? = nil) throws(RecurError) {
         func accepted(_ name: String) -> Bool {
             name == "input" || name == "lengths" || model.stateInputs.contains { $0.name == name }
         }
@@ -251,30 +293,37 @@ package struct RunRequest {
             let names = (["input", "lengths"] + model.stateInputs.map(\.name)).sorted()
             throw RecurError.invalidInput("unknown input '\(unknown)'; the model takes \(names.joined(separator: ", "))")
         }
-        guard let input = inputs["input"] else { throw RecurError.invalidInput("missing tensor 'input'") }
+        let given = inputs["input"]
+        guard let (shape, dtype) = borrowed.map({ ($0.shape, DType.float32) }) ?? given.map({ ($0.shape, $0.dtype) }) else {
+            throw RecurError.invalidInput("missing tensor 'input'")
+        }
         switch model.architecture.input {
         case .tokens(let vocabularySize):
-            guard input.shape.count == 2, let ids = input.integers else {
-                throw RecurError.invalidInput("input must be int32 or int64 token ids [B, T], found \(input.dtype.rawValue) \(input.shape)")
+            guard shape.count == 2, let ids = given?.integers else {
+                throw RecurError.invalidInput("input must be int32 or int64 token ids [B, T], found \(dtype.rawValue) \(shape)")
             }
-            (batch, steps) = (input.shape[0], input.shape[1])
+            (batch, steps) = (shape[0], shape[1])
             if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= Int64(vocabularySize) }) {
                 throw RecurError.invalidInput("input[\(bad / max(steps, 1)), \(bad % max(steps, 1))] is token id \(ids[bad]), outside the vocabulary [0, \(vocabularySize))")
             }
-            signal = .tokens(ids.map { Int32(truncatingIfNeeded: $0) }, batch: batch, steps: steps)
+            input = .signal(.tokens(ids.map { Int32(truncatingIfNeeded: $0) }, batch: batch, steps: steps))
         case .features(let size):
-            guard input.shape.count == 3, input.shape[2] == size, let values = input.floats else {
-                throw RecurError.invalidInput("input must be float32 [B, T, \(size)], found \(input.dtype.rawValue) \(input.shape)")
+            guard shape.count == 3, shape[2] == size, dtype == .float32 else {
+                throw RecurError.invalidInput("input must be float32 [B, T, \(size)], found \(dtype.rawValue) \(shape)")
             }
-            (batch, steps) = (input.shape[0], input.shape[1])
-            signal = .sequence(values, batch: batch, steps: steps, features: size)
+            (batch, steps) = (shape[0], shape[1])
+            if let borrowed {
+                input = .borrowed(borrowed.values, batch: batch, steps: steps, features: size)
+            } else {
+                input = .signal(.sequence(given?.floats ?? [], batch: batch, steps: steps, features: size))
+            }
         }
         guard batch >= 1, steps >= 1 else {
-            throw RecurError.invalidInput("input shape \(input.shape): batch and steps must be at least 1")
+            throw RecurError.invalidInput("input shape \(shape): batch and steps must be at least 1")
         }
         // Every buffer a run allocates is at most B·T·(widest step); refuse before allocating.
         guard let elements = Tensor.elementCount([batch, steps, model.widestStep]), elements <= RunRequest.maxElements else {
-            throw RecurError(.outOfMemory, "input shape \(input.shape) would need buffers of over \(RunRequest.maxElements) floats")
+            throw RecurError(.outOfMemory, "input shape \(shape) would need buffers of over \(RunRequest.maxElements) floats")
         }
         if let lengthTensor = inputs["lengths"] {
             guard lengthTensor.shape == [batch], let values = lengthTensor.integers else {

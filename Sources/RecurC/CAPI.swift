@@ -180,23 +180,35 @@ private func deliver(_ outputs: [NamedTensor], of inputs: [String: Tensor], to o
 
 // MARK: - Input tensors
 
-/// The caller's `inputs` as engine tensors (copied), each checked against the recur_tensor rules.
-private func engineTensors(_ inputs: UnsafePointer<recur_tensor>?, _ n: UInt) throws(RecurError) -> [String: Tensor] {
+/// The caller's `inputs` as engine tensors (copied), each checked against the recur_tensor rules; with
+/// `borrowing`, float32 "input" data at a float's alignment is left where it is, to be read in place
+/// during the call, and returned apart instead.
+private func engineTensors(_ inputs: UnsafePointer<recur_tensor>?, _ n: UInt, borrowing: Bool = false)
+    throws(RecurError) -> (tensors: [String: Tensor], borrowed: BorrowedFeatures?) {
     let n = try count(n, "n_inputs")
-    guard n > 0 else { return [:] }
+    guard n > 0 else { return ([:], nil) }
     var tensors: [String: Tensor] = [:]
+    var borrowed: BorrowedFeatures?
     for (i, tensor) in UnsafeBufferPointer(start: try nonNull(inputs, "inputs"), count: n).enumerated() {
         guard let name = String(validatingCString: try nonNull(tensor.name, "inputs[\(i)].name")) else {
             throw invalidArgument("inputs[\(i)].name is not valid UTF-8")
         }
-        guard tensors[name] == nil else { throw invalidArgument("inputs[\(i)]: '\(name)' is given twice") }
-        tensors[name] = try engineTensor(tensor, "inputs[\(i)] '\(name)'")
+        guard tensors[name] == nil, name != "input" || borrowed == nil else { throw invalidArgument("inputs[\(i)]: '\(name)' is given twice") }
+        let (shape, elements) = try checkedShape(tensor, "inputs[\(i)] '\(name)'")
+        if borrowing, name == "input", tensor.dtype == RECUR_F32,
+           Int(bitPattern: tensor.data) % MemoryLayout<Float>.alignment == 0 {
+            let values = UnsafeBufferPointer(start: tensor.data?.assumingMemoryBound(to: Float.self), count: elements)
+            borrowed = BorrowedFeatures(values, shape: shape)
+        } else {
+            tensors[name] = try engineTensor(tensor, shape: shape, elements: elements, "inputs[\(i)] '\(name)'")
+        }
     }
-    return tensors
+    return (tensors, borrowed)
 }
 
-/// `what` names the tensor in errors, formatted only for one.
-private func engineTensor(_ tensor: recur_tensor, _ what: @autoclosure () -> String) throws(RecurError) -> Tensor {
+/// The tensor's shape and element count, checked against the recur_tensor rules and the engine's
+/// limits. `what` names the tensor in errors, formatted only for one.
+private func checkedShape(_ tensor: recur_tensor, _ what: @autoclosure () -> String) throws(RecurError) -> (shape: [Int], elements: Int) {
     guard (0...8).contains(tensor.rank) else { throw invalidArgument("\(what()): rank \(tensor.rank) is outside 0 … 8") }
     let shape = withUnsafeBytes(of: tensor.shape) { raw in
         (0..<Int(tensor.rank)).map { Int(raw.load(fromByteOffset: $0 * 8, as: Int64.self)) }
@@ -209,6 +221,11 @@ private func engineTensor(_ tensor: recur_tensor, _ what: @autoclosure () -> Str
         throw RecurError(.outOfMemory, "\(what()): shape \(shape) has \(elements) elements, above the limit of \(Model.maxElementsPerBuffer)")
     }
     guard elements == 0 || tensor.data != nil else { throw invalidArgument("\(what()): data is NULL for \(elements) elements") }
+    return (shape, elements)
+}
+
+/// A copy of the tensor, whose shape and element count `checkedShape` gave.
+private func engineTensor(_ tensor: recur_tensor, shape: [Int], elements: Int, _ what: @autoclosure () -> String) throws(RecurError) -> Tensor {
     let data = UnsafeRawPointer(tensor.data)
     switch tensor.dtype {
     // Floats into a buffer kept from an earlier call when there is one (ReusedFloats).
@@ -320,8 +337,9 @@ public func recurModelRun(_ handle: OpaquePointer?, _ inputs: UnsafePointer<recu
     reporting { () throws(RecurError) in
         let model = try model(handle)
         let out = try nonNull(out, "out")
-        let tensors = try engineTensors(inputs, nInputs)
-        let request = try RunRequest(model: model, inputs: tensors)
+        // The input read in place: 100 KiB a call not copied at LSTM-64, B = 8, T = 100, I = 32.
+        let (tensors, borrowed) = try engineTensors(inputs, nInputs, borrowing: true)
+        let request = try RunRequest(model: model, inputs: tensors, borrowed: borrowed)
         // The result laid out first, so that the model writes its output there rather than into an
         // array of its own to be copied: 200 KiB a call at LSTM-64, B = 8, T = 100.
         let layout = model.outputLayout(request)
@@ -408,7 +426,7 @@ public func recurSessionStep(_ handle: OpaquePointer?, _ inputs: UnsafePointer<r
     reporting { () throws(RecurError) in
         let session = try object(handle, "session", as: SessionHandle.self)
         let out = try nonNull(out, "out")
-        let tensors = try engineTensors(inputs, nInputs)
+        let tensors = try engineTensors(inputs, nInputs).tensors
         let outputs = try session.session.step(tensors)
         try deliver(outputs, of: tensors, to: out)
     }

@@ -96,8 +96,13 @@ static size_t element_count(const recur_tensor *t) {
 
 static size_t element_size(recur_dtype dtype) { return dtype == RECUR_I64 ? 8 : 4; }
 
-/* Runs a golden case's inputs (every tensor not named expected.*); token ids as int32 if asked. */
-static recur_status run_case(const recur_model *model, const st_file *file, int tokens_as_i32, recur_result **out) {
+/* How run_case hands a case's inputs over. */
+enum { AS_STORED = 0, TOKENS_AS_I32 = 1, AT_ODD_ADDRESSES = 2 };
+
+/* Runs a golden case's inputs (every tensor not named expected.*): as stored, with token ids as int32,
+   or with every tensor's data one byte past an aligned address (which the library must copy rather
+   than read as floats in place). */
+static recur_status run_case(const recur_model *model, const st_file *file, int how, recur_result **out) {
     recur_tensor inputs[ST_MAX_TENSORS] = {{0}};
     void *converted[ST_MAX_TENSORS];
     size_t n = 0, n_converted = 0;
@@ -105,12 +110,18 @@ static recur_status run_case(const recur_model *model, const st_file *file, int 
         const st_tensor *t = &file->tensors[i];
         if (strncmp(t->name, "expected.", 9) == 0) continue;
         inputs[n] = st_view(t, t->name);
-        if (tokens_as_i32 && t->dtype == RECUR_I64) {
+        if (how == TOKENS_AS_I32 && t->dtype == RECUR_I64) {
             int32_t *narrow = malloc(t->count * sizeof *narrow + 1);
             for (size_t k = 0; k < t->count; k++) narrow[k] = (int32_t)((const int64_t *)t->data)[k];
             inputs[n].dtype = RECUR_I32;
             inputs[n].data = narrow;
             converted[n_converted++] = narrow;
+        } else if (how == AT_ODD_ADDRESSES) {
+            size_t bytes = t->count * element_size(t->dtype);
+            char *odd = malloc(bytes + 2);
+            memcpy(odd + 1, t->data, bytes);
+            inputs[n].data = odd + 1;
+            converted[n_converted++] = odd;
         }
         n++;
     }
@@ -249,9 +260,23 @@ static void test_golden(void) {
         recur_model *model = load_model(names[c]);
         recur_result *result = NULL;
         if (model) {
-            recur_status status = run_case(model, &file, 0, &result);
+            /* The library reads the caller's float input in place (on its worker threads too): it must
+               leave it as it was. */
+            size_t input_index = 0;
+            while (input_index < file.n && strcmp(file.tensors[input_index].name, "input") != 0) input_index++;
+            const st_tensor *input = input_index < file.n ? &file.tensors[input_index] : NULL;
+            size_t input_bytes = input ? input->count * element_size(input->dtype) : 0;
+            void *before = input ? malloc(input_bytes + 1) : NULL;
+            if (input) memcpy(before, input->data, input_bytes);
+            recur_status status = run_case(model, &file, AS_STORED, &result);
             CHECK(status == RECUR_OK, "%s: run returned %d", names[c], (int)status);
             if (status == RECUR_OK) check_against_expected(result, &file, names[c]);
+            CHECK(input && memcmp(before, input->data, input_bytes) == 0, "%s: the run changed the caller's input", names[c]);
+            free(before);
+            recur_result *odd = NULL;
+            CHECK(result && run_case(model, &file, AT_ODD_ADDRESSES, &odd) == RECUR_OK && identical(result, odd),
+                  "%s: inputs at odd addresses give different outputs", names[c]);
+            recur_result_free(odd);
         }
         /* The same file loaded from memory, and token ids as int32, give the same bytes. */
         char *path = path_in(names[c], "model.safetensors");
@@ -263,9 +288,9 @@ static void test_golden(void) {
         free(path);
         recur_result *again = NULL, *narrow = NULL;
         if (from_memory && result) {
-            CHECK(run_case(from_memory, &file, 0, &again) == RECUR_OK && identical(result, again),
+            CHECK(run_case(from_memory, &file, AS_STORED, &again) == RECUR_OK && identical(result, again),
                   "%s: model from memory gives different outputs", names[c]);
-            CHECK(run_case(from_memory, &file, 1, &narrow) == RECUR_OK && identical(result, narrow),
+            CHECK(run_case(from_memory, &file, TOKENS_AS_I32, &narrow) == RECUR_OK && identical(result, narrow),
                   "%s: int32 token ids give different outputs", names[c]);
         }
         recur_result_free(again);
@@ -945,10 +970,10 @@ static void *worker(void *argument) {
     size_t mismatches = 0;
     for (int round = 0; round < ROUNDS; round++) {
         recur_result *a = NULL, *b = NULL, *c = NULL;
-        if (run_case(work->classifier, work->classifier_case, round % 2, &a) != RECUR_OK ||
+        if (run_case(work->classifier, work->classifier_case, round % 2 ? TOKENS_AS_I32 : AS_STORED, &a) != RECUR_OK ||
             !identical(a, work->classifier_expected))
             mismatches++;
-        if (run_case(work->lm, work->lm_case, 0, &b) != RECUR_OK || !identical(b, work->lm_expected)) mismatches++;
+        if (run_case(work->lm, work->lm_case, AS_STORED, &b) != RECUR_OK || !identical(b, work->lm_expected)) mismatches++;
         c = stream_lm(work->lm, st_find(work->lm_case, "input"));
         if (!c || !identical(c, work->last_chunk_expected)) mismatches++;
         int32_t generated[12];
@@ -978,8 +1003,8 @@ static void test_threads(void) {
     work.lm = load_model("char_lm");
     work.classifier_case = &classifier_case;
     work.lm_case = &lm_case;
-    int ready = work.classifier && work.lm && run_case(work.classifier, &classifier_case, 0, &work.classifier_expected) == RECUR_OK &&
-                run_case(work.lm, &lm_case, 0, &work.lm_expected) == RECUR_OK &&
+    int ready = work.classifier && work.lm && run_case(work.classifier, &classifier_case, AS_STORED, &work.classifier_expected) == RECUR_OK &&
+                run_case(work.lm, &lm_case, AS_STORED, &work.lm_expected) == RECUR_OK &&
                 (work.last_chunk_expected = stream_lm(work.lm, st_find(&lm_case, "input"))) != NULL &&
                 generate_lm(work.lm, work.generated);
     CHECK(ready, "single-thread references");
@@ -1054,7 +1079,7 @@ static void *plugin_worker(void *argument) {
     size_t mismatches = 0;
     for (int round = 0; round < ROUNDS; round++) {
         recur_result *result = NULL;
-        if (run_case(work->model, work->file, 0, &result) != RECUR_OK || !identical(result, work->expected)) mismatches++;
+        if (run_case(work->model, work->file, AS_STORED, &result) != RECUR_OK || !identical(result, work->expected)) mismatches++;
         recur_result_free(result);
     }
     return (void *)(uintptr_t)mismatches;
@@ -1109,7 +1134,7 @@ static void test_plugins(void) {
         model = load_plugin_fixture(cases[i], &file);
         if (!model) continue;
         recur_result *result = NULL;
-        EXPECT_STATUS(run_case(model, &file, 0, &result), RECUR_OK, "");
+        EXPECT_STATUS(run_case(model, &file, AS_STORED, &result), RECUR_OK, "");
         if (result) check_against_expected(result, &file, cases[i]);
         recur_result_free(result);
         recur_session *session = NULL;
@@ -1125,7 +1150,7 @@ static void test_plugins(void) {
         check_chunked(model, st_find(&file, "input"), chunks, 3, "mgu_norm 3+1+3");
         plugin_work work = {model, &file, NULL};
         recur_result *expected = NULL;
-        EXPECT_STATUS(run_case(model, &file, 0, &expected), RECUR_OK, "");
+        EXPECT_STATUS(run_case(model, &file, AS_STORED, &expected), RECUR_OK, "");
         work.expected = expected;
         pthread_t threads[THREADS];
         int started = 0;

@@ -270,32 +270,35 @@ struct RecurrentLayer: Layer {
     }
 
     func forward(_ input: Signal, context: inout ForwardContext) throws(RecurError) -> Signal {
-        let (x, batch, steps) = try sequence(input)
+        guard case .sequence(let x, let batch, let steps, _) = input else {
+            throw RecurError(.internal, "layer '\(name)' was given a signal that shape checking refuses")
+        }
+        return try x.withUnsafeBufferPointer { x throws(RecurError) in try forward(x, batch: batch, steps: steps, context: &context) }
+    }
+
+    /// `forward` over x [B, T, input_size] in memory of the caller's, read in place.
+    func forward(_ x: UnsafeBufferPointer<Float>, batch: Int, steps: Int, context: inout ForwardContext) throws(RecurError) -> Signal {
         var y = ReusedFloats.take(batch * steps * directions * hidden)
-        y.withUnsafeMutableBufferPointer { run(x, batch: batch, steps: steps, context: &context, output: $0) }
+        try y.withUnsafeMutableBufferPointer { y throws(RecurError) in
+            try forward(x, batch: batch, steps: steps, context: &context, into: y)
+        }
         return .sequence(y, batch: batch, steps: steps, features: directions * hidden)
     }
 
-    /// `forward` writing its output [B, T, D·H] into `output`, which holds B·T·D·H floats, rather than
-    /// into an array of its own: a caller with memory of its own for the model's output saves a copy.
-    func forward(_ input: Signal, context: inout ForwardContext, into output: UnsafeMutableBufferPointer<Float>) throws(RecurError) {
-        let (x, batch, steps) = try sequence(input)
-        guard output.count == batch * steps * directions * hidden else {
-            throw RecurError(.internal, "layer '\(name)': room for \(output.count) output floats, not B·T·D·H = \(batch * steps * directions * hidden)")
+    /// `forward` from x [B, T, input_size] into output [B, T, D·H], both in memory of the caller's: a
+    /// caller that has the model's input, or room for its output, saves copying it.
+    func forward(_ x: UnsafeBufferPointer<Float>, batch: Int, steps: Int, context: inout ForwardContext,
+                 into output: UnsafeMutableBufferPointer<Float>) throws(RecurError) {
+        guard x.count == batch * steps * inputSize, output.count == batch * steps * directions * hidden else {
+            throw RecurError(.internal, "layer '\(name)': \(x.count) input and \(output.count) output floats for B = \(batch), T = \(steps)")
         }
         run(x, batch: batch, steps: steps, context: &context, output: output)
     }
 
-    private func sequence(_ input: Signal) throws(RecurError) -> (x: [Float], batch: Int, steps: Int) {
-        guard case .sequence(let x, let batch, let steps, _) = input else {
-            throw RecurError(.internal, "layer '\(name)' was given a signal that shape checking refuses")
-        }
-        return (x, batch, steps)
-    }
-
     /// The stacked layers over x [B, T, inputSize], the top one's h at each step into output [B, T, D·H]
     /// (zero past a sequence's length), and the final states into `context`.
-    private func run(_ input: [Float], batch: Int, steps: Int, context: inout ForwardContext, output: UnsafeMutableBufferPointer<Float>) {
+    private func run(_ input: UnsafeBufferPointer<Float>, batch: Int, steps: Int, context: inout ForwardContext,
+                     output: UnsafeMutableBufferPointer<Float>) {
         let width = directions * hidden
         let rows = weights.count * directions
         let stateSize = batch * hidden
@@ -304,7 +307,7 @@ struct RecurrentLayer: Layer {
         var states = initial.map { $0 ?? [Float](repeating: 0, count: rows * stateSize) }
         var driver = SequenceDriver(cell: cell, batch: batch, steps: steps, hidden: hidden, directions: directions,
                                     precision: precision, inputSize: max(inputSize, width), lengths: context.lengths)
-        var x = input
+        var lower: [Float] = [] // the stacked layer below's output, this one's input
         for (k, layerWeights) in weights.enumerated() {
             // The top layer writes the output; a lower one, the next one's input.
             let writesOutput = k == weights.count - 1
@@ -312,18 +315,20 @@ struct RecurrentLayer: Layer {
             let range = (k * directions * stateSize)..<((k + 1) * directions * stateSize)
             var h = Array(states[0][range])
             var c = states.count > 1 ? Array(states[1][range]) : []
-            below.withUnsafeMutableBufferPointer { below in
-                let y = writesOutput ? output : below
-                // Without lengths every step of every row is written; with them, steps past a row's
-                // length stay zero.
-                if context.lengths != nil { y.update(repeating: 0) }
-                driver.run(weights: layerWeights, input: x, inputSize: k == 0 ? inputSize : width, h: &h, c: &c, output: y)
+            lower.withUnsafeBufferPointer { lower in
+                below.withUnsafeMutableBufferPointer { below in
+                    let y = writesOutput ? output : below
+                    // Without lengths every step of every row is written; with them, steps past a row's
+                    // length stay zero.
+                    if context.lengths != nil { y.update(repeating: 0) }
+                    driver.run(weights: layerWeights, input: k == 0 ? input : lower, inputSize: k == 0 ? inputSize : width,
+                               h: &h, c: &c, output: y)
+                }
             }
             states[0].replaceSubrange(range, with: h)
             if states.count > 1 { states[1].replaceSubrange(range, with: c) }
-            // A lower stacked layer's output is this layer's own; the first input is the caller's.
-            if k > 0 { ReusedFloats.give(x) }
-            x = below
+            if k > 0 { ReusedFloats.give(lower) }
+            lower = below
         }
         driver.releaseWorkspace()
         for (names, values) in zip(stateTensors, states) {
@@ -386,7 +391,7 @@ struct SequenceDriver {
 
     /// input [B, T, inputSize]; h, c [D, B, H] initial state in, final state out (c empty unless
     /// lstm); writes direction d's h at each valid step into output [B, T, D·H] at columns d·H ..< (d+1)·H.
-    mutating func run(weights: [DirectionWeights], input: [Float], inputSize: Int,
+    mutating func run(weights: [DirectionWeights], input x: UnsafeBufferPointer<Float>, inputSize: Int,
                       h: inout [Float], c: inout [Float], output y: UnsafeMutableBufferPointer<Float>) {
         let (B, T, H, D) = (batch, steps, hidden, directions)
         let (stride, spareOffset, partialOffset, roundedInputOffset) = (stride, spareOffset, partialOffset, roundedInputOffset)
@@ -395,32 +400,30 @@ struct SequenceDriver {
         let sixteenBitConstants = weights.flatMap { [$0.halfRecurrent, $0.bf16Input, $0.bf16Recurrent] }
         withOptionalPointers(constants) { constant in
             withOptionalPointers(sixteenBitConstants) { sixteenBit in
-                input.withUnsafeBufferPointer { x in
-                    workspace.withUnsafeMutableBufferPointer { work in
-                        h.withUnsafeMutableBufferPointer { h in
-                            c.withUnsafeMutableBufferPointer { c in
-                                withOptionalLengths(lengths) { lengths in
-                                    let sequences = (0..<D).map { d in
-                                        let direction = work.baseAddress! + d * stride
-                                        // Written and read by the kernels alone, as bfloat16 values.
-                                        let roundedInput = UnsafeMutableRawPointer(direction + roundedInputOffset)
-                                            .assumingMemoryBound(to: UInt16.self)
-                                        return rk_sequence(
-                                            cell: kernel, batch: B, steps: T, input_size: inputSize, hidden: H,
-                                            x: x.baseAddress, ldx: inputSize,
-                                            input_weights: constant[4 * d], input_bias: constant[4 * d + 1],
-                                            recurrent_weights: constant[4 * d + 2], recurrent_half_weights: sixteenBit[3 * d],
-                                            recurrent_bias: constant[4 * d + 3],
-                                            lengths: lengths, reverse: d == 1 ? 1 : 0,
-                                            gx: direction, h: h.baseAddress! + d * B * H, h_spare: direction + spareOffset,
-                                            partial: direction + partialOffset,
-                                            c: c.isEmpty ? nil : c.baseAddress! + d * B * H,
-                                            y: y.baseAddress! + d * H, ldy: D * H,
-                                            input_bf16_weights: sixteenBit[3 * d + 1], recurrent_bf16_weights: sixteenBit[3 * d + 2],
-                                            x_bf16: sixteenBit[3 * d + 1] == nil ? nil : roundedInput)
-                                    }
-                                    rk_run_sequences(sequences, sequences.count)
+                workspace.withUnsafeMutableBufferPointer { work in
+                    h.withUnsafeMutableBufferPointer { h in
+                        c.withUnsafeMutableBufferPointer { c in
+                            withOptionalLengths(lengths) { lengths in
+                                let sequences = (0..<D).map { d in
+                                    let direction = work.baseAddress! + d * stride
+                                    // Written and read by the kernels alone, as bfloat16 values.
+                                    let roundedInput = UnsafeMutableRawPointer(direction + roundedInputOffset)
+                                        .assumingMemoryBound(to: UInt16.self)
+                                    return rk_sequence(
+                                        cell: kernel, batch: B, steps: T, input_size: inputSize, hidden: H,
+                                        x: x.baseAddress, ldx: inputSize,
+                                        input_weights: constant[4 * d], input_bias: constant[4 * d + 1],
+                                        recurrent_weights: constant[4 * d + 2], recurrent_half_weights: sixteenBit[3 * d],
+                                        recurrent_bias: constant[4 * d + 3],
+                                        lengths: lengths, reverse: d == 1 ? 1 : 0,
+                                        gx: direction, h: h.baseAddress! + d * B * H, h_spare: direction + spareOffset,
+                                        partial: direction + partialOffset,
+                                        c: c.isEmpty ? nil : c.baseAddress! + d * B * H,
+                                        y: y.baseAddress! + d * H, ldy: D * H,
+                                        input_bf16_weights: sixteenBit[3 * d + 1], recurrent_bf16_weights: sixteenBit[3 * d + 2],
+                                        x_bf16: sixteenBit[3 * d + 1] == nil ? nil : roundedInput)
                                 }
+                                rk_run_sequences(sequences, sequences.count)
                             }
                         }
                     }
