@@ -65,6 +65,17 @@ enum { BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BY
    (RNN-256 B = 8 1.13, LSTM-100 B = 12 1.11, GRU-128 B = 10 1.04) or level (LSTM-128 B = 8, LSTM-160
    B = 12); bands of 2–3 rows slower still (LSTM-100 B = 5 1.08–1.12). */
 enum { SMALL_STEP_WORK = 1 << 17, SMALL_STEP_BAND_MIN_ROWS = 4 };
+/* A band's thread computes its rows' input projection itself, ahead of its steps or in them. In them it
+   pays from BAND_PROJECTING_MIN_ROWS rows, fewer than a step over all the rows needs
+   (rk_step_projects_input, which weighs a projection that the threads share ahead), when the input
+   part and the recurrent part are one product over [x | h_prev] (not gru, whose n gate keeps them
+   apart) and x is no wider than h_prev. Measured (a switch read at each call, blocks of 21 calls
+   alternating through the C API, 30–40 blocks, Zen 3 VM; medians of the block ratios): LSTM-64 I = 32
+   B = 8 (bands of 4) 0.86–0.89, two layers of it 0.90–0.91, B = 12 with I = 64 (bands of 6) 0.91,
+   RNN-128 B = 8 0.87–0.88, LSTM-90 B = 8 1.00; with every band of 4 rows or more projecting, slower for
+   gru (GRU-100 B = 8 1.02, GRU-60 B = 10 in bands of 5 1.06) and with I = 2·H (LSTM-50 I = 100 B = 14
+   1.03), which the rule leaves as they were (1.00 each). */
+enum { BAND_PROJECTING_MIN_ROWS = 4 };
 /* A thread's chunks run in turn forward and backward (odd steps from its last chunk) when its share
    of the weights a step reads is at most this many times its core's L2: the weights it read last are
    then the first it needs again, still in L2, where in the same order every step a share a little
@@ -415,6 +426,14 @@ static int steps_project_input(const rk_sequence *s, size_t rows) {
     return rk_step_projects_input(rk_cell_gates(s->cell), rows, s->input_size, s->hidden, weight_format(s), core_cache());
 }
 
+/* Whether a band's steps over `rows` rows compute their own input part (BAND_PROJECTING_MIN_ROWS). Asked
+   with SIZE_MAX rows, rk_step_projects_input answers on everything but the rows: the weights' format,
+   x's width, W_ih's size. */
+static int band_projects_input(const rk_sequence *s, size_t rows) {
+    return steps_project_input(s, rows) ||
+           (rows >= BAND_PROJECTING_MIN_ROWS && s->cell != RK_CELL_GRU && s->input_size <= s->hidden && steps_project_input(s, SIZE_MAX));
+}
+
 /* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks
    (none when the steps project their own input) and then every step's chunks. */
 typedef struct {
@@ -458,7 +477,7 @@ static size_t recurrent_weight_bytes(const rk_sequence *s) {
    or 1 for none. */
 static size_t band_count(const rk_sequence *s, size_t owners) {
     size_t B = s->batch, H = s->hidden, band_rows = B / owners;
-    int band_products = rk_step_runs_as_product(band_rows, H, steps_project_input(s, band_rows), weight_format(s));
+    int band_products = rk_step_runs_as_product(band_rows, H, band_projects_input(s, band_rows), weight_format(s));
     size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
     size_t band_min_rows = step_work(s) <= owners * SMALL_STEP_WORK ? SMALL_STEP_BAND_MIN_ROWS : BAND_MIN_ROWS;
     return owners > 1 && B >= owners * band_min_rows && recurrent_weight_bytes(s) <= band_weight_limit ? owners : 1;
@@ -549,7 +568,7 @@ static void step_chunk(const sequence_run *r, const rk_step *step, size_t chunk)
 static void run_band(sequence_run *r, size_t band, size_t thread) {
     const rk_sequence *s = r->s;
     size_t T = s->steps, row_begin = share(s->batch, band, r->bands), row_end = share(s->batch, band + 1, r->bands);
-    int projects_input = steps_project_input(s, row_end - row_begin);
+    int projects_input = band_projects_input(s, row_end - row_begin);
     if (!projects_input) rk_gemm_packed(&r->projection, row_begin * T, row_end * T, 0, rk_gemm_panels(r->projection.N));
     size_t length = longest(s, row_begin, row_end);
     for (size_t step_index = 0; step_index < length; step_index++) {

@@ -38,6 +38,10 @@ import Testing
         Shape(cell: .lstm, batch: 25, steps: 3, input: 16, hidden: 140, layers: 2, directions: 2),
         Shape(cell: .gru, batch: 26, steps: 3, input: 10, hidden: 36, layers: 1, directions: 1, withStates: true),
         Shape(cell: .rnn, batch: 37, steps: 3, input: 19, hidden: 44, layers: 1, directions: 1, withStates: true),
+        // Bands of 4 and of 4 and 5 rows, one per thread, whose steps project their own input
+        // (BAND_PROJECTING_MIN_ROWS), on a machine of two CPUs or more.
+        Shape(cell: .lstm, batch: 8, steps: 6, input: 32, hidden: 64, layers: 2, directions: 1, withStates: true),
+        Shape(cell: .rnn, batch: 9, steps: 5, input: 40, hidden: 120, layers: 1, directions: 1),
         // Outputs and workspaces large enough to be kept between passes (ReusedFloats).
         Shape(cell: .lstm, batch: 9, steps: 40, input: 16, hidden: 48, layers: 2, directions: 2),
         Shape(cell: .gru, batch: 33, steps: 12, input: 8, hidden: 45, layers: 1, directions: 1),
