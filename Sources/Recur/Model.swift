@@ -151,7 +151,7 @@ public final class Model: Sendable {
         return try run(request)
     }
 
-    package func run(_ request: RunRequest) throws(RecurError) -> [NamedTensor] {
+    func run(_ request: RunRequest) throws(RecurError) -> [NamedTensor] {
         var context = ForwardContext(lengths: request.lengths, initialStates: request.states)
         let signal = try forward(request, through: layers[...], context: &context)
         let output: Tensor
