@@ -197,13 +197,14 @@ public final class Model: Sendable {
             }
             return context.finalStates
         }
+        func fill<Element: BitwiseCopyable>(_ values: [Element]) throws(RecurError) {
+            let bytes = values.count * MemoryLayout<Element>.stride
+            guard bytes == output.count else { throw RecurError(.internal, "room for \(output.count) output bytes, not \(bytes)") }
+            values.withUnsafeBytes { copyBytes($0, to: output) }
+        }
         switch try forward(request, through: layers[...], context: &context) {
-        case .sequence(let v, _, _, _), .pooled(let v, _, _):
-            guard v.count * 4 == output.count else { throw RecurError(.internal, "room for \(output.count) output bytes, not \(v.count * 4)") }
-            v.withUnsafeBytes { copyBytes($0, to: output) }
-        case .tokens(let ids, _, _):
-            guard ids.count * 4 == output.count else { throw RecurError(.internal, "room for \(output.count) output bytes, not \(ids.count * 4)") }
-            ids.withUnsafeBytes { copyBytes($0, to: output) }
+        case .sequence(let v, _, _, _), .pooled(let v, _, _): try fill(v)
+        case .tokens(let ids, _, _): try fill(ids)
         }
         return context.finalStates
     }

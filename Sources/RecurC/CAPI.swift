@@ -94,9 +94,13 @@ private final class ResultHandle {
 
     private static let dataAlignment = 64
 
-    /// A result with room for tensors of these names, types and shapes (rank at most 8), their
-    /// data not yet written; out of memory is an error.
+    /// A result with room for tensors of these names, types and shapes, their data not yet written;
+    /// out of memory is an error, and so is a rank above recur_tensor's 8 (the engine's outputs have
+    /// rank 1 ... 3).
     init(layout: [(name: String, dtype: DType, shape: [Int])]) throws(RecurError) {
+        if let wide = layout.first(where: { $0.shape.count > 8 }) {
+            throw RecurError(.internal, "output '\(wide.name)' has rank \(wide.shape.count), above 8")
+        }
         let names = layout.map { Array($0.name.utf8CString) }
         let byteCounts = layout.map { $0.shape.reduce($0.dtype.byteSize, *) }
         let descriptionBytes = layout.count * MemoryLayout<recur_tensor>.stride
@@ -144,7 +148,7 @@ private final class ResultHandle {
         UnsafeMutableRawBufferPointer(start: tensors[index].data, count: byteCounts[index])
     }
 
-    /// Copies `outputs` (rank at most 8) into a new result.
+    /// Copies `outputs` into a new result.
     static func copying(_ outputs: [NamedTensor]) throws(RecurError) -> ResultHandle {
         let result = try ResultHandle(layout: outputs.map { ($0.name, $0.tensor.dtype, $0.tensor.shape) })
         for (index, output) in outputs.enumerated() { result.write(output.tensor, at: index) }
@@ -169,10 +173,6 @@ private final class ResultHandle {
 /// Hands `outputs` to C as a new recur_result in *out. C then has its copies, so the buffers of
 /// `outputs` and of `inputs` (the engine's copies of the caller's) serve the next call.
 private func deliver(_ outputs: [NamedTensor], of inputs: [String: Tensor], to out: UnsafeMutablePointer<OpaquePointer?>) throws(RecurError) {
-    // The engine's outputs have rank 1 ... 3; recur_tensor holds at most 8.
-    if let wide = outputs.first(where: { $0.tensor.shape.count > 8 }) {
-        throw RecurError(.internal, "output '\(wide.name)' has rank \(wide.tensor.shape.count), above 8")
-    }
     out.pointee = retained(try ResultHandle.copying(outputs))
     for tensor in inputs.values { ReusedFloats.give(tensor) }
     for output in outputs { ReusedFloats.give(output.tensor) }
@@ -343,12 +343,9 @@ public func recurModelRun(_ handle: OpaquePointer?, _ inputs: UnsafePointer<recu
         // The result laid out first, so that the model writes its output there rather than into an
         // array of its own to be copied: 200 KiB a call at LSTM-64, B = 8, T = 100.
         let layout = model.outputLayout(request)
-        if let wide = layout.first(where: { $0.shape.count > 8 }) {
-            throw RecurError(.internal, "output '\(wide.name)' has rank \(wide.shape.count), above 8")
-        }
         let result = try ResultHandle(layout: layout)
         let states = try model.run(request, outputInto: result.data(0))
-        guard states.map({ [$0.name: $0.tensor.shape] }) == layout.dropFirst().map({ [$0.name: $0.shape] }) else {
+        guard states.elementsEqual(layout.dropFirst(), by: { $0.name == $1.name && $0.tensor.shape == $1.shape }) else {
             throw RecurError(.internal, "the model returned states \(states.map(\.name)), not those it declares")
         }
         for (index, state) in states.enumerated() { result.write(state.tensor, at: index + 1) }

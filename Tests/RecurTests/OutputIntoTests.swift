@@ -12,9 +12,9 @@ import Testing
     func checkAgainstRun(_ model: Model, _ inputs: [String: Tensor]) throws {
         let expected = try model.run(inputs)
         var requests = [try RunRequest(model: model, inputs: inputs)]
-        let features = try #require(inputs["input"]).floats ?? []
-        try features.withUnsafeBufferPointer { features in
-            if let input = inputs["input"], input.dtype == .float32 {
+        let input = try #require(inputs["input"])
+        try (input.floats ?? []).withUnsafeBufferPointer { features in
+            if input.dtype == .float32 {
                 var others = inputs
                 others["input"] = nil
                 requests.append(try RunRequest(model: model, inputs: others, borrowed: BorrowedFeatures(features, shape: input.shape)))

@@ -262,9 +262,7 @@ static void test_golden(void) {
         if (model) {
             /* The library reads the caller's float input in place (on its worker threads too): it must
                leave it as it was. */
-            size_t input_index = 0;
-            while (input_index < file.n && strcmp(file.tensors[input_index].name, "input") != 0) input_index++;
-            const st_tensor *input = input_index < file.n ? &file.tensors[input_index] : NULL;
+            const st_tensor *input = st_find(&file, "input");
             size_t input_bytes = input ? input->count * element_size(input->dtype) : 0;
             void *before = input ? malloc(input_bytes + 1) : NULL;
             if (input) memcpy(before, input->data, input_bytes);
