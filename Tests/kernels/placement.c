@@ -132,47 +132,55 @@ static double seconds_now(void) {
 /* Calls an LSTM of 75 units over 145 inputs at batch 1, 50 steps (zero weights: only the threads
    matter) for `seconds`, `pause` seconds between calls: steps of 22 500 multiply-adds, below
    MIN_PARALLEL_STEP_WORK, and 2.2 million of input projection, between MIN_PARALLEL_WORK and
-   WAKING_WORK. False when out of memory. */
-static int call_small_lstm(double seconds, double pause) {
+   WAKING_WORK. Returns the calls made, or -1 when out of memory. */
+static long call_small_lstm(double seconds, double pause) {
     enum { B = 1, T = 50, I = 145, H = 75, G = 4 };
     size_t columns = rk_gate_columns(G, H), partial = rk_step_partial_size(G, B, H, RK_WEIGHTS_FLOAT32);
     float *x = calloc(B * T * I, sizeof(float)), *input = calloc(rk_input_packed_size(G, H, I), sizeof(float));
     float *recurrent = calloc(rk_recurrent_packed_size(G, H), sizeof(float)), *gx = calloc(T * B * columns, sizeof(float));
     float *h = calloc(B * H, sizeof(float)), *h_spare = calloc(B * H, sizeof(float)), *c = calloc(B * H, sizeof(float));
     float *y = calloc(B * T * H, sizeof(float)), *workspace = calloc(RK_MAX_THREADS * partial, sizeof(float));
+    long calls = 0;
     int allocated = x && input && recurrent && gx && h && h_spare && c && y && workspace;
     if (allocated) {
         rk_sequence s = {.cell = RK_CELL_LSTM, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x, .ldx = I,
                          .input_weights = input, .recurrent_weights = recurrent, .gx = gx, .h = h, .h_spare = h_spare,
                          .partial = workspace, .c = c, .y = y, .ldy = H};
         struct timespec gap = {0, (long)(pause * 1e9)};
-        for (double end = seconds_now() + seconds; seconds_now() < end;) {
+        for (double end = seconds_now() + seconds; seconds_now() < end; calls++) {
             rk_run_sequences(&s, 1);
             if (pause > 0) nanosleep(&gap, NULL);
         }
     }
     free(x), free(input), free(recurrent), free(gx), free(h), free(h_spare), free(c), free(y), free(workspace);
-    return allocated;
+    return allocated ? calls : -1;
 }
 
-static void *second_caller(void *seconds) { return call_small_lstm(*(double *)seconds, 0) ? seconds : NULL; }
+static void *second_caller(void *seconds) { return call_small_lstm(*(double *)seconds, 0) >= 0 ? seconds : NULL; }
 
 /* The milliseconds the workers ran while `callers` threads (1 or 2; the second back to back) called
-   the small LSTM for `seconds`; -1 when the run time is unreadable or a call could not be made. */
-static double workers_ms_while_calling(double seconds, double pause, int callers) {
+   the small LSTM for `seconds`, and in *calls the first caller's calls; -1 when the run time is
+   unreadable or a call could not be made. */
+static double workers_ms_while_calling(double seconds, double pause, int callers, long *calls) {
     long long before = workers_run_nanoseconds(); /* before the second caller exists, and after it has gone */
     pthread_t second;
     if (callers > 1 && pthread_create(&second, NULL, second_caller, &seconds) != 0) return -1;
-    int called = call_small_lstm(seconds, pause);
+    *calls = call_small_lstm(seconds, pause);
     void *second_called = &seconds;
     if (callers > 1) pthread_join(second, &second_called);
     long long after = workers_run_nanoseconds();
-    return before >= 0 && after >= 0 && called && second_called ? (double)(after - before) / 1e6 : -1;
+    return before >= 0 && after >= 0 && *calls >= 0 && second_called ? (double)(after - before) / 1e6 : -1;
 }
 
+/* How long a woken worker spins for the next job before it sleeps (pool.c, IDLE_SPIN_NANOSECONDS). */
+static const double IDLE_SPIN_MS = 0.2;
+
 /* The workers asleep (the pool started, then idle well past its spin): one caller's calls 1 ms apart
-   leave them so, and its calls back to back wake them, which then run for most of the 40 ms; two
-   callers back to back find the pool taken by each other and leave it (a wake, then a spin of 200 µs). */
+   leave them so, and its calls back to back wake them, which then run for a good part of each call or
+   of the spin after it, whichever is shorter (calls of 0.1 ms spin them through the 40 ms; under
+   AddressSanitizer on a slow host a call took 2–3 ms, and a worker done with its share of one spins
+   its 0.2 ms and sleeps until the next wakes it); two callers back to back find the pool taken by each
+   other and leave it (a wake, then a spin of 200 µs). */
 static int burst_wakes_workers(void) {
     if (!product_computes()) {
         fprintf(stderr, "placement: the product is wrong\n");
@@ -180,18 +188,22 @@ static int burst_wakes_workers(void) {
     }
     struct timespec idle = {0, 50 * 1000 * 1000};
     nanosleep(&idle, NULL);
-    double sparse = workers_ms_while_calling(0.04, 0.001, 1);
-    double burst = workers_ms_while_calling(0.04, 0, 1);
-    double contended = workers_ms_while_calling(0.04, 0, 2);
+    long sparse_calls, burst_calls, contended_calls;
+    double sparse = workers_ms_while_calling(0.04, 0.001, 1, &sparse_calls);
+    double burst = workers_ms_while_calling(0.04, 0, 1, &burst_calls);
+    double contended = workers_ms_while_calling(0.04, 0, 2, &contended_calls);
     if (sparse < 0 || burst < 0 || contended < 0) {
         fprintf(stderr, "placement: cannot read the workers' run time (/proc/self/task/*/schedstat), allocate or "
                         "start a thread\n");
         return 0;
     }
-    if (sparse > 1 || burst < 10 || contended > 8) {
+    double call_ms = 40.0 / (double)(burst_calls > 0 ? burst_calls : 1);
+    double burst_expected = 0.25 * (double)burst_calls * (call_ms < IDLE_SPIN_MS ? call_ms : IDLE_SPIN_MS);
+    if (sparse > 1 || burst < burst_expected || contended > 8) {
         fprintf(stderr, "placement: the workers ran %.2f ms while one caller's calls came 1 ms apart (expected under 1), "
-                        "%.2f ms while they came back to back (expected 10 or more) and %.2f ms while two callers' did "
-                        "(expected under 8), each for 40 ms\n", sparse, burst, contended);
+                        "%.2f ms while its %ld calls came back to back (expected %.2f or more) and %.2f ms while two "
+                        "callers' did (expected under 8), each for 40 ms\n", sparse, burst, burst_calls, burst_expected,
+                contended);
         return 0;
     }
     return 1;
