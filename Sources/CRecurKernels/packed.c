@@ -934,6 +934,7 @@ typedef struct {
     void (*step)(const rk_step *s, size_t unit_begin, size_t unit_end);
     void (*round_rows_bf16)(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y, size_t ldy);
     size_t step_product_min_rows;
+    int tile_mr, tile_nv, registers; /* step_body's TILE_MR, TILE_NV, REGISTERS */
 } kernel_variant;
 
 #if RK_HAVE_AVX2_VARIANT
@@ -985,7 +986,8 @@ static int cpu_has_dpbf16(void) {
         if (s->half_weights) step_body(MR, NV, REGISTERS, 1, F16C, s, ub, ue);                                         \
         else step_body(MR, NV, REGISTERS, 0, F16C, s, ub, ue);                                                         \
     }                                                                                                                  \
-    static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME, round_rows_bf16_##NAME, PRODUCT_MIN_ROWS};
+    static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME, round_rows_bf16_##NAME,                       \
+                                        PRODUCT_MIN_ROWS, MR, NV, REGISTERS};
 
 /* F16C: half weights converted by the conversion instruction (every AVX2 CPU has it), not integer code. */
 RK_VARIANT(portable, , 6, 0, 1, 4, 16, 0, 0)
@@ -1031,6 +1033,12 @@ static const kernel_variant *kernels(void) {
 }
 
 const char *rk_kernels_name(void) { return kernels()->name; }
+
+size_t rk_step_wide_tile_rows(size_t gates) {
+    const kernel_variant *v = kernels();
+    int G = (int)gates;
+    return G > 1 && v->tile_mr > 0 ? (size_t)wide_tile_rows(G, step_tile_pairs(G, v->tile_nv), v->registers) : 0;
+}
 
 size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weights weights) {
     size_t rows = weights == RK_WEIGHTS_BFLOAT16  ? ceil_div(batch * rk_bf16_row_size(hidden), 2)

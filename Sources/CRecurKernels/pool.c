@@ -63,8 +63,19 @@ enum { BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BY
    of 0.92–1.03 on the Zen 3 VM): LSTM-64 B = 8 0.79–0.90, B = 15 0.93, GRU-80 B = 8 0.84, RNN-160 B = 8
    0.86, LSTM-90 B = 8 0.89; with about twice that work per thread, bands of 4–6 rows were slower
    (RNN-256 B = 8 1.13, LSTM-100 B = 12 1.11, GRU-128 B = 10 1.04) or level (LSTM-128 B = 8, LSTM-160
-   B = 12); bands of 2–3 rows slower still (LSTM-100 B = 5 1.08–1.12). */
-enum { SMALL_STEP_WORK = 1 << 17, SMALL_STEP_BAND_MIN_ROWS = 4 };
+   B = 12); bands of 2–3 rows slower still (LSTM-100 B = 5 1.08–1.12). Bands of fewer rows, down to
+   WIDE_TILE_BAND_MIN_ROWS, when every band's rows fit one wide tile (rk_step_wide_tile_rows: AVX-512's
+   lstm up to 6 rows, each weight read once for all of them): on the Zen 4 VM, whose two vCPUs sit on
+   cores of one core complex at times (a ping-pong between them 60–200 ns a round trip) and of two at
+   others (300–600 ns), a split step's barrier and its exchange of h_prev cost little in the first and
+   doubled the time of small LSTMs in the second, slower than one thread; bands exchange nothing.
+   Measured through the C API (a switch read at each call, blocks of 20 ms alternating, each block
+   classed by a ping-pong measured just before it; bands of 2–3 rows against split steps, medians of
+   the block ratios): LSTM-100 (I = 37) B = 5 1.00–1.04 with the vCPUs close and 0.69 apart, LSTM-64
+   B = 4 0.84 and 0.61, LSTM-100 B = 7 0.89 and 0.63, LSTM-100 with I = 200 B = 6 0.88, LSTM-128 B = 4
+   1.02; where short rows have no wide tile they were slower with the vCPUs close (GRU-128 B = 5 1.12,
+   RNN-128 B = 5 1.14; GRU-100 B = 6 0.93). */
+enum { SMALL_STEP_WORK = 1 << 17, SMALL_STEP_BAND_MIN_ROWS = 4, WIDE_TILE_BAND_MIN_ROWS = 2 };
 /* A band's thread computes its rows' input projection itself, ahead of its steps or in them. In them it
    pays from BAND_PROJECTING_MIN_ROWS rows, fewer than a step over all the rows needs
    (rk_step_projects_input, which weighs a projection that the threads share ahead), when the input
@@ -454,6 +465,7 @@ typedef struct {
     size_t bands;               /* > 1: the rows in this many bands, each run whole by one thread */
     _Atomic size_t next_band;
     size_t projection_chunks, step_chunks;
+    size_t projection_phases;   /* 1: the projection split as the step chunks are, a phase before the first step */
     int zigzag;                 /* odd steps run each thread's chunks backward */
     size_t units, unit_group, groups; /* H's unit blocks; chunks are whole groups of unit_group of them */
     _Atomic size_t next_projection_chunk;
@@ -479,7 +491,10 @@ static size_t band_count(const rk_sequence *s, size_t owners) {
     size_t B = s->batch, H = s->hidden, band_rows = B / owners;
     int band_products = rk_step_runs_as_product(band_rows, H, band_projects_input(s, band_rows), weight_format(s));
     size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
-    size_t band_min_rows = step_work(s) <= owners * SMALL_STEP_WORK ? SMALL_STEP_BAND_MIN_ROWS : BAND_MIN_ROWS;
+    size_t widest_band = (B + owners - 1) / owners, wide_tile_rows = rk_step_wide_tile_rows(rk_cell_gates(s->cell));
+    size_t band_min_rows = step_work(s) > owners * SMALL_STEP_WORK ? BAND_MIN_ROWS
+                           : !band_products && widest_band <= wide_tile_rows ? WIDE_TILE_BAND_MIN_ROWS
+                                                                                   : SMALL_STEP_BAND_MIN_ROWS;
     return owners > 1 && B >= owners * band_min_rows && recurrent_weight_bytes(s) <= band_weight_limit ? owners : 1;
 }
 
@@ -523,6 +538,15 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->groups = (r->units + r->unit_group - 1) / r->unit_group;
     size_t step_most = r->step_owners * (B == 1 ? CHUNKS_PER_THREAD : BATCHED_CHUNKS_PER_THREAD);
     r->step_chunks = r->groups < step_most ? r->groups : step_most;
+    /* A projection split by column panels (fewer than ROW_SPLIT_MIN_ROWS rows) is split as the steps
+       are, each owner first computing gx for the units whose steps it owns: gx then stays in that
+       core's cache, where chunks claimed from one counter left half of each step's gx to be fetched
+       from the other core, and the projection's writes to take lines from it. Measured through the C
+       API (a switch read at each call, blocks alternating; Zen 4 VM): LSTM-100 (I = 37) B = 5 0.94–0.97
+       with the vCPUs in two core complexes and 0.97 in one, RNN-256 B = 1 0.97, LSTM-300 B = 3 0.98,
+       LSTM-256 and GRU-512 B = 1 0.99. */
+    r->projection_phases = r->projection_chunks > 0 && r->bands == 1 && r->step_owners > 1 && B * T < ROW_SPLIT_MIN_ROWS;
+    if (r->projection_phases) r->projection_chunks = 0;
     size_t input_bytes = r->projects_input ? rk_input_packed_size(rk_cell_gates(s->cell), H, s->input_size) * sizeof(float) : 0;
     r->zigzag = recurrent_weight_bytes(s) + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * r->step_owners;
     atomic_init(&r->next_projection_chunk, 0);
@@ -560,6 +584,16 @@ static void step_chunk(const sequence_run *r, const rk_step *step, size_t chunk)
     size_t begin = share(r->groups, chunk, r->step_chunks) * r->unit_group;
     size_t end = share(r->groups, chunk + 1, r->step_chunks) * r->unit_group;
     rk_recurrent_step(step, begin, end < r->units ? end : r->units);
+}
+
+/* The columns of the input projection that chunk `chunk` of every step reads: its units' gates, in
+   whole panels (a panel two chunks share goes to the first). */
+static void project_chunk(const sequence_run *r, size_t chunk) {
+    size_t unit_columns = rk_cell_gates(r->s->cell) * RK_UNITS;
+    size_t first = rk_gemm_panels(share(r->groups, chunk, r->step_chunks) * r->unit_group * unit_columns);
+    size_t end = chunk + 1 == r->step_chunks ? rk_gemm_panels(r->columns)
+                                             : rk_gemm_panels(share(r->groups, chunk + 1, r->step_chunks) * r->unit_group * unit_columns);
+    rk_gemm_packed(&r->projection, 0, r->projection.M, first, end);
 }
 
 /* Band `band` of the rows, whole: its rows of the input projection (rows b·T + t of the product
@@ -661,20 +695,26 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
     }
     progress_wait(&r->progress, projection);
     if (r->steps_alone && atomic_exchange(&r->steps_taken, 1)) return;
-    /* Own share first, then the others' round the ring, each share's chunks in order; with zigzag,
-       odd steps take every share's chunks from its last. */
-    size_t first_share = rank < r->step_owners ? rank : 0;
-    uint64_t step = (atomic_load(&r->progress.done) - projection) / chunks;
-    for (; step < r->length; step++) {
-        /* Done chunks are counted once per step, so the shared counter's line moves once per thread. The
-           thread's first chunk prepares the rows for all of its chunks: at batch 1 in bfloat16, a step
-           of 16 chunks rounded h_prev 16 times. */
+    /* Phases: the projection when it is split as the steps are, then every step. Own share first,
+       then the others' round the ring, each share's chunks in order; with zigzag, odd steps take every
+       share's chunks from its last. */
+    size_t first_share = rank < r->step_owners ? rank : 0, phases = r->projection_phases + r->length;
+    uint64_t phase = (atomic_load(&r->progress.done) - projection) / chunks;
+    for (; phase < phases; phase++) {
+        /* Done chunks are counted once per phase, so the shared counter's line moves once per thread. The
+           thread's first chunk of a step prepares the rows for all of its chunks: at batch 1 in bfloat16, a
+           step of 16 chunks rounded h_prev 16 times. */
         uint64_t computed = 0;
+        size_t step = phase - r->projection_phases;
         rk_step prepared = {0};
         for (size_t k = 0; k < r->step_owners; k++) {
             size_t o = (first_share + k) % r->step_owners, begin = share(chunks, o, r->step_owners);
             size_t count = share(chunks, o + 1, r->step_owners) - begin;
-            for (size_t i; (i = claim_in_share(&r->claims[o], step, count)) != SIZE_MAX; computed++) {
+            for (size_t i; (i = claim_in_share(&r->claims[o], phase, count)) != SIZE_MAX; computed++) {
+                if (phase < r->projection_phases) {
+                    project_chunk(r, begin + i);
+                    continue;
+                }
                 if (computed == 0) {
                     prepared = step_of_rows(r, step, r->length, 0, r->s->batch, r->projects_input, thread);
                     rk_step_prepare_rows(&prepared);
@@ -684,7 +724,7 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
             }
         }
         progress_add(&r->progress, computed, chunks, projection);
-        progress_wait(&r->progress, projection + (step + 1) * chunks);
+        progress_wait(&r->progress, projection + (phase + 1) * chunks);
     }
 }
 
@@ -725,10 +765,10 @@ static size_t sequence_threads(const rk_sequence *s, size_t count, int in_burst,
     size_t shareable = SIZE_MAX; /* what a second thread could take: all of it when the steps are split */
     if (step_work(s) < MIN_PARALLEL_STEP_WORK) {
         if (count > 1) return 1;
-        /* Its bands when it has them, else its input projection. Bands need SMALL_STEP_BAND_MIN_ROWS rows a
-           thread: a sequence with too few rows for two threads' and too little projection is not worth
-           starting the pool to count its threads. */
-        size_t banded = s->batch >= 2 * SMALL_STEP_BAND_MIN_ROWS ? s->steps * step_work(s) + projection_work(s) : 0;
+        /* Its bands when it has them, else its input projection. Bands need WIDE_TILE_BAND_MIN_ROWS rows a
+           thread or more (band_count): a sequence with too few rows for two threads' and too little
+           projection is not worth starting the pool to count its threads. */
+        size_t banded = s->batch >= 2 * WIDE_TILE_BAND_MIN_ROWS ? s->steps * step_work(s) + projection_work(s) : 0;
         if (banded < MIN_PARALLEL_WORK && projection_work(s) < MIN_PARALLEL_WORK) return 1;
         pthread_once(&pool.once, pool_start);
         shareable = band_count(s, pool.workers + 1) > 1 ? banded : projection_work(s);

@@ -42,6 +42,11 @@ import Testing
         // (BAND_PROJECTING_MIN_ROWS), on a machine of two CPUs or more.
         Shape(cell: .lstm, batch: 8, steps: 6, input: 32, hidden: 64, layers: 2, directions: 1, withStates: true),
         Shape(cell: .rnn, batch: 9, steps: 5, input: 40, hidden: 120, layers: 1, directions: 1),
+        // Bands of 3 and 2 rows and of 2 and 2 in wide tiles (WIDE_TILE_BAND_MIN_ROWS, with the AVX-512
+        // and AVX2 kernels), on a machine of two CPUs or more; B = 1 and B = 2 above split their steps
+        // and their input projection alike (projection_phases).
+        Shape(cell: .lstm, batch: 5, steps: 7, input: 37, hidden: 100, layers: 2, directions: 1, withStates: true),
+        Shape(cell: .lstm, batch: 4, steps: 6, input: 32, hidden: 64, layers: 1, directions: 1),
         // Outputs and workspaces large enough to be kept between passes (ReusedFloats).
         Shape(cell: .lstm, batch: 9, steps: 40, input: 16, hidden: 48, layers: 2, directions: 2),
         Shape(cell: .gru, batch: 33, steps: 12, input: 8, hidden: 45, layers: 1, directions: 1),

@@ -170,6 +170,11 @@ int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t
    bfloat16. */
 int rk_step_runs_as_product(size_t batch, size_t hidden, int projects_input, rk_weights weights);
 
+/* The most rows a float32 step of `gates` gates over fused tiles takes in one wide tile, which reads
+   each weight of a pair of unit blocks once for all its rows (AVX-512 lstm: 6; AVX2 lstm: 2); 0 where
+   the kernels have none (gru, rnn, the portable kernels). */
+size_t rk_step_wide_tile_rows(size_t gates);
+
 /* How many unit blocks a step over `batch` rows computes at once: a range of blocks given to
    rk_recurrent_step that is a multiple of it (or ends at the last block) runs at full rate. */
 size_t rk_step_unit_group(size_t gates, size_t batch);
