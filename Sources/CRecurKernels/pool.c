@@ -74,7 +74,9 @@ enum { BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BY
    the block ratios): LSTM-100 (I = 37) B = 5 1.00–1.04 with the vCPUs close and 0.69 apart, LSTM-64
    B = 4 0.84 and 0.61, LSTM-100 B = 7 0.89 and 0.63, LSTM-100 with I = 200 B = 6 0.88, LSTM-128 B = 4
    1.02; where short rows have no wide tile they were slower with the vCPUs close (GRU-128 B = 5 1.12,
-   RNN-128 B = 5 1.14; GRU-100 B = 6 0.93). */
+   RNN-128 B = 5 1.14; GRU-100 B = 6 0.93). Steps too small to split, which ran on one thread beside
+   their projection, take such bands too (bench/ab, passes back to back: LSTM-32 B = 4 0.92, LSTM-48
+   B = 6 0.75). */
 enum { SMALL_STEP_WORK = 1 << 17, SMALL_STEP_BAND_MIN_ROWS = 4, WIDE_TILE_BAND_MIN_ROWS = 2 };
 /* A band's thread computes its rows' input projection itself, ahead of its steps or in them. In them it
    pays from BAND_PROJECTING_MIN_ROWS rows, fewer than a step over all the rows needs
@@ -494,7 +496,7 @@ static size_t band_count(const rk_sequence *s, size_t owners) {
     size_t widest_band = (B + owners - 1) / owners, wide_tile_rows = rk_step_wide_tile_rows(rk_cell_gates(s->cell));
     size_t band_min_rows = step_work(s) > owners * SMALL_STEP_WORK ? BAND_MIN_ROWS
                            : !band_products && widest_band <= wide_tile_rows ? WIDE_TILE_BAND_MIN_ROWS
-                                                                                   : SMALL_STEP_BAND_MIN_ROWS;
+                                                                              : SMALL_STEP_BAND_MIN_ROWS;
     return owners > 1 && B >= owners * band_min_rows && recurrent_weight_bytes(s) <= band_weight_limit ? owners : 1;
 }
 
