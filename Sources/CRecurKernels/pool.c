@@ -95,8 +95,16 @@ enum { BAND_PROJECTING_MIN_ROWS = 4 };
    larger than L2 evicts each line just before its next use. Measured (bench/ab, batch 1, same bits):
    shares of 1× L2 0.84–0.94 (LSTM-256 on two cores), 0.97 (RNN-512), 1.7× 0.96 (GRU-384), 2× 0.88
    (LSTM-256 on one core), 0.91 (RNN-512), 0.96 (GRU-300); at 4× (LSTM-512) no gain; batched steps,
-   bound by their multiply-adds, unchanged (LSTM-256 at B = 8 and 32: 1.00). */
-enum { ZIGZAG_MAX_CACHE_SHARES = 2 };
+   bound by their multiply-adds, unchanged (LSTM-256 at B = 8 and 32: 1.00). So do they when the weights
+   a step reads come to more than ZIGZAG_STREAMED_BYTES, beyond what the L3 keeps of them, and then a
+   chunk backward goes in pieces of ZIGZAG_PIECE_BYTES, from its last: the step streams its weights from
+   memory, and what the caches still hold of the last step's is the last few MiB it read. In pieces of
+   2 MiB it gained nothing (LSTM-2048 B = 4, 0.99–1.00), in pieces of 256 KiB, against the old rule
+   (through the C API, a switch read at each call, blocks alternating, medians of the block ratios; Zen 4
+   VM): LSTM-2048 B = 4 (two layers) 0.95–0.96 and 0.91–0.92 in the runs before, B = 1 0.98, B = 32 level
+   to 0.96, GRU-2048 B = 4 0.99; at 4–16 MiB, with the caches holding more, it gained nothing at batch 1
+   (LSTM-512, LSTM-1024, GRU-512, GRU-1024: 0.98–1.05). */
+enum { ZIGZAG_MAX_CACHE_SHARES = 2, ZIGZAG_STREAMED_BYTES = 32 << 20, ZIGZAG_PIECE_BYTES = 256 << 10 };
 /* Chunks per step and per owning thread: the unit of stealing. A step over several rows takes fewer,
    larger chunks, whose per-chunk set-up (tiles, row groups, claims) is then spread over more units
    (bench/ab on the Zen 4 VM, same bits: LSTM-256 B = 8 T = 200 0.954–0.976, B = 4 0.966, bidirectional B = 8
@@ -469,6 +477,7 @@ typedef struct {
     size_t projection_chunks, step_chunks;
     size_t projection_phases;   /* 1: the projection split as the step chunks are, a phase before the first step */
     int zigzag;                 /* odd steps run each thread's chunks backward */
+    size_t piece_units;         /* a chunk backward goes in pieces of this many unit blocks, its last piece first */
     size_t units, unit_group, groups; /* H's unit blocks; chunks are whole groups of unit_group of them */
     _Atomic size_t next_projection_chunk;
     progress progress;          /* projection chunks, then step chunks */
@@ -550,7 +559,12 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     r->projection_phases = r->projection_chunks > 0 && r->bands == 1 && r->step_owners > 1 && B * T < ROW_SPLIT_MIN_ROWS;
     if (r->projection_phases) r->projection_chunks = 0;
     size_t input_bytes = r->projects_input ? rk_input_packed_size(rk_cell_gates(s->cell), H, s->input_size) * sizeof(float) : 0;
-    r->zigzag = recurrent_weight_bytes(s) + input_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * r->step_owners;
+    size_t step_weight_bytes = recurrent_weight_bytes(s) + input_bytes, group_bytes = step_weight_bytes / (r->groups ? r->groups : 1);
+    int streamed = step_weight_bytes > ZIGZAG_STREAMED_BYTES;
+    r->zigzag = streamed || step_weight_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * r->step_owners;
+    r->piece_units = !streamed ? r->units
+                     : group_bytes > 0 && group_bytes < ZIGZAG_PIECE_BYTES ? ZIGZAG_PIECE_BYTES / group_bytes * r->unit_group
+                                                        : r->unit_group;
     atomic_init(&r->next_projection_chunk, 0);
     atomic_init(&r->progress.done, 0);
     atomic_init(&r->progress.word, 0);
@@ -581,11 +595,19 @@ static rk_step step_of_rows(const sequence_run *r, size_t step_index, size_t len
     };
 }
 
-/* Chunk `chunk` of a step over all the rows, whose rows are prepared. */
-static void step_chunk(const sequence_run *r, const rk_step *step, size_t chunk) {
+/* Chunk `chunk` of a step over all the rows, whose rows are prepared; `backward`, in pieces from its last. */
+static void step_chunk(const sequence_run *r, const rk_step *step, size_t chunk, int backward) {
     size_t begin = share(r->groups, chunk, r->step_chunks) * r->unit_group;
     size_t end = share(r->groups, chunk + 1, r->step_chunks) * r->unit_group;
-    rk_recurrent_step(step, begin, end < r->units ? end : r->units);
+    end = end < r->units ? end : r->units;
+    if (!backward) {
+        rk_recurrent_step(step, begin, end);
+        return;
+    }
+    for (size_t piece = (end - begin + r->piece_units - 1) / r->piece_units; piece-- > 0;) {
+        size_t piece_begin = begin + piece * r->piece_units;
+        rk_recurrent_step(step, piece_begin, end - piece_begin < r->piece_units ? end : piece_begin + r->piece_units);
+    }
 }
 
 /* The columns of the input projection that chunk `chunk` of every step reads: its units' gates, in
@@ -722,7 +744,8 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
                     rk_step_prepare_rows(&prepared);
                     prepared.rows_prepared = 1;
                 }
-                step_chunk(r, &prepared, r->zigzag && step % 2 == 1 ? begin + count - 1 - i : begin + i);
+                int backward = r->zigzag && step % 2 == 1;
+                step_chunk(r, &prepared, backward ? begin + count - 1 - i : begin + i, backward);
             }
         }
         progress_add(&r->progress, computed, chunks, projection);

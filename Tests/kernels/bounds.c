@@ -27,9 +27,10 @@
  * H = 1024), and a projection ahead whose tall tiles copy rows of x 4 KiB apart (I = 1024, 13 rows);
  * a lone row runs through the lone-row step, several unit blocks at
  * once, after the projection of every step; in bfloat16 every step is a product. Last, one step
- * split into two ranges of unit blocks at an odd block against the whole step, and sequences whose
- * steps run on one thread while other threads compute their input projection in blocks against a
- * driver written here (exits 1 on a difference).
+ * split into two ranges of unit blocks at an odd block against the whole step, and against a driver
+ * written here sequences whose steps run on one thread while other threads compute their input
+ * projection in blocks, and sequences with W_hh beyond 32 MiB, whose odd steps take each chunk
+ * backward in pieces (exits 1 on a difference).
  */
 #include "recur_kernels.h"
 #include <stdio.h>
@@ -193,10 +194,9 @@ static int rows_agree_alone(rk_cell cell, rk_weights format, size_t B, size_t T,
     return differing;
 }
 
-/* A sequence whose steps are too small to split between threads but whose input projection is worth a
-   second one (pool.c computes the projection in blocks beside the steps) against a driver written
-   here: the whole projection as one product, then every step in turn; 0 when the two agree bit for bit. */
-static int pipelined_projection_agrees(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int reverse, int with_lengths) {
+/* A sequence run by the pool against a driver written here: the whole projection as one product, then
+   every step in turn over all its unit blocks; 0 when the two agree bit for bit. */
+static int driver_agrees(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int reverse, int with_lengths) {
     size_t G = rk_cell_gates(cell), columns = rk_gate_columns(G, H);
     float *x = values(B * T * I, 1), *h0 = values(B * H, 10), *c0 = values(B * H, 12);
     size_t *lengths = NULL, length = T;
@@ -230,7 +230,7 @@ static int pipelined_projection_agrees(rk_cell cell, size_t B, size_t T, size_t 
     int differing = memcmp(y, y_ref, B * T * H * sizeof(float)) || memcmp(h, state[length % 2], B * H * sizeof(float)) ||
                     (lstm && memcmp(c, c_ref, B * H * sizeof(float)));
     if (differing)
-        fprintf(stderr, "cell %d B %zu T %zu I %zu H %zu reverse %d lengths %d: the projection beside the steps differs\n",
+        fprintf(stderr, "cell %d B %zu T %zu I %zu H %zu reverse %d lengths %d: the pool's run differs from the driver's\n",
                 (int)cell, B, T, I, H, reverse, with_lengths);
     free(x), free(h0), free(c0), free(lengths), free(y), free(h), free(c), free_weights(weights), free(gx), free(partial);
     free(y_ref), free(state[0]), free(state[1]), free(c_ref);
@@ -320,15 +320,22 @@ int main(void) {
             for (rk_weights format = RK_WEIGHTS_FLOAT32; format <= RK_WEIGHTS_FLOAT16; format++)
                 differing |= split_step_agrees(cells[c], format, split_batches[b], 44) |
                              split_step_agrees(cells[c], format, split_batches[b], 300);
-    /* Blocks of 12 steps with the last one short (T = 100, 400), and of more than 12 (T = 1000: at most 64
+    /* Steps too small to split between threads, whose input projection is computed in blocks beside them:
+       blocks of 12 steps with the last one short (T = 100, 400), and of more than 12 (T = 1000: at most 64
        blocks); the T = 400 projection is large enough to take a worker that sleeps, so that case runs
        in blocks whatever the worker was doing. */
     for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
         for (int reverse = 0; reverse <= 1; reverse++)
             for (int with_lengths = 0; with_lengths <= 1; with_lengths++)
-                differing |= pipelined_projection_agrees(cells[c], 1, 100, 200, 40, reverse, with_lengths) |
-                             pipelined_projection_agrees(cells[c], 3, 100, 130, 20, reverse, with_lengths) |
-                             pipelined_projection_agrees(cells[c], 1, 1000, 33, 11, reverse, with_lengths) |
-                             pipelined_projection_agrees(cells[c], 2, 400, 600, 40, reverse, with_lengths);
+                differing |= driver_agrees(cells[c], 1, 100, 200, 40, reverse, with_lengths) |
+                             driver_agrees(cells[c], 3, 100, 130, 20, reverse, with_lengths) |
+                             driver_agrees(cells[c], 1, 1000, 33, 11, reverse, with_lengths) |
+                             driver_agrees(cells[c], 2, 400, 600, 40, reverse, with_lengths);
+    /* W_hh of more than 32 MiB, whose odd steps take each chunk backward in pieces of a few unit blocks,
+       the last piece first (an odd number of blocks for gru, whose tiles take pairs). */
+    const struct { rk_cell cell; size_t hidden; } streamed[] = {{RK_CELL_RNN_TANH, 2900}, {RK_CELL_LSTM, 1450}, {RK_CELL_GRU, 1683}};
+    for (size_t i = 0; i < sizeof streamed / sizeof *streamed; i++)
+        differing |= driver_agrees(streamed[i].cell, 3, 4, 7, streamed[i].hidden, 0, 0) |
+                     driver_agrees(streamed[i].cell, 2, 3, 7, streamed[i].hidden, 1, 1);
     return differing;
 }
