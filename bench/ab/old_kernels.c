@@ -19,6 +19,7 @@
 #define rk_recurrent_step old_rk_recurrent_step
 #define rk_step_partial_size old_rk_step_partial_size
 #define rk_step_unit_group old_rk_step_unit_group
+#define rk_step_wide_tile_rows old_rk_step_wide_tile_rows
 #define rk_run_sequences old_rk_run_sequences
 #define rk_kernels_name old_rk_kernels_name
 #define rk_bf16_row_size old_rk_bf16_row_size

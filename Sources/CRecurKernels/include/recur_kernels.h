@@ -154,7 +154,8 @@ typedef struct {
 typedef enum { RK_WEIGHTS_FLOAT32 = 0, RK_WEIGHTS_FLOAT16 = 1, RK_WEIGHTS_BFLOAT16 = 2 } rk_weights;
 
 /* Floats of the partial sums (or, for a batched step, the gates of a group of unit blocks, and the
-   rows rk_step_prepare_rows makes) one thread's rk_recurrent_step keeps. */
+   rows rk_step_prepare_rows makes) one thread's rk_recurrent_step keeps: whole 64-byte lines, so that
+   threads' workspaces side by side start on a line when the first does. */
 size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weights weights);
 
 /* Whether a step of `gates` gates over `batch` rows runs as one matrix product that is better off

@@ -22,7 +22,7 @@ struct LinearLayer: Layer {
     let inputs: Int
     let outputs: Int
     /// rk_gemm_pack of the weight [outputs, inputs]
-    let packedWeight: [Float]
+    let packedWeight: PackedValues<Float>
     /// [outputs]
     let bias: [Float]?
 
@@ -32,7 +32,7 @@ struct LinearLayer: Layer {
         self.inputs = inputs
         self.outputs = outputs
         self.bias = bias
-        packedWeight = packed(rk_gemm_packed_size(outputs, inputs)) { rk_gemm_pack(outputs, inputs, weight, $0) }
+        packedWeight = PackedValues(count: rk_gemm_packed_size(outputs, inputs)) { rk_gemm_pack(outputs, inputs, weight, $0) }
     }
 
     func outputShape(for input: SignalShape, context: inout ShapeContext) throws(RecurError) -> SignalShape {
@@ -57,9 +57,9 @@ struct LinearLayer: Layer {
     /// x [rows, inputs] → [rows, outputs]
     private func apply(_ x: [Float], rows: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: rows * outputs) { y, initialized in
-            packedWeight.withUnsafeBufferPointer { w in
+            packedWeight.withPointer { w in
                 withOptionalPointer(bias) { b in
-                    rk_gemm_packed_parallel(rows, outputs, inputs, x, inputs, w.baseAddress, b, y.baseAddress, outputs)
+                    rk_gemm_packed_parallel(rows, outputs, inputs, x, inputs, w, b, y.baseAddress, outputs)
                 }
             }
             initialized = rows * outputs
