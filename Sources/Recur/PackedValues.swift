@@ -9,31 +9,32 @@
 /// through the C API, one model file loaded both ways and calls alternating (aligned against 48 bytes
 /// past): LSTM-256 at batch 1 0.97, over 1000 steps with I = 1 0.95, GRU-512 0.98, RNN-256 0.99;
 /// LSTM-100 at B = 5 and the products of larger batches level.
-struct PackedValues<Element: BitwiseCopyable & Sendable>: Sendable {
+package struct PackedValues<Element: BitwiseCopyable & Sendable>: Sendable {
     private static var alignment: Int { 64 }
 
-    /// The values from `start` on; zeros before them and after the last.
+    /// The values from `start` on; zeros before them and after the last. Never mutated, so the
+    /// elements stay where they were packed.
     private let storage: [Element]
     private let start: Int
-    let count: Int
 
-    /// `count` values written by `pack`, given where they go.
-    init(count: Int, _ pack: (UnsafeMutablePointer<Element>) -> Void) {
+    /// `count` values, every one written by `pack`, given where they go.
+    package init(count: Int, _ pack: (UnsafeMutablePointer<Element>) -> Void) {
         let stride = MemoryLayout<Element>.stride, slack = Self.alignment / stride
         var start = 0
         storage = [Element](unsafeUninitializedCapacity: count + slack) { buffer, initialized in
             let base = buffer.baseAddress!
             start = (Self.alignment - Int(bitPattern: base) % Self.alignment) % Self.alignment / stride
-            UnsafeMutableRawPointer(base).initializeMemory(as: UInt8.self, repeating: 0, count: buffer.count * stride)
+            UnsafeMutableRawPointer(base).initializeMemory(as: UInt8.self, repeating: 0, count: start * stride)
             pack(base + start)
+            UnsafeMutableRawPointer(base + start + count)
+                .initializeMemory(as: UInt8.self, repeating: 0, count: (buffer.count - start - count) * stride)
             initialized = buffer.count
         }
         self.start = start
-        self.count = count
     }
 
     /// A copy of `values`.
-    init(_ values: [Element]) {
+    package init(_ values: [Element]) {
         self.init(count: values.count) { destination in
             values.withUnsafeBufferPointer { source in
                 if let first = source.baseAddress { destination.update(from: first, count: source.count) }
@@ -42,7 +43,7 @@ struct PackedValues<Element: BitwiseCopyable & Sendable>: Sendable {
     }
 
     /// Calls `body` with the address of the first value.
-    func withPointer<R>(_ body: (UnsafePointer<Element>) -> R) -> R {
+    package func withPointer<R>(_ body: (UnsafePointer<Element>) -> R) -> R {
         storage.withUnsafeBufferPointer { body($0.baseAddress! + start) }
     }
 }
