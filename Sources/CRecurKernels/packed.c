@@ -1044,7 +1044,7 @@ size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weight
     size_t rows = weights == RK_WEIGHTS_BFLOAT16  ? ceil_div(batch * rk_bf16_row_size(hidden), 2)
                   : weights == RK_WEIGHTS_FLOAT32 ? copied_rows_size(batch, hidden)
                                                   : 0;
-    return (product_gates_size((int)gates, batch) + rows + 15) / 16 * 16; /* whole 64-byte lines: each thread's starts on one */
+    return ceil_div(product_gates_size((int)gates, batch) + rows, 16) * 16; /* whole 64-byte lines: each thread's starts on one */
 }
 
 /* A step that projects its own input streams W_ih along with W_hh every step, where the projection

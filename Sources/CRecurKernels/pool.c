@@ -595,11 +595,15 @@ static rk_step step_of_rows(const sequence_run *r, size_t step_index, size_t len
     };
 }
 
+/* The first unit block of chunk `chunk` of a step (r->step_chunks: the units' end). */
+static size_t chunk_first_unit(const sequence_run *r, size_t chunk) {
+    size_t first = share(r->groups, chunk, r->step_chunks) * r->unit_group;
+    return first < r->units ? first : r->units;
+}
+
 /* Chunk `chunk` of a step over all the rows, whose rows are prepared; `backward`, in pieces from its last. */
 static void step_chunk(const sequence_run *r, const rk_step *step, size_t chunk, int backward) {
-    size_t begin = share(r->groups, chunk, r->step_chunks) * r->unit_group;
-    size_t end = share(r->groups, chunk + 1, r->step_chunks) * r->unit_group;
-    end = end < r->units ? end : r->units;
+    size_t begin = chunk_first_unit(r, chunk), end = chunk_first_unit(r, chunk + 1);
     if (!backward) {
         rk_recurrent_step(step, begin, end);
         return;
@@ -614,9 +618,8 @@ static void step_chunk(const sequence_run *r, const rk_step *step, size_t chunk,
    whole panels (a panel two chunks share goes to the first). */
 static void project_chunk(const sequence_run *r, size_t chunk) {
     size_t unit_columns = rk_cell_gates(r->s->cell) * RK_UNITS;
-    size_t first = rk_gemm_panels(share(r->groups, chunk, r->step_chunks) * r->unit_group * unit_columns);
-    size_t end = chunk + 1 == r->step_chunks ? rk_gemm_panels(r->columns)
-                                             : rk_gemm_panels(share(r->groups, chunk + 1, r->step_chunks) * r->unit_group * unit_columns);
+    size_t first = rk_gemm_panels(chunk_first_unit(r, chunk) * unit_columns);
+    size_t end = chunk + 1 == r->step_chunks ? rk_gemm_panels(r->columns) : rk_gemm_panels(chunk_first_unit(r, chunk + 1) * unit_columns);
     rk_gemm_packed(&r->projection, 0, r->projection.M, first, end);
 }
 
@@ -730,6 +733,7 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
            step of 16 chunks rounded h_prev 16 times. */
         uint64_t computed = 0;
         size_t step = phase - r->projection_phases;
+        int backward = r->zigzag && step % 2 == 1;
         rk_step prepared = {0};
         for (size_t k = 0; k < r->step_owners; k++) {
             size_t o = (first_share + k) % r->step_owners, begin = share(chunks, o, r->step_owners);
@@ -744,7 +748,6 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
                     rk_step_prepare_rows(&prepared);
                     prepared.rows_prepared = 1;
                 }
-                int backward = r->zigzag && step % 2 == 1;
                 step_chunk(r, &prepared, backward ? begin + count - 1 - i : begin + i, backward);
             }
         }

@@ -10,8 +10,6 @@
 /// past): LSTM-256 at batch 1 0.97, over 1000 steps with I = 1 0.95, GRU-512 0.98, RNN-256 0.99;
 /// LSTM-100 at B = 5 and the products of larger batches level.
 package struct PackedValues<Element: BitwiseCopyable & Sendable>: Sendable {
-    private static var alignment: Int { 64 }
-
     /// The values from `start` on; zeros before them and after the last. Never mutated, so the
     /// elements stay where they were packed.
     private let storage: [Element]
@@ -19,11 +17,11 @@ package struct PackedValues<Element: BitwiseCopyable & Sendable>: Sendable {
 
     /// `count` values, every one written by `pack`, given where they go.
     package init(count: Int, _ pack: (UnsafeMutablePointer<Element>) -> Void) {
-        let stride = MemoryLayout<Element>.stride, slack = Self.alignment / stride
+        let stride = MemoryLayout<Element>.stride, slack = cacheLineBytes / stride
         var start = 0
         storage = [Element](unsafeUninitializedCapacity: count + slack) { buffer, initialized in
             let base = buffer.baseAddress!
-            start = (Self.alignment - Int(bitPattern: base) % Self.alignment) % Self.alignment / stride
+            start = elementsToCacheLine(base)
             UnsafeMutableRawPointer(base).initializeMemory(as: UInt8.self, repeating: 0, count: start * stride)
             pack(base + start)
             UnsafeMutableRawPointer(base + start + count)
@@ -46,4 +44,12 @@ package struct PackedValues<Element: BitwiseCopyable & Sendable>: Sendable {
     package func withPointer<R>(_ body: (UnsafePointer<Element>) -> R) -> R {
         storage.withUnsafeBufferPointer { body($0.baseAddress! + start) }
     }
+}
+
+/// The line the kernels' vector loads stay within: 64 bytes on the CPUs they run on.
+let cacheLineBytes = 64
+
+/// Elements from `address` to the first cache line at or after it.
+func elementsToCacheLine<Element>(_ address: UnsafeMutablePointer<Element>) -> Int {
+    (cacheLineBytes - Int(bitPattern: address) % cacheLineBytes) % cacheLineBytes / MemoryLayout<Element>.stride
 }

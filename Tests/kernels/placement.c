@@ -174,6 +174,8 @@ static double workers_ms_while_calling(double seconds, double pause, int callers
 
 /* How long a woken worker spins for the next job before it sleeps (pool.c, IDLE_SPIN_NANOSECONDS). */
 static const double IDLE_SPIN_MS = 0.2;
+/* How long each way of calling lasts. */
+static const double CALLING_SECONDS = 0.04;
 
 /* The workers asleep (the pool started, then idle well past its spin): one caller's calls 1 ms apart
    leave them so, and its calls back to back wake them, which then run for a good part of each call or
@@ -189,15 +191,15 @@ static int burst_wakes_workers(void) {
     struct timespec idle = {0, 50 * 1000 * 1000};
     nanosleep(&idle, NULL);
     long sparse_calls, burst_calls, contended_calls;
-    double sparse = workers_ms_while_calling(0.04, 0.001, 1, &sparse_calls);
-    double burst = workers_ms_while_calling(0.04, 0, 1, &burst_calls);
-    double contended = workers_ms_while_calling(0.04, 0, 2, &contended_calls);
+    double sparse = workers_ms_while_calling(CALLING_SECONDS, 0.001, 1, &sparse_calls);
+    double burst = workers_ms_while_calling(CALLING_SECONDS, 0, 1, &burst_calls);
+    double contended = workers_ms_while_calling(CALLING_SECONDS, 0, 2, &contended_calls);
     if (sparse < 0 || burst < 0 || contended < 0) {
         fprintf(stderr, "placement: cannot read the workers' run time (/proc/self/task/*/schedstat), allocate or "
                         "start a thread\n");
         return 0;
     }
-    double call_ms = 40.0 / (double)(burst_calls > 0 ? burst_calls : 1);
+    double call_ms = CALLING_SECONDS * 1e3 / (double)(burst_calls > 0 ? burst_calls : 1);
     double burst_expected = 0.25 * (double)burst_calls * (call_ms < IDLE_SPIN_MS ? call_ms : IDLE_SPIN_MS);
     if (sparse > 1 || burst < burst_expected || contended > 8) {
         fprintf(stderr, "placement: the workers ran %.2f ms while one caller's calls came 1 ms apart (expected under 1), "

@@ -372,7 +372,7 @@ struct SequenceDriver {
     private var workspace: [Float]
     /// Floats of one direction's workspace and, within it, where its parts start: multiples of a line's.
     private let stride: Int, spareOffset: Int, partialOffset: Int, roundedInputOffset: Int
-    private static let lineFloats = 64 / MemoryLayout<Float>.stride
+    private static let lineFloats = cacheLineBytes / MemoryLayout<Float>.stride
 
     /// `floats` rounded up to whole lines.
     private static func lines(_ floats: Int) -> Int { (floats + lineFloats - 1) / lineFloats * lineFloats }
@@ -398,11 +398,6 @@ struct SequenceDriver {
         workspace = ReusedFloats.take(directions * stride + Self.lineFloats)
     }
 
-    /// Floats from `address` to the first 64-byte line at or after it.
-    private static func lineStart(_ address: UnsafeMutablePointer<Float>) -> Int {
-        (64 - Int(bitPattern: address) % 64) % 64 / MemoryLayout<Float>.stride
-    }
-
     /// Gives the workspace to ReusedFloats for a later pass; the driver runs nothing after this.
     func releaseWorkspace() { ReusedFloats.give(workspace) }
 
@@ -421,8 +416,9 @@ struct SequenceDriver {
                     h.withUnsafeMutableBufferPointer { h in
                         c.withUnsafeMutableBufferPointer { c in
                             withOptionalLengths(lengths) { lengths in
+                                let first = work.baseAddress! + elementsToCacheLine(work.baseAddress!)
                                 let sequences = (0..<D).map { d in
-                                    let direction = work.baseAddress! + Self.lineStart(work.baseAddress!) + d * stride
+                                    let direction = first + d * stride
                                     // Written and read by the kernels alone, as bfloat16 values.
                                     let roundedInput = UnsafeMutableRawPointer(direction + roundedInputOffset)
                                         .assumingMemoryBound(to: UInt16.self)
