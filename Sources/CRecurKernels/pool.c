@@ -89,6 +89,17 @@ enum { SMALL_STEP_WORK = 1 << 17, SMALL_STEP_BAND_MIN_ROWS = 4, WIDE_TILE_BAND_M
    gru (GRU-100 B = 8 1.02, GRU-60 B = 10 in bands of 5 1.06) and with I = 2·H (LSTM-50 I = 100 B = 14
    1.03), which the rule leaves as they were (1.00 each). */
 enum { BAND_PROJECTING_MIN_ROWS = 4 };
+/* When the rows do not divide evenly, the bands with a row more ("heavy") hand the input projection of
+   their last steps to the other ("light") bands' threads, which compute it before their own steps: a
+   band's thread has no other work to even out, so LSTM-100 B = 5 in bands of 2 and 3 rows kept the
+   2-row thread idle for a quarter of the time. How many steps (handed_steps) evens out the threads'
+   multiply-adds, the heavy band's extra row counted as its steps' H and its projection's I per gate
+   column: one more row in a step's tile costs its multiply-adds, and the tile's overheads are paid once
+   per band (one thread at LSTM-100 I = 37: 0.205 ms for 2 rows, 0.273 for 3, 21 µs of it each row's
+   projection). bench/ab, same bits, passes back to back, against the bands' own projections: LSTM-100
+   I = 37 B = 5 0.92 (handing 37 of 60 steps; 25–35 steps 0.82–0.88 in a calmer minute, 45 steps 0.99,
+   all 60 1.37, with the gate math counted as 32 more inputs (45 steps) 0.96–0.98), LSTM-64 I = 32 B = 5
+   0.83, LSTM-100 I = 200 B = 7 0.99, GRU-100 B = 5 0.99, GRU-128 B = 9 level. */
 /* A thread's chunks run in turn forward and backward (odd steps from its last chunk) when its share
    of the weights a step reads is at most this many times its core's L2: the weights it read last are
    then the first it needs again, still in L2, where in the same order every step a share a little
@@ -473,7 +484,9 @@ typedef struct {
     _Atomic uint32_t blocks_word, blocks_sleepers; /* counts finished blocks, for waiting on one */
     rk_product projection;      /* x [B·T, I] · W_ihᵀ + b into gx, time-major: row b·T + t at gx[t][b] */
     size_t bands;               /* > 1: the rows in this many bands, each run whole by one thread */
-    _Atomic size_t next_band;
+    _Atomic size_t next_band;   /* claimed in order: the light bands (fewer rows) before the heavy ones */
+    size_t handed_steps;        /* > 0: the projection of every heavy band's last this many steps is the light bands' */
+    _Atomic uint32_t handed_word, handed_sleepers; /* counts the light bands that have computed their part */
     size_t projection_chunks, step_chunks;
     size_t projection_phases;   /* 1: the projection split as the step chunks are, a phase before the first step */
     int zigzag;                 /* odd steps run each thread's chunks backward */
@@ -509,6 +522,25 @@ static size_t band_count(const rk_sequence *s, size_t owners) {
     return owners > 1 && B >= owners * band_min_rows && recurrent_weight_bytes(s) <= band_weight_limit ? owners : 1;
 }
 
+/* Steps whose input projection each heavy band hands to the light bands (above), when the sequence runs
+   in `bands` bands. Per row and step a band's thread does S = H and, for the projection, P = I
+   multiply-adds per gate column. With r rows in a light band, `heavy` bands of
+   r + 1 and `light` of r, and n steps handed: a heavy band's thread does (r + 1)·T·(S + P) − (r + 1)·n·P,
+   a light band's r·T·(S + P) + (heavy / light)·(r + 1)·n·P; even when n = T·(S + P)·light / ((r + 1)·P·bands). */
+static size_t handed_steps(const rk_sequence *s, size_t bands) {
+    size_t B = s->batch, T = s->steps, heavy = bands > 1 ? B % bands : 0, rows = bands > 1 ? B / bands : B;
+    if (heavy == 0 || s->input_size == 0 || band_projects_input(s, rows + 1)) return 0;
+    size_t step = s->hidden, projection = s->input_size, light = bands - heavy;
+    size_t even = T * (step + projection) * light / ((rows + 1) * projection * bands);
+    return even < T ? even : T;
+}
+
+/* The first row of band `band`: the light bands' (fewer rows) first, so that they are claimed first. */
+static size_t band_first_row(const sequence_run *r, size_t band) {
+    size_t B = r->s->batch, rows = B / r->bands, light = r->bands - B % r->bands;
+    return band <= light ? band * rows : light * rows + (band - light) * (rows + 1);
+}
+
 static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) {
     size_t B = s->batch, T = s->steps, H = s->hidden, columns = rk_gate_columns(rk_cell_gates(s->cell), H);
     r->s = s;
@@ -522,6 +554,9 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     atomic_init(&r->steps_taken, 0);
     r->bands = band_count(s, owners);
     atomic_init(&r->next_band, 0);
+    r->handed_steps = handed_steps(s, r->bands);
+    atomic_init(&r->handed_word, 0);
+    atomic_init(&r->handed_sleepers, 0);
     size_t most = owners * CHUNKS_PER_THREAD;
     r->projection = (rk_product){B * T, columns, s->input_size, s->x, s->ldx, s->input_weights, s->input_bias,
                                  s->gx, B * columns, T, columns};
@@ -623,17 +658,57 @@ static void project_chunk(const sequence_run *r, size_t chunk) {
     rk_gemm_packed(&r->projection, 0, r->projection.M, first, end);
 }
 
-/* Band `band` of the rows, whole: its rows of the input projection (rows b·T + t of the product
-   are contiguous for a band of b) unless its steps project their own, then its own time loop, up
-   to its own longest row. */
+/* The times of a heavy band's steps whose input projection the light bands compute (handed_steps): the
+   last steps run, the last times or, reversed, the first. */
+static size_t handed_first_time(const sequence_run *r) { return r->s->reverse ? 0 : r->s->steps - r->handed_steps; }
+
+/* Rows row_begin ..< row_end of the input projection at times t0 ..< t1 (rows b·T + t of the product). */
+static void project_times(const sequence_run *r, size_t row_begin, size_t row_end, size_t t0, size_t t1) {
+    size_t T = r->s->steps, panels = rk_gemm_panels(r->projection.N);
+    if (t0 == 0 && t1 == T) {
+        rk_gemm_packed(&r->projection, row_begin * T, row_end * T, 0, panels);
+        return;
+    }
+    for (size_t b = row_begin; b < row_end; b++) rk_gemm_packed(&r->projection, b * T + t0, b * T + t1, 0, panels);
+}
+
+/* A light band's part of every heavy band's handed projection: the handed times, split between the light
+   bands. Counted in handed_word when done. */
+static void project_handed(sequence_run *r, size_t band) {
+    size_t B = r->s->batch, light = r->bands - B % r->bands, n = r->handed_steps, first = handed_first_time(r);
+    size_t t0 = first + share(n, band, light), t1 = first + share(n, band + 1, light);
+    project_times(r, band_first_row(r, light), B, t0, t1);
+    atomic_fetch_add(&r->handed_word, 1);
+    wake(&r->handed_word, &r->handed_sleepers);
+}
+
+/* Returns once every light band has computed its part of the handed projection. */
+static void await_handed(sequence_run *r) {
+    uint32_t light = (uint32_t)(r->bands - r->s->batch % r->bands);
+    for (uint32_t done; (done = atomic_load(&r->handed_word)) < light;)
+        wait_while_equal(&r->handed_word, done, &r->handed_sleepers, STEP_SPIN_NANOSECONDS);
+}
+
+/* Band `band` of the rows, whole: its rows of the input projection (rows b·T + t of the product are
+   contiguous for a band of b) unless its steps project their own, then its own time loop, up to its own
+   longest row. With handed steps, a light band first computes its part of the heavy bands' projection,
+   and a heavy band computes its own but for the handed times, and waits for those before it needs them. */
 static void run_band(sequence_run *r, size_t band, size_t thread) {
     const rk_sequence *s = r->s;
-    size_t T = s->steps, row_begin = share(s->batch, band, r->bands), row_end = share(s->batch, band + 1, r->bands);
-    int projects_input = band_projects_input(s, row_end - row_begin);
-    if (!projects_input) rk_gemm_packed(&r->projection, row_begin * T, row_end * T, 0, rk_gemm_panels(r->projection.N));
+    size_t T = s->steps, row_begin = band_first_row(r, band), row_end = band_first_row(r, band + 1);
+    size_t light = r->bands - s->batch % r->bands, n = r->handed_steps, first_handed = handed_first_time(r);
+    int projects_input = band_projects_input(s, row_end - row_begin), heavy = n > 0 && band >= light;
+    if (n > 0 && !heavy) project_handed(r, band);
+    if (heavy) {
+        project_times(r, row_begin, row_end, s->reverse ? n : 0, s->reverse ? T : T - n);
+    } else if (!projects_input) {
+        project_times(r, row_begin, row_end, 0, T);
+    }
     size_t length = longest(s, row_begin, row_end);
+    int handed_ready = !heavy;
     for (size_t step_index = 0; step_index < length; step_index++) {
         rk_step step = step_of_rows(r, step_index, length, row_begin, row_end, projects_input, thread);
+        if (!handed_ready && step.t >= first_handed && step.t < first_handed + n) await_handed(r), handed_ready = 1;
         rk_recurrent_step(&step, 0, r->units);
     }
     if (length % 2 == 1)

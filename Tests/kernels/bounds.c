@@ -25,6 +25,8 @@
  * 4 KiB apart (T·I = 1024) or H = 1024, which those
  * products read from copies (13 rows split by units, 29 in bands of 14 and 15, at T·I = 1024 and at
  * H = 1024), and a projection ahead whose tall tiles copy rows of x 4 KiB apart (I = 1024, 13 rows);
+ * 5 rows of lstm in bands of 2 and 3, the 3-row band's input projection for its last steps (its first,
+ * reversed) computed by the 2-row band's thread (T = 60);
  * a lone row runs through the lone-row step, several unit blocks at
  * once, after the projection of every step; in bfloat16 every step is a product. Last, one step
  * split into two ranges of unit blocks at an odd block against the whole step, and against a driver
@@ -312,6 +314,7 @@ int main(void) {
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 29, 4, 256, 128, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 29, 2, 8, 1024, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 2, 1024, 64, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 5, 60, 37, 100, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 23, 5, 7, 44, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 12, 3, 7, 300, reverse, with_lengths);
     const size_t split_batches[] = {2, 5, 7, 9, 13};
