@@ -485,6 +485,7 @@ typedef struct {
     rk_product projection;      /* x [B·T, I] · W_ihᵀ + b into gx, time-major: row b·T + t at gx[t][b] */
     size_t bands;               /* > 1: the rows in this many bands, each run whole by one thread */
     _Atomic size_t next_band;   /* claimed in order: the light bands (fewer rows) before the heavy ones */
+    size_t light_bands;         /* bands of B / bands rows; the others ("heavy") have one more */
     size_t handed_steps;        /* > 0: the projection of every heavy band's last this many steps is the light bands' */
     _Atomic uint32_t handed_word, handed_sleepers; /* counts the light bands that have computed their part */
     size_t projection_chunks, step_chunks;
@@ -537,7 +538,7 @@ static size_t handed_steps(const rk_sequence *s, size_t bands) {
 
 /* The first row of band `band`: the light bands' (fewer rows) first, so that they are claimed first. */
 static size_t band_first_row(const sequence_run *r, size_t band) {
-    size_t B = r->s->batch, rows = B / r->bands, light = r->bands - B % r->bands;
+    size_t rows = r->s->batch / r->bands, light = r->light_bands;
     return band <= light ? band * rows : light * rows + (band - light) * (rows + 1);
 }
 
@@ -554,6 +555,7 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     atomic_init(&r->steps_taken, 0);
     r->bands = band_count(s, owners);
     atomic_init(&r->next_band, 0);
+    r->light_bands = r->bands - B % r->bands;
     r->handed_steps = handed_steps(s, r->bands);
     atomic_init(&r->handed_word, 0);
     atomic_init(&r->handed_sleepers, 0);
@@ -675,17 +677,16 @@ static void project_times(const sequence_run *r, size_t row_begin, size_t row_en
 /* A light band's part of every heavy band's handed projection: the handed times, split between the light
    bands. Counted in handed_word when done. */
 static void project_handed(sequence_run *r, size_t band) {
-    size_t B = r->s->batch, light = r->bands - B % r->bands, n = r->handed_steps, first = handed_first_time(r);
+    size_t light = r->light_bands, n = r->handed_steps, first = handed_first_time(r);
     size_t t0 = first + share(n, band, light), t1 = first + share(n, band + 1, light);
-    project_times(r, band_first_row(r, light), B, t0, t1);
+    project_times(r, band_first_row(r, light), r->s->batch, t0, t1);
     atomic_fetch_add(&r->handed_word, 1);
     wake(&r->handed_word, &r->handed_sleepers);
 }
 
 /* Returns once every light band has computed its part of the handed projection. */
 static void await_handed(sequence_run *r) {
-    uint32_t light = (uint32_t)(r->bands - r->s->batch % r->bands);
-    for (uint32_t done; (done = atomic_load(&r->handed_word)) < light;)
+    for (uint32_t done; (done = atomic_load(&r->handed_word)) < r->light_bands;)
         wait_while_equal(&r->handed_word, done, &r->handed_sleepers, STEP_SPIN_NANOSECONDS);
 }
 
@@ -696,14 +697,11 @@ static void await_handed(sequence_run *r) {
 static void run_band(sequence_run *r, size_t band, size_t thread) {
     const rk_sequence *s = r->s;
     size_t T = s->steps, row_begin = band_first_row(r, band), row_end = band_first_row(r, band + 1);
-    size_t light = r->bands - s->batch % r->bands, n = r->handed_steps, first_handed = handed_first_time(r);
-    int projects_input = band_projects_input(s, row_end - row_begin), heavy = n > 0 && band >= light;
+    size_t n = r->handed_steps, first_handed = handed_first_time(r);
+    int projects_input = band_projects_input(s, row_end - row_begin), heavy = n > 0 && band >= r->light_bands;
     if (n > 0 && !heavy) project_handed(r, band);
-    if (heavy) {
-        project_times(r, row_begin, row_end, s->reverse ? n : 0, s->reverse ? T : T - n);
-    } else if (!projects_input) {
-        project_times(r, row_begin, row_end, 0, T);
-    }
+    /* A heavy band's own times: all but the handed ones, which are its last or, reversed, its first. */
+    if (!projects_input) project_times(r, row_begin, row_end, heavy && s->reverse ? n : 0, heavy && !s->reverse ? T - n : T);
     size_t length = longest(s, row_begin, row_end);
     int handed_ready = !heavy;
     for (size_t step_index = 0; step_index < length; step_index++) {
@@ -723,13 +721,7 @@ static void project_block(sequence_run *r, size_t block) {
     size_t B = s->batch, first = block * r->block_steps;
     size_t end = first + r->block_steps < r->length ? first + r->block_steps : r->length;
     size_t t0 = s->reverse ? r->length - end : first, t1 = s->reverse ? r->length - first : end;
-    for (size_t b = 0; b < B; b++) {
-        rk_product rows = r->projection;
-        rows.M = t1 - t0, rows.group = SIZE_MAX;
-        rows.X = s->x + (b * s->steps + t0) * s->ldx;
-        rows.Y = s->gx + (t0 * B + b) * r->columns;
-        rk_gemm_packed(&rows, 0, rows.M, 0, rk_gemm_panels(rows.N));
-    }
+    project_times(r, 0, B, t0, t1);
     atomic_store_explicit(&r->block_done[block], 1, memory_order_release);
     atomic_fetch_add(&r->blocks_word, 1);
     wake(&r->blocks_word, &r->blocks_sleepers);
