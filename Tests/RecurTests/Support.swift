@@ -62,9 +62,21 @@ func testValues(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
     }
 }
 
+/// The folder of this test process's scratch folders, removed with everything in it when the process
+/// exits (a run of the suite left 25 folders in /tmp each time). A crashed run leaves its folder.
+private let scratchRoot: URL = {
+    atexit { try? FileManager.default.removeItem(at: scratchRootPath()) }
+    return scratchRootPath()
+}()
+
+/// `scratchRoot`'s path, from the process id alone: atexit's handler is a C function and captures nothing.
+private func scratchRootPath() -> URL {
+    FileManager.default.temporaryDirectory.appendingPathComponent("recur-tests-\(getpid())")
+}
+
 /// A new folder for one test's files. Tests run in parallel, so two tests never share a path.
 func scratchDirectory() throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("recur-test-\(UUID().uuidString)")
+    let directory = scratchRoot.appendingPathComponent(UUID().uuidString)
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     return directory
 }
