@@ -1102,6 +1102,10 @@ size_t rk_cell_gates(rk_cell cell) { return cell == RK_CELL_LSTM ? 4 : cell == R
 
 void rk_step_prepare_rows(const rk_step *step) {
     int G = (int)rk_cell_gates(step->cell);
+    /* A lone row's state, all its lines at once: the other threads wrote their units' part of it a moment
+       ago, and the step's loop, reading it a k at a time, met those lines one miss after another. */
+    if (step->batch == 1)
+        for (size_t k = 0; k < step->hidden; k += 64 / sizeof(float)) __builtin_prefetch(step->h_prev + k);
     if (step->bf16_weights)
         rk_bf16_round_rows(step->batch, step->hidden, step->h_prev, step->hidden, rounded_state(step, G),
                            rk_bf16_row_size(step->hidden));
