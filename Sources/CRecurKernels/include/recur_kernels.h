@@ -182,8 +182,9 @@ size_t rk_step_unit_group(size_t gates, size_t batch);
 
 /* Puts into the step's workspace the rows its matrix products read from there, where rk_recurrent_step
    with rows_prepared set finds them: in bfloat16, h_prev rounded; in float32, rows of x and h_prev
-   whose stride would make a tile's rows evict one another from L1, copied with a shorter one. A
-   thread that runs several chunks of one step prepares them once, not once a chunk. */
+   whose stride would make a tile's rows evict one another from L1, copied with a shorter one; for a
+   lone row, all of h_prev's lines asked for at once. A thread that runs several chunks of one step
+   prepares them once, not once a chunk. */
 void rk_step_prepare_rows(const rk_step *step);
 
 /* The step for hidden-unit blocks unit_begin ..< unit_end (of ceil(H / RK_UNITS)), every row. A row
