@@ -207,8 +207,9 @@ typedef struct {
     const float *recurrent_bias;        /* gru's b_hn [H], or NULL */
     const size_t *lengths;              /* [B] in 1 … T, or NULL: every row has T steps */
     int reverse;                        /* run t = len−1 … 0 */
-    float *gx;                          /* workspace [T, B, rk_gate_columns(G, H)]: time-major, so one step's rows
-                                           are together; left untouched when the steps project their input */
+    float *gx;                          /* workspace of T·B·rk_gate_columns(G, H) floats: time-major, so one step's
+                                           rows are together ([T, B, ·], or each band of rows [T, rows, ·] in a block
+                                           of its own); left untouched when the steps project their input */
     float *h;                           /* [B, H]: initial state in, final state out */
     float *h_spare;                     /* workspace [B, H] */
     float *partial;                     /* workspace [RK_MAX_THREADS, rk_step_partial_size(G, B, H, ·)] */
