@@ -616,7 +616,7 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
 static rk_step step_of_rows(const sequence_run *r, size_t step_index, size_t length, size_t row_begin, size_t row_end,
                             int projects_input, size_t thread) {
     const rk_sequence *s = r->s;
-    size_t B = s->batch, T = s->steps, H = s->hidden, columns = r->columns;
+    size_t T = s->steps, H = s->hidden, columns = r->columns;
     size_t t = s->reverse ? length - 1 - step_index : step_index;
     float *state = step_index % 2 == 0 ? s->h : s->h_spare, *next = step_index % 2 == 0 ? s->h_spare : s->h;
     return (rk_step){
