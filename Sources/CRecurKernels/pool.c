@@ -529,7 +529,7 @@ static size_t band_count(const rk_sequence *s, size_t owners) {
    r + 1 and `light` of r, and n steps handed: a heavy band's thread does (r + 1)·T·(S + P) − (r + 1)·n·P,
    a light band's r·T·(S + P) + (heavy / light)·(r + 1)·n·P; even when n = T·(S + P)·light / ((r + 1)·P·bands). */
 static size_t handed_steps(const rk_sequence *s, size_t bands) {
-    size_t B = s->batch, T = s->steps, heavy = bands > 1 ? B % bands : 0, rows = bands > 1 ? B / bands : B;
+    size_t B = s->batch, T = s->steps, heavy = B % bands, rows = B / bands;
     if (heavy == 0 || s->input_size == 0 || band_projects_input(s, rows + 1)) return 0;
     size_t step = s->hidden, projection = s->input_size, light = bands - heavy;
     size_t even = T * (step + projection) * light / ((rows + 1) * projection * bands);
@@ -679,9 +679,10 @@ static rk_product band_projection(const sequence_run *r, size_t band) {
     return p;
 }
 
-/* Rows row_begin ..< row_end of band `band` of the input projection at times t0 ..< t1 (rows b·T + t of the product). */
-static void project_times(const sequence_run *r, size_t band, size_t row_begin, size_t row_end, size_t t0, size_t t1) {
+/* Band `band`'s rows of the input projection at times t0 ..< t1 (rows b·T + t of the product). */
+static void project_times(const sequence_run *r, size_t band, size_t t0, size_t t1) {
     size_t T = r->s->steps, panels = rk_gemm_panels(r->projection.N);
+    size_t row_begin = band_first_row(r, band), row_end = band_first_row(r, band + 1);
     rk_product p = band_projection(r, band);
     if (t0 == 0 && t1 == T) {
         rk_gemm_packed(&p, row_begin * T, row_end * T, 0, panels);
@@ -695,8 +696,7 @@ static void project_times(const sequence_run *r, size_t band, size_t row_begin, 
 static void project_handed(sequence_run *r, size_t band) {
     size_t light = r->light_bands, n = r->handed_steps, first = handed_first_time(r);
     size_t t0 = first + share(n, band, light), t1 = first + share(n, band + 1, light);
-    for (size_t heavy = light; heavy < r->bands; heavy++)
-        project_times(r, heavy, band_first_row(r, heavy), band_first_row(r, heavy + 1), t0, t1);
+    for (size_t heavy = light; heavy < r->bands; heavy++) project_times(r, heavy, t0, t1);
     atomic_fetch_add(&r->handed_word, 1);
     wake(&r->handed_word, &r->handed_sleepers);
 }
@@ -718,8 +718,7 @@ static void run_band(sequence_run *r, size_t band, size_t thread) {
     int projects_input = band_projects_input(s, row_end - row_begin), heavy = n > 0 && band >= r->light_bands;
     if (n > 0 && !heavy) project_handed(r, band);
     /* A heavy band's own times: all but the handed ones, which are its last or, reversed, its first. */
-    if (!projects_input)
-        project_times(r, band, row_begin, row_end, heavy && s->reverse ? n : 0, heavy && !s->reverse ? T - n : T);
+    if (!projects_input) project_times(r, band, heavy && s->reverse ? n : 0, heavy && !s->reverse ? T - n : T);
     size_t length = longest(s, row_begin, row_end);
     int handed_ready = !heavy;
     for (size_t step_index = 0; step_index < length; step_index++) {
@@ -736,10 +735,10 @@ static void run_band(sequence_run *r, size_t band, size_t thread) {
    (counted back from the longest row's last step when reversed), one product per row. */
 static void project_block(sequence_run *r, size_t block) {
     const rk_sequence *s = r->s;
-    size_t B = s->batch, first = block * r->block_steps;
+    size_t first = block * r->block_steps;
     size_t end = first + r->block_steps < r->length ? first + r->block_steps : r->length;
     size_t t0 = s->reverse ? r->length - end : first, t1 = s->reverse ? r->length - first : end;
-    project_times(r, 0, 0, B, t0, t1);
+    project_times(r, 0, t0, t1);
     atomic_store_explicit(&r->block_done[block], 1, memory_order_release);
     atomic_fetch_add(&r->blocks_word, 1);
     wake(&r->blocks_word, &r->blocks_sleepers);
