@@ -93,13 +93,14 @@ enum { BAND_PROJECTING_MIN_ROWS = 4 };
    their last steps to the other ("light") bands' threads, which compute it before their own steps: a
    band's thread has no other work to even out, so LSTM-100 B = 5 in bands of 2 and 3 rows kept the
    2-row thread idle for a quarter of the time. How many steps (handed_steps) evens out the threads'
-   multiply-adds, with what moving a handed value between cores costs (HANDED_TRANSFER), the heavy band's
-   extra row counted as its steps' H and its projection's I per gate column: one more row in a step's tile costs its multiply-adds, and the tile's overheads are paid once
-   per band (one thread at LSTM-100 I = 37: 0.205 ms for 2 rows, 0.273 for 3, 21 µs of it each row's
-   projection). bench/ab, same bits, passes back to back, against the bands' own projections: LSTM-100
-   I = 37 B = 5 0.92 (handing 37 of 60 steps; 25–35 steps 0.82–0.88 in a calmer minute, 45 steps 0.99,
-   all 60 1.37, with the gate math counted as 32 more inputs (45 steps) 0.96–0.98), LSTM-64 I = 32 B = 5
-   0.83, LSTM-100 I = 200 B = 7 0.99, GRU-100 B = 5 0.99, GRU-128 B = 9 level. */
+   multiply-adds, with what moving a handed value between cores costs (HANDED_TRANSFER), the heavy
+   band's extra row counted as its steps' H and its projection's I per gate column: one more row in a
+   step's tile costs its multiply-adds, and the tile's overheads are paid once per band (one thread at
+   LSTM-100 I = 37: 0.205 ms for 2 rows, 0.273 for 3, 21 µs of it each row's projection). bench/ab,
+   same bits, passes back to back, against the bands' own projections: LSTM-100 I = 37 B = 5 0.92
+   (handing 37 of 60 steps; 25–35 steps 0.82–0.88 in a calmer minute, 45 steps 0.99, all 60 1.37, with
+   the gate math counted as 32 more inputs (45 steps) 0.96–0.98), LSTM-64 I = 32 B = 5 0.83, LSTM-100
+   I = 200 B = 7 0.99, GRU-100 B = 5 0.99, GRU-128 B = 9 level. */
 /* A thread's chunks run in turn forward and backward (odd steps from its last chunk) when its share
    of the weights a step reads is at most this many times its core's L2: the weights it read last are
    then the first it needs again, still in L2, where in the same order every step a share a little
@@ -529,17 +530,18 @@ static size_t band_count(const rk_sequence *s, size_t owners) {
    times (1.19 ns a value) against 42 for the 2-row band's own 60 (0.88 ns a value), so the light band
    ended 22 µs after the heavy one. That is 13 multiply-adds a value on the light band's side; the heavy
    band reads the values from the other core too, and 24 measured better than 16 or 32 (a noisy minute).
-   bench/ab, same bits, passes back to back, against the count without it (A/A runs 0.984–1.010): LSTM-100 I = 37 B = 5 0.950, 0.965, 1.001 (27 of 60 steps handed, not 37),
-   LSTM-64 I = 32 B = 5 0.895, 0.919, B = 7 0.925, GRU-100 B = 5 0.962, 0.986, LSTM-100 I = 200 B = 7
-   0.953, 0.982; GRU-128 B = 9 and RNN-128 B = 5 level (1.009). */
+   bench/ab, same bits, passes back to back, against the count without it (A/A runs 0.984–1.010):
+   LSTM-100 I = 37 B = 5 0.950, 0.965, 1.001 (27 of 60 steps handed, not 37), LSTM-64 I = 32 B = 5
+   0.895, 0.919, B = 7 0.925, GRU-100 B = 5 0.962, 0.986, LSTM-100 I = 200 B = 7 0.953, 0.982; GRU-128
+   B = 9 and RNN-128 B = 5 level (1.009). */
 enum { HANDED_TRANSFER = 24 };
 
 /* Steps whose input projection each heavy band hands to the light bands (above), when the sequence runs
    in `bands` bands. Per row and step a band's thread does S = H and, for the projection, P = I
    multiply-adds per gate column, and a light band's thread P + X for a handed one (X = HANDED_TRANSFER).
    With r rows in a light band, `heavy` bands of r + 1 and `light` of r, and n steps handed: a heavy
-   band's thread does (r + 1)·T·(S + P) − (r + 1)·n·P, a light band's r·T·(S + P) + (heavy / light)·(r + 1)·n·(P + X);
-   even when n = T·(S + P)·light / ((r + 1)·(P·bands + X·heavy)). */
+   band's thread does (r + 1)·T·(S + P) − (r + 1)·n·P, a light band's
+   r·T·(S + P) + (heavy / light)·(r + 1)·n·(P + X); even when n = T·(S + P)·light / ((r + 1)·(P·bands + X·heavy)). */
 static size_t handed_steps(const rk_sequence *s, size_t bands) {
     size_t B = s->batch, T = s->steps, heavy = B % bands, rows = B / bands;
     if (heavy == 0 || s->input_size == 0 || band_projects_input(s, rows + 1)) return 0;
