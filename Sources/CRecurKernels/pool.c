@@ -623,6 +623,16 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) 
     for (size_t o = 0; o < r->step_owners; o++) atomic_init(&r->claims[o].next, 0);
 }
 
+/* Row row_begin's gx at time t, in the block of the band of `rows` rows from row_begin: each band's rows
+   time-major in a block of their own, [T, rows, columns] from row row_begin·T (with one band, all of gx
+   as [T, B, columns]). Two bands' rows side by side at every time, the hardware prefetcher of the core
+   writing or reading one band's rows took lines of the other's from the other core: LSTM-100 (I = 37)
+   B = 4 in two bands took 0.28–0.29 ms on two threads for minutes at a time, against 0.23–0.24 with
+   blocks of their own and 0.19 for each band on a thread of its own in two processes at once. */
+static float *band_gx(const sequence_run *r, size_t row_begin, size_t rows, size_t t) {
+    return r->s->gx + (row_begin * r->s->steps + t * rows) * r->columns;
+}
+
 /* Step `step_index` of `length` (the longest of these rows) for rows row_begin ..< row_end, whose steps
    compute their own input part when `projects_input`, on `thread`'s partial sums. h and h_spare take
    turns as the state: after an odd number of steps the rows' state is in h_spare. Made once per step
@@ -636,7 +646,7 @@ static rk_step step_of_rows(const sequence_run *r, size_t step_index, size_t len
     return (rk_step){
         .cell = s->cell, .batch = row_end - row_begin, .hidden = H, .weights = s->recurrent_weights,
         .half_weights = s->recurrent_half_weights, .bf16_weights = s->recurrent_bf16_weights, .bias = s->recurrent_bias,
-        .gx = s->gx + (row_begin * T + t * (row_end - row_begin)) * columns, .ldgx = columns,
+        .gx = band_gx(r, row_begin, row_end - row_begin, t), .ldgx = columns,
         .x = projects_input ? s->x + (row_begin * T + t) * s->ldx : NULL, .ldx = T * s->ldx,
         .input_size = s->input_size, .input_weights = s->input_weights, .input_bias = s->input_bias,
         .h_prev = state + row_begin * H, .h_next = next + row_begin * H,
@@ -678,18 +688,14 @@ static void project_chunk(const sequence_run *r, size_t chunk) {
    last steps run, the last times or, reversed, the first. */
 static size_t handed_first_time(const sequence_run *r) { return r->s->reverse ? 0 : r->s->steps - r->handed_steps; }
 
-/* The input projection writing band `band`'s part of gx: the band's rows time-major in a block of their own,
-   [T, rows, columns] from row first·T (with one band, all of gx as [T, B, columns]). Two bands' rows side by
-   side at every time, the hardware prefetcher of the core writing or reading one band's rows took lines of
-   the other's from the other core: LSTM-100 (I = 37) B = 4 in two bands took 0.28–0.29 ms on two threads
-   for minutes at a time, against 0.23–0.24 with blocks of their own and 0.19 for each band on a thread
-   of its own in two processes at once. */
+/* The input projection writing band `band`'s part of gx, in the band's block (band_gx). */
 static rk_product band_projection(const sequence_run *r, size_t band) {
-    size_t T = r->s->steps, first = band_first_row(r, band), rows = band_first_row(r, band + 1) - first;
+    size_t first = band_first_row(r, band), rows = band_first_row(r, band + 1) - first;
     rk_product p = r->projection;
-    /* Row m = b·T + t of the product at Y + b·columns + t·rows·columns: Y is the block's start less first·columns. */
-    p.Y = r->s->gx + first * (T - 1) * r->columns;
+    /* Row m = b·T + t of the product at Y + b·ldy_group + t·ldy, ldy_group being columns: row first at
+       time t is band_gx(first, t). */
     p.ldy = rows * r->columns;
+    p.Y = band_gx(r, first, rows, 0) - first * p.ldy_group;
     return p;
 }
 
