@@ -350,6 +350,29 @@ static size_t tall_tile_rows(size_t rows, size_t MR, size_t SHORT_MR) {
     return best;
 }
 
+/* The rows of a pair of short tiles, where those sums fit a tall tile's registers (AVX-512's 8 rows, not
+   AVX2's); 0 for none. */
+RK_INLINE size_t pair_tile_rows(size_t MR, size_t SHORT_MR) { return SHORT_MR > 0 && 2 * SHORT_MR <= MR ? 2 * SHORT_MR : 0; }
+
+/* Where a float32 product's tiles take its `rows` rows, counted from its first: tall tiles of MR rows
+   up to `tall`, pairs of short tiles (pair_tile_rows) up to
+   `short_pairs`, short tiles of SHORT_MR up to `short_end`, and a lone row after them when `lone`. */
+typedef struct { size_t tall, short_pairs, short_end, lone; } product_row_split;
+static product_row_split split_product_rows(size_t rows, size_t MR, size_t SHORT_MR) {
+    product_row_split split = {.tall = tall_tile_rows(rows, MR, SHORT_MR)};
+    /* One row left after the short tiles gets a tile of one row, not SHORT_MR rows computed for it: a
+       product of one row (a step in bfloat16 at batch 1) then reads its weights at the caches' rate
+       instead of computing four times its sums. */
+    split.lone = SHORT_MR > 0 && (rows - split.tall) % SHORT_MR == 1;
+    split.short_end = rows - split.lone;
+    /* Short rows go two short tiles' worth at a time while they fill one: a step over a batch of 8 then
+       reads each weight once instead of twice (bench/ab, same bits: LSTM-256 B = 8 0.957–0.986, GRU-512
+       B = 8 0.957–0.996, RNN-512 B = 8 0.966). */
+    size_t pair_mr = pair_tile_rows(MR, SHORT_MR);
+    split.short_pairs = pair_mr > 0 ? split.tall + (split.short_end - split.tall) / pair_mr * pair_mr : split.tall;
+    return split;
+}
+
 /* Rows m_begin ..< m_end of panels q0 ..< q_end in tiles of MR rows (the last one partial), each
    tile's rows through all the panels, NV at a time; a tall tile of rows that alias in L1 reads its
    rows' k block from a per-thread copy. */
@@ -391,17 +414,10 @@ RK_INLINE void gemm_lone_row(int NV, int BF16, int DPBF16, const rk_product *p, 
 enum { GEMM_PANEL_BLOCK_BYTES = 384 * 1024 };
 RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t row_begin,
                          size_t row_end, size_t panel_begin, size_t panel_end) {
-    size_t tall_end = row_begin + tall_tile_rows(row_end - row_begin, (size_t)MR, (size_t)SHORT_MR);
-    /* One row left after the short tiles gets a tile of one row, not SHORT_MR rows computed for it: a
-       product of one row (a step in bfloat16 at batch 1) then reads its weights at the caches' rate
-       instead of computing four times its sums. */
-    size_t lone_row = SHORT_MR > 0 && (row_end - tall_end) % (size_t)SHORT_MR == 1, short_end = row_end - lone_row;
-    /* Short rows go two short tiles' worth at a time while they fill one, where those sums fit the
-       registers as a tall tile's do (AVX-512's 8 rows, not AVX2's): a step over a batch of 8 then reads
-       each weight once instead of twice (bench/ab, same bits: LSTM-256 B = 8 0.957–0.986, GRU-512
-       B = 8 0.957–0.996, RNN-512 B = 8 0.966). */
-    const int PAIR_MR = SHORT_MR > 0 && 2 * SHORT_MR <= MR ? 2 * SHORT_MR : 0;
-    size_t short_pairs_end = PAIR_MR > 0 ? tall_end + (short_end - tall_end) / PAIR_MR * PAIR_MR : tall_end;
+    const int PAIR_MR = (int)pair_tile_rows((size_t)MR, (size_t)SHORT_MR);
+    product_row_split split = split_product_rows(row_end - row_begin, (size_t)MR, (size_t)SHORT_MR);
+    size_t tall_end = row_begin + split.tall, short_pairs_end = row_begin + split.short_pairs;
+    size_t short_end = row_begin + split.short_end, lone_row = split.lone;
     size_t weight_bytes = BF16 ? sizeof(uint16_t) : sizeof(float), K = p->K + p->K2;
     for (size_t k0 = 0; k0 < K || k0 == 0; k0 += GEMM_KC) {
         size_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
@@ -950,6 +966,7 @@ typedef struct {
     void (*round_rows_bf16)(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y, size_t ldy);
     size_t step_product_min_rows;
     int tile_mr, tile_nv, registers; /* step_body's TILE_MR, TILE_NV, REGISTERS */
+    int short_mr;                    /* the float32 product's short tiles (gemm_body's SHORT_MR) */
 } kernel_variant;
 
 #if RK_HAVE_AVX2_VARIANT
@@ -1002,7 +1019,7 @@ static int cpu_has_dpbf16(void) {
         else step_body(MR, NV, REGISTERS, 0, F16C, s, ub, ue);                                                         \
     }                                                                                                                  \
     static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME, round_rows_bf16_##NAME,                       \
-                                        PRODUCT_MIN_ROWS, MR, NV, REGISTERS};
+                                        PRODUCT_MIN_ROWS, MR, NV, REGISTERS, SHORT_MR};
 
 /* F16C: half weights converted by the conversion instruction (every AVX2 CPU has it), not integer code. */
 RK_VARIANT(portable, , 6, 0, 1, 4, 16, 0, 0)
@@ -1053,6 +1070,15 @@ size_t rk_step_wide_tile_rows(size_t gates) {
     const kernel_variant *v = kernels();
     int G = (int)gates;
     return G > 1 && v->tile_mr > 0 ? (size_t)wide_tile_rows(G, step_tile_pairs(G, v->tile_nv), v->registers) : 0;
+}
+
+size_t rk_product_computed_rows(size_t rows) {
+    const kernel_variant *v = kernels();
+    size_t MR = (size_t)v->tile_mr, SHORT_MR = (size_t)v->short_mr;
+    product_row_split split = split_product_rows(rows, MR, SHORT_MR);
+    size_t short_rows = split.short_end - split.short_pairs;
+    return ceil_div(split.tall, MR) * MR + (split.short_pairs - split.tall) +
+           (SHORT_MR > 0 ? ceil_div(short_rows, SHORT_MR) * SHORT_MR : 0) + split.lone;
 }
 
 size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weights weights) {

@@ -44,7 +44,7 @@ enum { MIN_PARALLEL_STEP_WORK = 1 << 15, MIN_PARALLEL_WORK = 1 << 18 };
    slower from a sleeping worker: the caller waited for the chunk a late worker had just claimed.) */
 enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
 /* A sequence runs in bands of rows when every owning thread gets at least BAND_MIN_ROWS rows (fewer
-   for small steps, below) and W_hh fits one core's L2 (core_cache()), or, when a band's steps run as
+   for small steps in wide tiles, below) and W_hh fits one core's L2 (core_cache()), or, when a band's steps run as
    matrix products (rk_step_runs_as_product), W_hh of up to BAND_PRODUCT_CACHE_SHARES times that: a
    product's tiles reuse each weight over the band's rows, so streaming all of W_hh from L3 every step
    costs a band little, and a band has no barrier per step (a core slowed by another tenant delays only
@@ -53,31 +53,38 @@ enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
    1 MiB of L2, bands of 16 rows with 1 MiB of W_hh 0.86 (LSTM-256 B = 32), and of product steps
    GRU-384 B = 16 0.77–0.87, LSTM-1024 B = 64 0.93–0.94, RNN-1024 B = 32 0.94, LSTM-512 and GRU-512
    B = 64 0.95–1.00, where bands of fused row groups were slower (RNN-1024 B = 16 1.14–1.25) and so
-   was W_hh larger than L3 (LSTM-2048 B = 32, 64 MiB: 1.09). The L2's size when the system does not
-   tell: FALLBACK_CORE_CACHE_BYTES. */
-enum { BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
-/* Bands of fewer rows, down to SMALL_STEP_BAND_MIN_ROWS, when a step is small: at most SMALL_STEP_WORK
-   multiply-adds of h_prev · W_hhᵀ per owning thread. The split's barrier at the end of every step (a
-   microsecond or so between two cores, more when one is slowed) is then a large part of the step, more
-   than a band's smaller tiles lose. Measured (bench/ab, passes back to back, same bits, beside A/A runs
-   of 0.92–1.03 on the Zen 3 VM): LSTM-64 B = 8 0.79–0.90, B = 15 0.93, GRU-80 B = 8 0.84, RNN-160 B = 8
-   0.86, LSTM-90 B = 8 0.89; with about twice that work per thread, bands of 4–6 rows were slower
-   (RNN-256 B = 8 1.13, LSTM-100 B = 12 1.11, GRU-128 B = 10 1.04) or level (LSTM-128 B = 8, LSTM-160
-   B = 12); bands of 2–3 rows slower still (LSTM-100 B = 5 1.08–1.12). Bands of fewer rows, down to
-   WIDE_TILE_BAND_MIN_ROWS, when every band's rows fit one wide tile (rk_step_wide_tile_rows: AVX-512's
-   lstm up to 6 rows, each weight read once for all of them): on the Zen 4 VM, whose two vCPUs sit on
-   cores of one core complex at times (a ping-pong between them 60–200 ns a round trip) and of two at
-   others (300–600 ns), a split step's barrier and its exchange of h_prev cost little in the first and
-   doubled the time of small LSTMs in the second, slower than one thread; bands exchange nothing.
-   Measured through the C API (a switch read at each call, blocks of 20 ms alternating, each block
-   classed by a ping-pong measured just before it; bands of 2–3 rows against split steps, medians of
-   the block ratios): LSTM-100 (I = 37) B = 5 1.00–1.04 with the vCPUs close and 0.69 apart, LSTM-64
-   B = 4 0.84 and 0.61, LSTM-100 B = 7 0.89 and 0.63, LSTM-100 with I = 200 B = 6 0.88, LSTM-128 B = 4
-   1.02; where short rows have no wide tile they were slower with the vCPUs close (GRU-128 B = 5 1.12,
-   RNN-128 B = 5 1.14; GRU-100 B = 6 0.93). Steps too small to split, which ran on one thread beside
-   their projection, take such bands too (bench/ab, passes back to back: LSTM-32 B = 4 0.92, LSTM-48
-   B = 6 0.75). */
-enum { SMALL_STEP_WORK = 1 << 17, SMALL_STEP_BAND_MIN_ROWS = 4, WIDE_TILE_BAND_MIN_ROWS = 2 };
+   was W_hh larger than L3 (LSTM-2048 B = 32, 64 MiB: 1.09). From 4 rows a band (8 until 2026-12-05),
+   measured on the Zen 4 VM against split steps (bench/ab, passes back to back, same bits): RNN-256
+   B = 8 0.91–0.92, B = 12 0.88–0.90, LSTM-128 B = 8 0.93–0.96, LSTM-204 I = 530 B = 8 0.97–0.98,
+   LSTM-256 B = 8 T = 200 0.985–0.99, B = 10 0.88–1.00, B = 12 0.99–1.05, B = 9 1.01–1.02, LSTM-64
+   I = 64 B = 12 0.85–0.86, GRU-128 B = 10 0.67–0.74, GRU-200 B = 12 0.91, GRU-256 B = 8 0.97; with
+   W_hh streamed from L3 by bands of product steps, LSTM-384 and LSTM-512, RNN-1024 B = 8 level
+   (1.00–1.04). The largest gains came in the spells when the two vCPUs sit in different core
+   complexes and every step's barrier and exchange of h_prev cost most (GRU-128 B = 10, LSTM-256 B = 8
+   T = 200 0.875 in one). On the Zen 3 VM bands of 4–6 rows had been slower at these sizes (RNN-256
+   B = 8 1.13, LSTM-100 B = 12 1.11, GRU-128 B = 10 1.04; 2026-12-03). The L2's size when the system
+   does not tell: FALLBACK_CORE_CACHE_BYTES. */
+enum { BAND_MIN_ROWS = 4, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
+/* Bands of fewer rows than BAND_MIN_ROWS, down to WIDE_TILE_BAND_MIN_ROWS, when a step is small (at most
+   SMALL_STEP_WORK multiply-adds of h_prev · W_hhᵀ per owning thread) and every band's rows fit one wide
+   tile (rk_step_wide_tile_rows: AVX-512's lstm up to 6 rows, each weight read once for all of them).
+   The split's barrier at the end of every step (a microsecond or so between two cores, more when one is
+   slowed) is then a large part of the step. On the Zen 3 VM small steps took bands of 4 rows before
+   larger ones did (bench/ab, passes back to back, same bits, beside A/A runs of 0.92–1.03): LSTM-64
+   B = 8 0.79–0.90, B = 15 0.93, GRU-80 B = 8 0.84, RNN-160 B = 8 0.86, LSTM-90 B = 8 0.89; bands of 2–3
+   rows were slower there (LSTM-100 B = 5 1.08–1.12). On the Zen 4 VM, whose two vCPUs sit on cores of
+   one core complex at times (a ping-pong between them 60–200 ns a round trip) and of two at others
+   (300–600 ns), a split step's barrier and its exchange of h_prev cost little in the first and doubled
+   the time of small LSTMs in the second, slower than one thread; bands exchange nothing. Measured
+   through the C API (a switch read at each call, blocks of 20 ms alternating, each block classed by a
+   ping-pong measured just before it; bands of 2–3 rows against split steps, medians of the block
+   ratios): LSTM-100 (I = 37) B = 5 1.00–1.04 with the vCPUs close and 0.69 apart, LSTM-64 B = 4 0.84
+   and 0.61, LSTM-100 B = 7 0.89 and 0.63, LSTM-100 with I = 200 B = 6 0.88, LSTM-128 B = 4 1.02; where
+   short rows have no wide tile they were slower with the vCPUs close (GRU-128 B = 5 1.12, RNN-128 B = 5
+   1.14; GRU-100 B = 6 0.93). Steps too small to split, which ran on one thread beside their
+   projection, take such bands too (bench/ab, passes back to back: LSTM-32 B = 4 0.92, LSTM-48 B = 6
+   0.75). */
+enum { SMALL_STEP_WORK = 1 << 17, WIDE_TILE_BAND_MIN_ROWS = 2 };
 /* A band's thread computes its rows' input projection itself, ahead of its steps or in them. In them it
    pays from BAND_PROJECTING_MIN_ROWS rows, fewer than a step over all the rows needs
    (rk_step_projects_input, which weighs a projection that the threads share ahead), when the input
@@ -87,7 +94,11 @@ enum { SMALL_STEP_WORK = 1 << 17, SMALL_STEP_BAND_MIN_ROWS = 4, WIDE_TILE_BAND_M
    B = 8 (bands of 4) 0.86–0.89, two layers of it 0.90–0.91, B = 12 with I = 64 (bands of 6) 0.91,
    RNN-128 B = 8 0.87–0.88, LSTM-90 B = 8 1.00; with every band of 4 rows or more projecting, slower for
    gru (GRU-100 B = 8 1.02, GRU-60 B = 10 in bands of 5 1.06) and with I = 2·H (LSTM-50 I = 100 B = 14
-   1.03), which the rule leaves as they were (1.00 each). */
+   1.03), which the rule leaves as they were (1.00 each). Only where the step's product computes no
+   rows for nothing (rk_product_computed_rows): AVX2's tall tile has 6 rows, but AVX-512's short tiles
+   of 4 compute 8 for a band of 6, and on the Zen 4 VM such bands projecting in their steps took 1.25
+   times split steps (LSTM-256 B = 12, bench/ab, same bits) where bands projecting ahead took 0.99–1.05;
+   LSTM-64 I = 64 B = 12 projecting ahead 0.85–0.86 of projecting in the steps. */
 enum { BAND_PROJECTING_MIN_ROWS = 4 };
 /* When the rows do not divide evenly, the bands with a row more ("heavy") hand the input projection of
    their last steps to the other ("light") bands' threads, which compute it before their own steps: a
@@ -464,7 +475,7 @@ static int steps_project_input(const rk_sequence *s, size_t rows) {
    x's width, W_ih's size. */
 static int band_projects_input(const rk_sequence *s, size_t rows) {
     return steps_project_input(s, rows) ||
-           (rows >= BAND_PROJECTING_MIN_ROWS && s->cell != RK_CELL_GRU && s->input_size <= s->hidden && steps_project_input(s, SIZE_MAX));
+           (rows >= BAND_PROJECTING_MIN_ROWS && rk_product_computed_rows(rows) == rows && s->cell != RK_CELL_GRU && s->input_size <= s->hidden && steps_project_input(s, SIZE_MAX));
 }
 
 /* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks
@@ -518,9 +529,8 @@ static size_t band_count(const rk_sequence *s, size_t owners) {
     int band_products = rk_step_runs_as_product(band_rows, H, band_projects_input(s, band_rows), weight_format(s));
     size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
     size_t widest_band = (B + owners - 1) / owners, wide_tile_rows = rk_step_wide_tile_rows(rk_cell_gates(s->cell));
-    size_t band_min_rows = step_work(s) > owners * SMALL_STEP_WORK ? BAND_MIN_ROWS
-                           : !band_products && widest_band <= wide_tile_rows ? WIDE_TILE_BAND_MIN_ROWS
-                                                                              : SMALL_STEP_BAND_MIN_ROWS;
+    int small_step = step_work(s) <= owners * SMALL_STEP_WORK;
+    size_t band_min_rows = small_step && !band_products && widest_band <= wide_tile_rows ? WIDE_TILE_BAND_MIN_ROWS : BAND_MIN_ROWS;
     return owners > 1 && B >= owners * band_min_rows && recurrent_weight_bytes(s) <= band_weight_limit ? owners : 1;
 }
 

@@ -14,17 +14,18 @@
  *
  * Then every row of a batch, forward and reverse, is checked against the same row run alone, bit
  * for bit: a batch big enough runs in bands of rows, one per thread, each with its own time loop
- * up to its own longest row (small W_hh, or larger W_hh when a band's steps are matrix products:
- * 23 rows and H = 300), or else its steps split by hidden units across threads, as matrix products
- * that compute their own input part (12 rows, too few for bands, W_ih up to twice W_hh's size; 8
- * rows, one tile of two short tiles' rows) or
+ * up to its own longest row (W_hh within a core's L2, from 4 rows a band: 8–13 rows of H = 44, 128
+ * or 300 for rnn, bands of 5–7 rows projecting ahead or in their steps; or larger W_hh when a band's
+ * steps are matrix products: 23 rows and H = 300), or else its steps split by hidden units across
+ * threads (W_hh beyond the L2: H = 520), as matrix products that compute their own input part (12
+ * rows, W_ih up to twice W_hh's size; 8 rows, one tile of two short tiles' rows) or
  * read the input projection's (a larger W_ih: I = 650 against H = 300, 17 rows in bands of 8 and 9,
- * and 5, 7, 10 and 15 rows split by units, all fused tiles or row groups of every height, lstm's
- * short tiles of 5 and 3 rows over a pair of unit blocks, alone and after a tall tile in chunks of
- * k), with rows of x
+ * 5 and 7 rows, and 10 and 15 split by units where W_hh passes the L2, all fused tiles or row groups
+ * of every height, lstm's short tiles of 5 and 3 rows over a pair of unit blocks, alone and after a
+ * tall tile in chunks of k; 10 rows of H = 520), with rows of x
  * 4 KiB apart (T·I = 1024) or H = 1024, which those
- * products read from copies (13 rows split by units, 29 in bands of 14 and 15, at T·I = 1024 and at
- * H = 1024), and a projection ahead whose tall tiles copy rows of x 4 KiB apart (I = 1024, 13 rows);
+ * products read from copies (13 rows split by units at T·I = 1024 and H = 520, 29 in bands of 14 and
+ * 15 at H = 1024), and a projection ahead whose tall tiles copy rows of x 4 KiB apart (I = 1024, 13 rows);
  * 5 rows of lstm in bands of 2 and 3, the 3-row band's input projection for its last steps (its first,
  * reversed) computed by the 2-row band's thread (T = 60);
  * a lone row runs through the lone-row step, several unit blocks at
@@ -311,6 +312,9 @@ int main(void) {
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 5, 2, 650, 300, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 15, 2, 650, 300, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 4, 256, 128, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 4, 256, 520, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 12, 3, 7, 520, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 10, 2, 650, 520, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 29, 4, 256, 128, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 29, 2, 8, 1024, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 2, 1024, 64, reverse, with_lengths) |
