@@ -57,14 +57,15 @@ enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
    measured on the Zen 4 VM against split steps (bench/ab, passes back to back, same bits): RNN-256
    B = 8 0.91–0.92, B = 12 0.88–0.90, LSTM-128 B = 8 0.93–0.96, LSTM-204 I = 530 B = 8 0.97–0.98,
    LSTM-256 B = 8 T = 200 0.985–0.99, B = 10 0.88–1.00, B = 12 0.99–1.05, B = 9 1.01–1.02, LSTM-64
-   I = 64 B = 12 0.85–0.86, GRU-128 B = 10 0.67–0.74, GRU-200 B = 12 0.91, GRU-256 B = 8 0.97; with
-   W_hh streamed from L3 by bands of product steps, LSTM-384 and LSTM-512, RNN-1024 B = 8 level
-   (1.00–1.04). The largest gains came in the spells when the two vCPUs sit in different core
+   I = 64 B = 12 0.85–0.86, GRU-128 B = 10 0.67–0.74, GRU-200 B = 12 0.91, GRU-256 B = 8 0.97. The largest gains came in the spells when the two vCPUs sit in different core
    complexes and every step's barrier and exchange of h_prev cost most (GRU-128 B = 10, LSTM-256 B = 8
    T = 200 0.875 in one). On the Zen 3 VM bands of 4–6 rows had been slower at these sizes (RNN-256
-   B = 8 1.13, LSTM-100 B = 12 1.11, GRU-128 B = 10 1.04; 2026-12-03). The L2's size when the system
-   does not tell: FALLBACK_CORE_CACHE_BYTES. */
-enum { BAND_MIN_ROWS = 4, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
+   B = 8 1.13, LSTM-100 B = 12 1.11, GRU-128 B = 10 1.04; 2026-12-03). Streaming W_hh from L3 takes
+   bands of STREAMING_BAND_MIN_ROWS rows: bands of 4 rows of product steps were level or slower than
+   split steps there (LSTM-384 B = 8 1.004–1.012, LSTM-478 I = 333 B = 8 1.001–1.028, LSTM-512 B = 8
+   0.999–1.043, RNN-1024 B = 8 1.004–1.006). The L2's size when the system does not tell:
+   FALLBACK_CORE_CACHE_BYTES. */
+enum { BAND_MIN_ROWS = 4, STREAMING_BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
 /* Bands of fewer rows than BAND_MIN_ROWS, down to WIDE_TILE_BAND_MIN_ROWS, when a step is small (at most
    SMALL_STEP_WORK multiply-adds of h_prev · W_hhᵀ per owning thread) and every band's rows fit one wide
    tile (rk_step_wide_tile_rows: AVX-512's lstm up to 6 rows, each weight read once for all of them).
@@ -527,7 +528,7 @@ static size_t recurrent_weight_bytes(const rk_sequence *s) {
 static size_t band_count(const rk_sequence *s, size_t owners) {
     size_t B = s->batch, H = s->hidden, band_rows = B / owners;
     int band_products = rk_step_runs_as_product(band_rows, H, band_projects_input(s, band_rows), weight_format(s));
-    size_t band_weight_limit = (band_products ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
+    size_t band_weight_limit = (band_products && band_rows >= STREAMING_BAND_MIN_ROWS ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
     size_t widest_band = (B + owners - 1) / owners, wide_tile_rows = rk_step_wide_tile_rows(rk_cell_gates(s->cell));
     int small_step = step_work(s) <= owners * SMALL_STEP_WORK;
     size_t band_min_rows = small_step && !band_products && widest_band <= wide_tile_rows ? WIDE_TILE_BAND_MIN_ROWS : BAND_MIN_ROWS;
