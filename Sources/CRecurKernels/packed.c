@@ -355,8 +355,8 @@ static size_t tall_tile_rows(size_t rows, size_t MR, size_t SHORT_MR) {
 RK_INLINE size_t pair_tile_rows(size_t MR, size_t SHORT_MR) { return SHORT_MR > 0 && 2 * SHORT_MR <= MR ? 2 * SHORT_MR : 0; }
 
 /* Where a float32 product's tiles take its `rows` rows, counted from its first: tall tiles of MR rows
-   up to `tall`, pairs of short tiles (pair_tile_rows) up to
-   `short_pairs`, short tiles of SHORT_MR up to `short_end`, and a lone row after them when `lone`. */
+   up to `tall`, pairs of short tiles (pair_tile_rows) up to `short_pairs`, short tiles of SHORT_MR up
+   to `short_end`, and a lone row after them when `lone`. */
 typedef struct { size_t tall, short_pairs, short_end, lone; } product_row_split;
 static product_row_split split_product_rows(size_t rows, size_t MR, size_t SHORT_MR) {
     product_row_split split = {.tall = tall_tile_rows(rows, MR, SHORT_MR)};

@@ -57,9 +57,10 @@ enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
    measured on the Zen 4 VM against split steps (bench/ab, passes back to back, same bits): RNN-256
    B = 8 0.91–0.92, B = 12 0.88–0.90, LSTM-128 B = 8 0.93–0.96, LSTM-204 I = 530 B = 8 0.97–0.98,
    LSTM-256 B = 8 T = 200 0.985–0.99, B = 10 0.88–1.00, B = 12 0.99–1.05, B = 9 1.01–1.02, LSTM-64
-   I = 64 B = 12 0.85–0.86, GRU-128 B = 10 0.67–0.74, GRU-200 B = 12 0.91, GRU-256 B = 8 0.97. The largest gains came in the spells when the two vCPUs sit in different core
-   complexes and every step's barrier and exchange of h_prev cost most (GRU-128 B = 10, LSTM-256 B = 8
-   T = 200 0.875 in one). On the Zen 3 VM bands of 4–6 rows had been slower at these sizes (RNN-256
+   I = 64 B = 12 0.85–0.86, GRU-128 B = 10 0.67–0.74, GRU-200 B = 12 0.91, GRU-256 B = 8 0.97. The
+   largest gains came in the spells when the two vCPUs sit in different core complexes and every
+   step's barrier and exchange of h_prev cost most (GRU-128 B = 10, LSTM-256 B = 8 T = 200 0.875 in
+   one). On the Zen 3 VM bands of 4–6 rows had been slower at these sizes (RNN-256
    B = 8 1.13, LSTM-100 B = 12 1.11, GRU-128 B = 10 1.04; 2026-12-03). Streaming W_hh from L3 takes
    bands of STREAMING_BAND_MIN_ROWS rows: bands of 4 rows of product steps were level or slower than
    split steps there (LSTM-384 B = 8 1.004–1.012, LSTM-478 I = 333 B = 8 1.001–1.028, LSTM-512 B = 8
@@ -476,7 +477,8 @@ static int steps_project_input(const rk_sequence *s, size_t rows) {
    x's width, W_ih's size. */
 static int band_projects_input(const rk_sequence *s, size_t rows) {
     return steps_project_input(s, rows) ||
-           (rows >= BAND_PROJECTING_MIN_ROWS && rk_product_computed_rows(rows) == rows && s->cell != RK_CELL_GRU && s->input_size <= s->hidden && steps_project_input(s, SIZE_MAX));
+           (rows >= BAND_PROJECTING_MIN_ROWS && s->cell != RK_CELL_GRU && s->input_size <= s->hidden &&
+            steps_project_input(s, SIZE_MAX) && rk_product_computed_rows(rows) == rows);
 }
 
 /* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks
