@@ -293,12 +293,11 @@ RK_INLINE float *product_row(const rk_product *p, size_t m) {
 /* The row a tile of rows m ..< m+mr computes as its row r: rows past mr repeat the last one. */
 RK_INLINE size_t tile_row(size_t m, size_t mr, int r) { return m + ((size_t)r < mr ? (size_t)r : mr - 1); }
 
-/* Rows m ..< m+mr (mr ≤ MR; tile_row's repeats of the last are computed and never stored) of panels
-   q ..< q+NV, k in k0 ..< k0+kc (over K + K2 when the product has second operands): starting from
-   the bias (k0 = 0 unless accumulating) or Y. BF16: the product in bfloat16 (k0 even), with the
-   instruction when DPBF16. */
-RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m, size_t mr, size_t q,
-                         size_t k0, size_t kc, const float *rows_copy) {
+/* Rows m ..< m+MR of panels q ..< q+NV, k in k0 ..< k0+kc (over K + K2 when the product has second
+   operands): starting from the bias (k0 = 0 unless accumulating) or Y. BF16: the product in bfloat16
+   (k0 even), with the instruction when DPBF16. */
+RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m, size_t q, size_t k0,
+                         size_t kc, const float *rows_copy) {
     const void *w[TILE_MAX_NV];
     size_t n0[TILE_MAX_NV], width[TILE_MAX_NV];
     RK_UNROLL for (int v = 0; v < NV; v++) {
@@ -311,9 +310,9 @@ RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product 
     float *out[TILE_MAX_MR];
     v16f acc[TILE_MAX_MR][TILE_MAX_NV];
     RK_UNROLL for (int r = 0; r < MR; r++) {
-        size_t row = tile_row(m, mr, r);
+        size_t row = m + (size_t)r;
         if (BF16) rows[r] = p->X16 + row * p->ldx + k0;
-        else if (rows_copy) rows[r] = rows_copy + (row - m) * COPIED_ROW;
+        else if (rows_copy) rows[r] = rows_copy + (size_t)r * COPIED_ROW;
         else rows[r] = p->X + row * p->ldx + k0;
         out[r] = product_row(p, row);
         RK_UNROLL for (int v = 0; v < NV; v++) {
@@ -327,67 +326,28 @@ RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product 
     if (!BF16 && first_kc < kc) {
         size_t k2 = k0 + first_kc - p->K;
         RK_UNROLL for (int v = 0; v < NV; v++) w[v] = p->P2 + (q + v) * GEMM_NR * p->K2 + k2 * GEMM_NR;
-        RK_UNROLL for (int r = 0; r < MR; r++)
-            rows[r] = p->X2 + tile_row(m, mr, r) * p->ldx2 + k2;
+        RK_UNROLL for (int r = 0; r < MR; r++) rows[r] = p->X2 + (m + (size_t)r) * p->ldx2 + k2;
         tile_micro(MR, NV, 0, 0, 0, kc - first_kc, (const float *const *)rows, w, acc);
     }
     RK_UNROLL for (int r = 0; r < MR; r++)
-        RK_UNROLL for (int v = 0; v < NV; v++)
-            if ((size_t)r < mr) store16_n(out[r] + n0[v], acc[r][v], width[v]);
+        RK_UNROLL for (int v = 0; v < NV; v++) store16_n(out[r] + n0[v], acc[r][v], width[v]);
 }
 
-/* How many of `rows` rows go in tall tiles of MR rows, the rest in short tiles of SHORT_MR (when
-   SHORT_MR > 0): the split that computes the fewest rows for nothing (rows past the end of a
-   tile's range are computed and dropped), with as many tall tiles as that allows. 32 rows with
-   AVX2's 6 and 4: 4 tall and 2 short tiles, not 5 tall and one more tall for the last 2 rows. */
-static size_t tall_tile_rows(size_t rows, size_t MR, size_t SHORT_MR) {
-    if (SHORT_MR == 0) return rows;
-    size_t best = rows, least = ceil_div(rows, MR) * MR; /* all tall, the last one partial */
-    for (size_t tall = rows / MR + 1, tried = 0; tall-- > 0 && tried <= SHORT_MR; tried++) {
-        size_t rest = rows - tall * MR, computed = tall * MR + ceil_div(rest, SHORT_MR) * SHORT_MR;
-        if (computed < least) least = computed, best = tall * MR;
-    }
-    return best;
-}
-
-/* The rows of a pair of short tiles, where those sums fit a tall tile's registers (AVX-512's 8 rows, not
-   AVX2's); 0 for none. */
-RK_INLINE size_t pair_tile_rows(size_t MR, size_t SHORT_MR) { return SHORT_MR > 0 && 2 * SHORT_MR <= MR ? 2 * SHORT_MR : 0; }
-
-/* Where a float32 product's tiles take its `rows` rows, counted from its first: tall tiles of MR rows
-   up to `tall`, pairs of short tiles (pair_tile_rows) up to `short_pairs`, short tiles of SHORT_MR up
-   to `short_end`, and a lone row after them when `lone`. */
-typedef struct { size_t tall, short_pairs, short_end, lone; } product_row_split;
-static product_row_split split_product_rows(size_t rows, size_t MR, size_t SHORT_MR) {
-    product_row_split split = {.tall = tall_tile_rows(rows, MR, SHORT_MR)};
-    /* One row left after the short tiles gets a tile of one row, not SHORT_MR rows computed for it: a
-       product of one row (a step in bfloat16 at batch 1) then reads its weights at the caches' rate
-       instead of computing four times its sums. */
-    split.lone = SHORT_MR > 0 && (rows - split.tall) % SHORT_MR == 1;
-    split.short_end = rows - split.lone;
-    /* Short rows go two short tiles' worth at a time while they fill one: a step over a batch of 8 then
-       reads each weight once instead of twice (bench/ab, same bits: LSTM-256 B = 8 0.957–0.986, GRU-512
-       B = 8 0.957–0.996, RNN-512 B = 8 0.966). */
-    size_t pair_mr = pair_tile_rows(MR, SHORT_MR);
-    split.short_pairs = pair_mr > 0 ? split.tall + (split.short_end - split.tall) / pair_mr * pair_mr : split.tall;
-    return split;
-}
-
-/* Rows m_begin ..< m_end of panels q0 ..< q_end in tiles of MR rows (the last one partial), each
-   tile's rows through all the panels, NV at a time; a tall tile of rows that alias in L1 reads its
-   rows' k block from a per-thread copy. */
+/* Rows m_begin ..< m_end (a multiple of MR) of panels q0 ..< q_end in tiles of MR rows, each tile's
+   rows through all the panels, NV at a time; a tall tile of rows that alias in L1 reads its rows' k
+   block from a per-thread copy. */
 RK_INLINE void gemm_row_tiles(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m_begin, size_t m_end,
                               size_t q0, size_t q_end, size_t k0, size_t kc) {
     int copies = !BF16 && p->K2 == 0 && rows_alias((size_t)MR, p->ldx);
-    /* [mr, COPIED_ROW]: k0 ..< k0+kc of each row. Per thread, not on the stack: the step functions inline
+    /* [MR, COPIED_ROW]: k0 ..< k0+kc of each row. Per thread, not on the stack: the step functions inline
        many of these loops, and the pool's threads have 256 KiB stacks. */
     static _Thread_local float copy[TILE_MAX_MR * COPIED_ROW];
     for (size_t m = m_begin; m < m_end; m += MR) {
-        size_t mr = m_end - m < (size_t)MR ? m_end - m : (size_t)MR, q = q0;
+        size_t q = q0;
         const float *rows_copy = NULL;
-        if (copies) copy_rows(mr, kc, p->X + m * p->ldx + k0, p->ldx, copy, COPIED_ROW), rows_copy = copy;
-        for (; q + NV <= q_end; q += NV) gemm_tile(MR, NV, BF16, DPBF16, p, m, mr, q, k0, kc, rows_copy);
-        for (; q < q_end; q++) gemm_tile(MR, 1, BF16, DPBF16, p, m, mr, q, k0, kc, rows_copy);
+        if (copies) copy_rows((size_t)MR, kc, p->X + m * p->ldx + k0, p->ldx, copy, COPIED_ROW), rows_copy = copy;
+        for (; q + NV <= q_end; q += NV) gemm_tile(MR, NV, BF16, DPBF16, p, m, q, k0, kc, rows_copy);
+        for (; q < q_end; q++) gemm_tile(MR, 1, BF16, DPBF16, p, m, q, k0, kc, rows_copy);
     }
 }
 
@@ -402,9 +362,42 @@ RK_INLINE void gemm_lone_row(int NV, int BF16, int DPBF16, const rk_product *p, 
     gemm_row_tiles(1, NV, BF16, DPBF16, p, m, m + 1, rest, q_end, k0, kc);
 }
 
+/* Rows m_begin ..< m_end, at most MR, in one tile of exactly that many rows (a constant in each case, so
+   the tile's sums stay in registers), which reads each weight once for all of them; one row as
+   gemm_lone_row takes it. Until 2026-12-05 a product's rows after its tall tiles went in tiles of the
+   variant's short height (AVX-512: pairs of 4-row tiles, then tiles of 4, then a lone row), whose last
+   tile computed rows past the end and dropped them: 8 rows for 6, 12 for 9 or 10, 16 for 14. */
+_Static_assert(TILE_MAX_MR == 12, "gemm_last_rows needs a case for every height from 2 to TILE_MAX_MR - 1");
+RK_INLINE void gemm_last_rows(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m_begin, size_t m_end,
+                              size_t q0, size_t q_end, size_t k0, size_t kc) {
+#define RK_LAST_ROWS(R) \
+    case R: \
+        if (R <= MR) gemm_row_tiles(R, NV, BF16, DPBF16, p, m_begin, m_end, q0, q_end, k0, kc); \
+        break;
+    switch (m_end - m_begin) {
+    case 1: gemm_lone_row(NV, BF16, DPBF16, p, m_begin, q0, q_end, k0, kc); break;
+        RK_LAST_ROWS(2) RK_LAST_ROWS(3) RK_LAST_ROWS(4) RK_LAST_ROWS(5) RK_LAST_ROWS(6)
+        RK_LAST_ROWS(7) RK_LAST_ROWS(8) RK_LAST_ROWS(9) RK_LAST_ROWS(10) RK_LAST_ROWS(11)
+    }
+#undef RK_LAST_ROWS
+}
+
+/* The fewest rows a tile takes after a tall one: 2 or 3 rows left after the tall tiles go with the last
+   tall tile's rows into two tiles of about half as many, since a tile of 2 rows keeps too few sums to
+   cover the multiply-add's latency (AVX2's: 4 sums of 8 floats, where two pipes of latency 4 need 8). */
+enum { LAST_TILE_MIN_ROWS = 4 };
+
+/* Where the tall tiles of a product's `rows` rows end, counted from its first: the rows after them go
+   in one or two tiles of their own height (gemm_last_rows, LAST_TILE_MIN_ROWS). */
+RK_INLINE size_t tall_tile_rows(size_t rows, size_t MR) {
+    size_t whole = rows / MR, rest = rows % MR;
+    return whole > 0 && rest > 1 && rest < LAST_TILE_MIN_ROWS ? (whole - 1) * MR : whole * MR;
+}
+
 /* k in blocks of GEMM_KC; panels in blocks of at most GEMM_PANEL_BLOCK_BYTES of weights, which stay
    in L2 while every row of the range passes through them, a tile's MR rows at a time, the rows'
-   k block staying in L1 across the block's panels. (Rows in blocks of 96 outside, all the panels
+   k block staying in L1 across the block's panels, and the rows after the tall tiles in one or two tiles
+   of their own (tall_tile_rows). (Rows in blocks of 96 outside, all the panels
    inside, streamed every panel from L3 for each block: 15–25% slower on one core here.) Each k block
    after the first reloads the tiles' sums from Y, which has left L1 by then: k blocks of 512 rather
    than 256 were 2–7% faster on the Zen 4 VM (bench/ab, same bits: LSTM-512 B = 64 0.971–0.974,
@@ -412,12 +405,10 @@ RK_INLINE void gemm_lone_row(int NV, int BF16, int DPBF16, const rk_product *p, 
    LSTM-2048 B = 4 0.976, with AVX2's tiles LSTM-512 B = 64 0.950; K = 256 the same), where 128 was
    slower (LSTM-256 B = 32 1.14) and 1024 no faster than 512. */
 enum { GEMM_PANEL_BLOCK_BYTES = 384 * 1024 };
-RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t row_begin,
-                         size_t row_end, size_t panel_begin, size_t panel_end) {
-    const int PAIR_MR = (int)pair_tile_rows((size_t)MR, (size_t)SHORT_MR);
-    product_row_split split = split_product_rows(row_end - row_begin, (size_t)MR, (size_t)SHORT_MR);
-    size_t tall_end = row_begin + split.tall, short_pairs_end = row_begin + split.short_pairs;
-    size_t short_end = row_begin + split.short_end, lone_row = split.lone;
+RK_INLINE void gemm_body(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t row_begin, size_t row_end,
+                         size_t panel_begin, size_t panel_end) {
+    size_t tall_end = row_begin + tall_tile_rows(row_end - row_begin, (size_t)MR);
+    size_t last_rows = row_end - tall_end, middle = last_rows > (size_t)MR ? tall_end + (last_rows + 1) / 2 : row_end;
     size_t weight_bytes = BF16 ? sizeof(uint16_t) : sizeof(float), K = p->K + p->K2;
     for (size_t k0 = 0; k0 < K || k0 == 0; k0 += GEMM_KC) {
         size_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
@@ -426,9 +417,8 @@ RK_INLINE void gemm_body(int MR, int SHORT_MR, int NV, int BF16, int DPBF16, con
         for (size_t q0 = panel_begin; q0 < panel_end; q0 += block) {
             size_t q_end = panel_end - q0 < block ? panel_end : q0 + block;
             gemm_row_tiles(MR, NV, BF16, DPBF16, p, row_begin, tall_end, q0, q_end, k0, kc);
-            if (PAIR_MR > 0) gemm_row_tiles(PAIR_MR, NV, BF16, DPBF16, p, tall_end, short_pairs_end, q0, q_end, k0, kc);
-            if (SHORT_MR > 0) gemm_row_tiles(SHORT_MR, NV, BF16, DPBF16, p, short_pairs_end, short_end, q0, q_end, k0, kc);
-            if (lone_row) gemm_lone_row(NV, BF16, DPBF16, p, short_end, q0, q_end, k0, kc);
+            gemm_last_rows(MR, NV, BF16, DPBF16, p, tall_end, middle, q0, q_end, k0, kc);
+            gemm_last_rows(MR, NV, BF16, DPBF16, p, middle, row_end, q0, q_end, k0, kc);
         }
         if (K == 0) break;
     }
@@ -957,8 +947,7 @@ RK_INLINE void step_body(int TILE_MR, int TILE_NV, int REGISTERS, int HALF, int 
 
 /* ---- variants and dispatch ---------------------------------------------------------------- */
 
-/* One instruction set and tile shape (MR rows × NV streams of 16, and short tiles of SHORT_MR rows
-   for what is left, or none) for the products. */
+/* One instruction set and tile shape (MR rows × NV streams of 16) for the products. */
 typedef struct {
     const char *name;
     void (*gemm)(const rk_product *p, size_t row_begin, size_t row_end, size_t panel_begin, size_t panel_end);
@@ -966,13 +955,12 @@ typedef struct {
     void (*round_rows_bf16)(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y, size_t ldy);
     size_t step_product_min_rows;
     int tile_mr, tile_nv, registers; /* step_body's TILE_MR, TILE_NV, REGISTERS */
-    int short_mr;                    /* the float32 product's short tiles (gemm_body's SHORT_MR) */
 } kernel_variant;
 
 #if RK_HAVE_AVX2_VARIANT
 /* The AVX-512 variant's product in bfloat16 with VDPBF16PS, where the CPU has AVX-512 BF16. */
 RK_AVX512_BF16 static void gemm_dpbf16(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {
-    gemm_body(12, 4, 2, 1, 1, p, rb, re, pb, pe);
+    gemm_body(12, 2, 1, 1, p, rb, re, pb, pe);
 }
 
 static int cpu_has_dpbf16(void) {
@@ -1000,35 +988,35 @@ static int cpu_has_dpbf16(void) {
    rows. DPBF16: whether the variant's products in bfloat16 go to gemm_dpbf16; else computed as it does,
    in tiles of half the rows (each row's pair takes two registers, each k pair two multiply-adds per
    accumulator: the full tiles spilled). */
-#define RK_VARIANT(NAME, TARGET, MR, SHORT_MR, NV, REGISTERS, PRODUCT_MIN_ROWS, F16C, DPBF16)                          \
-    TARGET __attribute__((noinline)) static void gemm_bf16_##NAME(const rk_product *p, size_t rb, size_t re,        \
+#define RK_VARIANT(NAME, TARGET, MR, NV, REGISTERS, PRODUCT_MIN_ROWS, F16C, DPBF16)                                    \
+    TARGET __attribute__((noinline)) static void gemm_bf16_##NAME(const rk_product *p, size_t rb, size_t re,           \
                                                                   size_t pb, size_t pe) {                              \
-        gemm_body(MR / 2, SHORT_MR / 2, NV, 1, 0, p, rb, re, pb, pe);                                                  \
+        gemm_body(MR / 2, NV, 1, 0, p, rb, re, pb, pe);                                                                \
     }                                                                                                                  \
-    TARGET static void gemm_##NAME(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {                \
-        if (!p->P16) gemm_body(MR, SHORT_MR, NV, 0, 0, p, rb, re, pb, pe);                                             \
+    TARGET static void gemm_##NAME(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {                  \
+        if (!p->P16) gemm_body(MR, NV, 0, 0, p, rb, re, pb, pe);                                                       \
         else if (DPBF16) gemm_dpbf16(p, rb, re, pb, pe);                                                               \
         else gemm_bf16_##NAME(p, rb, re, pb, pe);                                                                      \
     }                                                                                                                  \
-    TARGET static void round_rows_bf16_##NAME(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y,           \
+    TARGET static void round_rows_bf16_##NAME(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y,             \
                                               size_t ldy) {                                                            \
         round_rows_bf16(M, K, X, ldx, Y, ldy);                                                                         \
     }                                                                                                                  \
-    TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) {                                          \
+    TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) {                                           \
         if (s->half_weights) step_body(MR, NV, REGISTERS, 1, F16C, s, ub, ue);                                         \
         else step_body(MR, NV, REGISTERS, 0, F16C, s, ub, ue);                                                         \
     }                                                                                                                  \
     static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME, round_rows_bf16_##NAME,                       \
-                                        PRODUCT_MIN_ROWS, MR, NV, REGISTERS, SHORT_MR};
+                                        PRODUCT_MIN_ROWS, MR, NV, REGISTERS};          
 
 /* F16C: half weights converted by the conversion instruction (every AVX2 CPU has it), not integer code. */
-RK_VARIANT(portable, , 6, 0, 1, 4, 16, 0, 0)
+RK_VARIANT(portable, , 6, 1, 4, 16, 0, 0)
 #if RK_HAVE_AVX2_VARIANT
-RK_VARIANT(avx2, RK_AVX2, 6, 4, 1, 8, 8, 1, 0)
-RK_VARIANT(avx512, RK_AVX512, 12, 4, 2, 32, 16, 1, cpu_has_dpbf16())
+RK_VARIANT(avx2, RK_AVX2, 6, 1, 8, 8, 1, 0)
+RK_VARIANT(avx512, RK_AVX512, 12, 2, 32, 16, 1, cpu_has_dpbf16())
 /* AVX-512's tile shapes in AVX2 instructions: slow (the tiles spill), only for running the AVX-512
    variant's code paths on a machine without AVX-512 (RECUR_KERNELS=avx512_tiles_on_avx2). */
-RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 4, 2, 32, 16, 1, 0)
+RK_VARIANT(avx512_tiles_on_avx2, RK_AVX2, 12, 2, 32, 16, 1, 0)
 #endif
 #undef RK_VARIANT
 
@@ -1070,15 +1058,6 @@ size_t rk_step_wide_tile_rows(size_t gates) {
     const kernel_variant *v = kernels();
     int G = (int)gates;
     return G > 1 && v->tile_mr > 0 ? (size_t)wide_tile_rows(G, step_tile_pairs(G, v->tile_nv), v->registers) : 0;
-}
-
-size_t rk_product_computed_rows(size_t rows) {
-    const kernel_variant *v = kernels();
-    size_t MR = (size_t)v->tile_mr, SHORT_MR = (size_t)v->short_mr;
-    product_row_split split = split_product_rows(rows, MR, SHORT_MR);
-    size_t short_rows = split.short_end - split.short_pairs;
-    return ceil_div(split.tall, MR) * MR + (split.short_pairs - split.tall) +
-           (SHORT_MR > 0 ? ceil_div(short_rows, SHORT_MR) * SHORT_MR : 0) + split.lone;
 }
 
 size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weights weights) {

@@ -96,11 +96,14 @@ enum { SMALL_STEP_WORK = 1 << 17, WIDE_TILE_BAND_MIN_ROWS = 2 };
    B = 8 (bands of 4) 0.86–0.89, two layers of it 0.90–0.91, B = 12 with I = 64 (bands of 6) 0.91,
    RNN-128 B = 8 0.87–0.88, LSTM-90 B = 8 1.00; with every band of 4 rows or more projecting, slower for
    gru (GRU-100 B = 8 1.02, GRU-60 B = 10 in bands of 5 1.06) and with I = 2·H (LSTM-50 I = 100 B = 14
-   1.03), which the rule leaves as they were (1.00 each). Only where the step's product computes no
-   rows for nothing (rk_product_computed_rows): AVX2's tall tile has 6 rows, but AVX-512's short tiles
-   of 4 compute 8 for a band of 6, and on the Zen 4 VM such bands projecting in their steps took 1.25
-   times split steps (LSTM-256 B = 12, bench/ab, same bits) where bands projecting ahead took 0.99–1.05;
-   LSTM-64 I = 64 B = 12 projecting ahead 0.85–0.86 of projecting in the steps. */
+   1.03), which the rule leaves as they were (1.00 each). From 2026-12-05 to the product's tiles of
+   every height (packed.c, gemm_last_rows) only bands whose product computed no rows for nothing
+   projected in their steps: AVX-512's short tiles of 4 computed 8 rows for a band of 6, and such bands
+   took 1.25 times split steps on the Zen 4 VM (LSTM-256 B = 12). With a tile of 6 rows they take 0.91
+   of projecting ahead (bench/ab, same bits, with the tiles: LSTM-256 B = 12 0.905–0.918, B = 14 0.91–0.93,
+   B = 18 0.75–0.77, LSTM-64 I = 64 B = 12 0.94–0.96, RNN-256 B = 12 level); in AVX2's tiles on the
+   same machine bands of 5 and 7 rows lost a little (LSTM-256 B = 9 1.04–1.06, B = 13 1.07, RNN-256
+   B = 10 1.05; B = 10, 11, 12 and 14 0.92–0.97). */
 enum { BAND_PROJECTING_MIN_ROWS = 4 };
 /* When the rows do not divide evenly, the bands with a row more ("heavy") hand the input projection of
    their last steps to the other ("light") bands' threads, which compute it before their own steps: a
@@ -478,7 +481,7 @@ static int steps_project_input(const rk_sequence *s, size_t rows) {
 static int band_projects_input(const rk_sequence *s, size_t rows) {
     return steps_project_input(s, rows) ||
            (rows >= BAND_PROJECTING_MIN_ROWS && s->cell != RK_CELL_GRU && s->input_size <= s->hidden &&
-            steps_project_input(s, SIZE_MAX) && rk_product_computed_rows(rows) == rows);
+            steps_project_input(s, SIZE_MAX));
 }
 
 /* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks

@@ -17,8 +17,9 @@
  * up to its own longest row (W_hh within a core's L2, from 4 rows a band: 8–13 rows of H = 44, 128
  * or 300 for rnn, bands of 5–7 rows projecting ahead or in their steps; or larger W_hh when a band's
  * steps are matrix products: 23 rows and H = 300), or else its steps split by hidden units across
- * threads (W_hh beyond the L2: H = 520), as matrix products that compute their own input part (12
- * rows, W_ih up to twice W_hh's size; 8 rows, one tile of two short tiles' rows) or
+ * threads (W_hh beyond the L2: H = 520), as matrix products that compute their own input part (9–15
+ * rows, W_ih up to twice W_hh's size: the rows after the tall tiles in one tile of their own height,
+ * or in two after the last tall tile, 14 rows as 7 and 7) or
  * read the input projection's (a larger W_ih: I = 650 against H = 300, 17 rows in bands of 8 and 9,
  * 5 and 7 rows, and 10 and 15 split by units where W_hh passes the L2, all fused tiles or row groups
  * of every height, lstm's short tiles of 5 and 3 rows over a pair of unit blocks, alone and after a
@@ -314,6 +315,10 @@ int main(void) {
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 4, 256, 128, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 4, 256, 520, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 12, 3, 7, 520, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 9, 2, 7, 520, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 11, 2, 7, 520, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 14, 2, 7, 520, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 15, 2, 7, 520, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 10, 2, 650, 520, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 29, 4, 256, 128, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 29, 2, 8, 1024, reverse, with_lengths) |

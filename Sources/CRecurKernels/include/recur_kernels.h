@@ -171,10 +171,6 @@ int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t
    bfloat16. */
 int rk_step_runs_as_product(size_t batch, size_t hidden, int projects_input, rk_weights weights);
 
-/* How many rows a float32 matrix product over `rows` rows computes: its tiles past the last row compute
-   rows they then drop (AVX-512: 8 for 6 rows, 5 for 5, 12 for 10). */
-size_t rk_product_computed_rows(size_t rows);
-
 /* The most rows a float32 step of `gates` gates over fused tiles takes in one wide tile, which reads
    each weight of a pair of unit blocks once for all its rows (AVX-512 lstm: 6; AVX2 lstm: 2); 0 where
    the kernels have none (gru, rnn, the portable kernels). */
