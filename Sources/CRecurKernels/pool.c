@@ -53,7 +53,13 @@ enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
    1 MiB of L2, bands of 16 rows with 1 MiB of W_hh 0.86 (LSTM-256 B = 32), and of product steps
    GRU-384 B = 16 0.77–0.87, LSTM-1024 B = 64 0.93–0.94, RNN-1024 B = 32 0.94, LSTM-512 and GRU-512
    B = 64 0.95–1.00, where bands of fused row groups were slower (RNN-1024 B = 16 1.14–1.25) and so
-   was W_hh larger than L3 (LSTM-2048 B = 32, 64 MiB: 1.09). From 4 rows a band (8 until 2026-12-05),
+   was W_hh larger than L3 (LSTM-2048 B = 32, 64 MiB: 1.09). Up to 8 times the L2, not 16, from
+   2026-12-05 (a random draw had LSTM-1011 I = 243 B = 64 T = 10 at 1.06 of ONNX Runtime): with 16 MiB
+   of W_hh, each band streaming all of it and its W_ih every step, split steps were faster (bench/ab,
+   same bits: LSTM-1011 B = 64 T = 10 0.95–0.98 back to back and 0.91 from asleep, LSTM-1024 B = 64 0.96
+   with I = 243 and 0.98 with I = 1024, B = 32 0.97, LSTM-1008 B = 32 T = 12 0.97; GRU-1011 and at
+   12 MiB GRU-1024 B = 64 level), where at 4–8 MiB bands stay ahead or level (split steps: LSTM-724
+   B = 64 1.02–1.05, GRU-512 B = 64 1.04–1.05, LSTM-512 B = 64 0.99–1.03, LSTM-724 B = 32 0.98–0.99). From 4 rows a band (8 until 2026-12-05),
    measured on the Zen 4 VM against split steps (bench/ab, passes back to back, same bits): RNN-256
    B = 8 0.91–0.92, B = 12 0.88–0.90, LSTM-128 B = 8 0.93–0.96, LSTM-204 I = 530 B = 8 0.97–0.98,
    LSTM-256 B = 8 T = 200 0.985–0.99, B = 10 0.88–1.00, B = 12 0.99–1.05, B = 9 1.01–1.02, LSTM-64
@@ -66,7 +72,7 @@ enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
    split steps there (LSTM-384 B = 8 1.004–1.012, LSTM-478 I = 333 B = 8 1.001–1.028, LSTM-512 B = 8
    0.999–1.043, RNN-1024 B = 8 1.004–1.006). The L2's size when the system does not tell:
    FALLBACK_CORE_CACHE_BYTES. */
-enum { BAND_MIN_ROWS = 4, STREAMING_BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 16, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
+enum { BAND_MIN_ROWS = 4, STREAMING_BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 8, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
 /* Bands of fewer rows than BAND_MIN_ROWS, down to WIDE_TILE_BAND_MIN_ROWS, when a step is small (at most
    SMALL_STEP_WORK multiply-adds of h_prev · W_hhᵀ per owning thread) and every band's rows fit one wide
    tile (rk_step_wide_tile_rows: AVX-512's lstm up to 6 rows, each weight read once for all of them).
