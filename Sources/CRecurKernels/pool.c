@@ -59,9 +59,10 @@ enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
    same bits: LSTM-1011 B = 64 T = 10 0.95–0.98 back to back and 0.91 from asleep, LSTM-1024 B = 64 0.96
    with I = 243 and 0.98 with I = 1024, B = 32 0.97, LSTM-1008 B = 32 T = 12 0.97; GRU-1011 and at
    12 MiB GRU-1024 B = 64 level), where at 4–8 MiB bands stay ahead or level (split steps: LSTM-724
-   B = 64 1.02–1.05, GRU-512 B = 64 1.04–1.05, LSTM-512 B = 64 0.99–1.03, LSTM-724 B = 32 0.98–0.99). From 4 rows a band (8 until 2026-12-05),
-   measured on the Zen 4 VM against split steps (bench/ab, passes back to back, same bits): RNN-256
-   B = 8 0.91–0.92, B = 12 0.88–0.90, LSTM-128 B = 8 0.93–0.96, LSTM-204 I = 530 B = 8 0.97–0.98,
+   B = 64 1.02–1.05, GRU-512 B = 64 1.04–1.05, LSTM-512 B = 64 0.99–1.03, LSTM-724 B = 32 0.98–0.99).
+   From 4 rows a band (8 until 2026-12-05), measured on the Zen 4 VM against split steps (bench/ab,
+   passes back to back, same bits): RNN-256 B = 8 0.91–0.92,
+   B = 12 0.88–0.90, LSTM-128 B = 8 0.93–0.96, LSTM-204 I = 530 B = 8 0.97–0.98,
    LSTM-256 B = 8 T = 200 0.985–0.99, B = 10 0.88–1.00, B = 12 0.99–1.05, B = 9 1.01–1.02, LSTM-64
    I = 64 B = 12 0.85–0.86, GRU-128 B = 10 0.67–0.74, GRU-200 B = 12 0.91, GRU-256 B = 8 0.97. The
    largest gains came in the spells when the two vCPUs sit in different core complexes and every
