@@ -184,6 +184,10 @@ RK_INLINE size_t recurrent_weight(size_t G, size_t H, size_t u, size_t g, size_t
    them variable-length arrays): the compiler keeps fixed arrays in registers, and the loops over
    them are unrolled completely so every index is a constant. */
 enum { TILE_MAX_MR = 12, TILE_MAX_NV = 4 };
+/* X(height) for every tile height below the tallest, 2 to TILE_MAX_MR - 1: the cases of a switch that
+   takes a run-time row count to a tile whose height is a constant (gemm_last_rows, step_tile_of). */
+#define RK_SHORT_TILE_HEIGHTS(X) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+_Static_assert(TILE_MAX_MR == 12, "RK_SHORT_TILE_HEIGHTS needs every height from 2 to TILE_MAX_MR - 1");
 
 /* Every product here is made of one tile: acc[r][v] (+)= Σ_{k < kc} rows[r][k] · w[v][16k ..< 16k+16],
    MR rows times NV panels of 16 weights per k (MR, NV, HALF, F16C, PREFETCH constants after
@@ -367,7 +371,6 @@ RK_INLINE void gemm_lone_row(int NV, int BF16, int DPBF16, const rk_product *p, 
    gemm_lone_row takes it. Until 2026-12-05 a product's rows after its tall tiles went in tiles of the
    variant's short height (AVX-512: pairs of 4-row tiles, then tiles of 4, then a lone row), whose last
    tile computed rows past the end and dropped them: 8 rows for 6, 12 for 9 or 10, 16 for 14. */
-_Static_assert(TILE_MAX_MR == 12, "gemm_last_rows needs a case for every height from 2 to TILE_MAX_MR - 1");
 RK_INLINE void gemm_last_rows(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m_begin, size_t m_end,
                               size_t q0, size_t q_end, size_t k0, size_t kc) {
 #define RK_LAST_ROWS(R) \
@@ -376,8 +379,7 @@ RK_INLINE void gemm_last_rows(int MR, int NV, int BF16, int DPBF16, const rk_pro
         break;
     switch (m_end - m_begin) {
     case 1: gemm_lone_row(NV, BF16, DPBF16, p, m_begin, q0, q_end, k0, kc); break;
-        RK_LAST_ROWS(2) RK_LAST_ROWS(3) RK_LAST_ROWS(4) RK_LAST_ROWS(5) RK_LAST_ROWS(6)
-        RK_LAST_ROWS(7) RK_LAST_ROWS(8) RK_LAST_ROWS(9) RK_LAST_ROWS(10) RK_LAST_ROWS(11)
+        RK_SHORT_TILE_HEIGHTS(RK_LAST_ROWS)
     }
 #undef RK_LAST_ROWS
 }
@@ -836,7 +838,6 @@ RK_INLINE row_split split_rows(size_t B, int MR, int TILE_ROWS) {
    so the tile's sums stay in registers, and the rows read each weight once. Heights above MOST_ROWS
    (the tall tile's less one, or wide_tile_rows) are not instantiated; a height without a case would
    compute nothing. */
-_Static_assert(TILE_MAX_MR == 12, "step_tile_of needs a case for every height from 2 to TILE_MAX_MR - 1");
 RK_INLINE void step_tile_of(const rk_step *s, int cell, int G, int HALF, int F16C, int MOST_ROWS, int NV, int BLOCKS,
                             size_t rows, size_t u, size_t b0, size_t k0, size_t k1) {
 #define RK_TILE_OF(MR) \
@@ -844,8 +845,7 @@ RK_INLINE void step_tile_of(const rk_step *s, int cell, int G, int HALF, int F16
         if (MR <= MOST_ROWS) step_tile(s, cell, G, HALF, F16C, MR, NV, BLOCKS, u, b0, k0, k1); \
         break;
     switch (rows) {
-        RK_TILE_OF(2) RK_TILE_OF(3) RK_TILE_OF(4) RK_TILE_OF(5) RK_TILE_OF(6)
-        RK_TILE_OF(7) RK_TILE_OF(8) RK_TILE_OF(9) RK_TILE_OF(10) RK_TILE_OF(11)
+        RK_SHORT_TILE_HEIGHTS(RK_TILE_OF)
     }
 #undef RK_TILE_OF
 }

@@ -25,8 +25,9 @@
  * of every height, lstm's short tiles of 5 and 3 rows over a pair of unit blocks, alone and after a
  * tall tile in chunks of k; 10 rows of H = 520), with rows of x
  * 4 KiB apart (T·I = 1024) or H = 1024, which those
- * products read from copies (13 rows split by units at T·I = 1024 and H = 520, 29 at H = 1024: the rnn's in
- * bands of 14 and 15, the others' split by units), and a projection ahead whose tall tiles copy rows of x 4 KiB apart (I = 1024, 13 rows);
+ * products read from copies (13 rows split by units at T·I = 1024 and H = 520, 29 at H = 1024: the
+ * rnn's in bands of 14 and 15, the others' split by units), and a projection ahead whose tall tiles
+ * copy rows of x 4 KiB apart (I = 1024, 13 rows);
  * 5 rows of lstm in bands of 2 and 3, the 3-row band's input projection for its last steps (its first,
  * reversed) computed by the 2-row band's thread (T = 60);
  * a lone row runs through the lone-row step, several unit blocks at
