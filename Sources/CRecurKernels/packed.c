@@ -4,6 +4,7 @@
 #include "simd.h"
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- packing ------------------------------------------------------------------------------ */
 
@@ -15,13 +16,16 @@ static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
 size_t rk_gemm_packed_size(size_t N, size_t K) { return ceil_div(N, GEMM_NR) * GEMM_NR * K; }
 
+void rk_gemm_pack_rows(size_t N, size_t K, size_t first_row, size_t rows, const float *W, float *P) {
+    for (size_t n = first_row; n < first_row + rows && n < N; n++, W += K) {
+        float *column = P + n / GEMM_NR * GEMM_NR * K + n % GEMM_NR;
+        for (size_t k = 0; k < K; k++) column[k * GEMM_NR] = W[k];
+    }
+}
+
 void rk_gemm_pack(size_t N, size_t K, const float *W, float *P) {
-    for (size_t p = 0; p < ceil_div(N, GEMM_NR); p++)
-        for (size_t k = 0; k < K; k++)
-            for (size_t c = 0; c < GEMM_NR; c++) {
-                size_t n = p * GEMM_NR + c;
-                *P++ = n < N ? W[n * K + k] : 0.0f;
-            }
+    memset(P, 0, rk_gemm_packed_size(N, K) * sizeof(float));
+    rk_gemm_pack_rows(N, K, 0, N, W, P);
 }
 
 /* Gate weights (W_hh, W_ih) as a matrix product's column panels (rk_gemm_pack's layout) of W with its
@@ -43,6 +47,12 @@ size_t rk_input_packed_size(size_t gates, size_t H, size_t I) { return rk_gate_c
 static ptrdiff_t gate_row(size_t gates, size_t H, size_t n) {
     size_t block = n / RK_UNITS, u = block / gates, g = block % gates, j = u * RK_UNITS + n % RK_UNITS;
     return j < H ? (ptrdiff_t)(g * H + j) : -1;
+}
+
+/* Where row `row` = g·H + j of W [G·H, ·] goes: reordered row n (gate_row(gates, H, n) = row). */
+static size_t reordered_row(size_t gates, size_t H, size_t row) {
+    size_t g = row / H, j = row % H;
+    return (j / RK_UNITS * gates + g) * RK_UNITS + j % RK_UNITS;
 }
 
 void rk_input_bias_pack(size_t gates, size_t H, const float *bias, float *P) {
@@ -98,34 +108,42 @@ static uint16_t bf16_from_float(float f) {
 
 size_t rk_bf16_row_size(size_t K) { return (K + 1) / 2 * 2; }
 
-/* W [G·H, K] in the packed order into floats (to_float), halves (to_half) or bfloat16 (to_bf16), whichever
-   is not NULL; in bfloat16 with k in pairs (rk_gates_pack_bf16), K rounded up to even with a zero. */
-static void gates_pack_into(size_t gates, size_t H, size_t K, const float *W, float *to_float, uint16_t *to_half,
-                            uint16_t *to_bf16) {
-    size_t depth = to_bf16 ? rk_bf16_row_size(K) : K, i = 0;
-    for (size_t panel = 0; panel < rk_gate_columns(gates, H) / GEMM_NR; panel++)
-        for (size_t k = 0; k < depth; k++)
-            for (size_t c = 0; c < GEMM_NR; c++, i++) {
-                ptrdiff_t row = gate_row(gates, H, panel * GEMM_NR + c);
-                float w = row >= 0 && k < K ? W[(size_t)row * K + k] : 0.0f;
-                if (to_bf16) to_bf16[(panel * depth + k / 2 * 2) * GEMM_NR + 2 * c + k % 2] = bf16_from_float(w);
-                else if (to_half) to_half[i] = half_from_float(w);
-                else to_float[i] = w;
-            }
+void rk_gates_pack_rows(size_t gates, size_t H, size_t K, size_t first_row, size_t rows, const float *W, void *P,
+                        rk_weights format) {
+    size_t depth = format == RK_WEIGHTS_BFLOAT16 ? rk_bf16_row_size(K) : K;
+    for (size_t row = first_row; row < first_row + rows && row < gates * H; row++, W += K) {
+        size_t n = reordered_row(gates, H, row), first = n / GEMM_NR * GEMM_NR * depth, c = n % GEMM_NR;
+        for (size_t k = 0; k < K; k++) {
+            if (format == RK_WEIGHTS_BFLOAT16) ((uint16_t *)P)[first + (k / 2 * 2) * GEMM_NR + 2 * c + k % 2] = bf16_from_float(W[k]);
+            else if (format == RK_WEIGHTS_FLOAT16) ((uint16_t *)P)[first + k * GEMM_NR + c] = half_from_float(W[k]);
+            else ((float *)P)[first + k * GEMM_NR + c] = W[k];
+        }
+    }
 }
 
-void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) { gates_pack_into(gates, H, H, W, P, NULL, NULL); }
+/* All of W [G·H, K] into P [size values of `bytes` each] in `format`, padding zeroed. */
+static void gates_pack(size_t gates, size_t H, size_t K, const float *W, void *P, size_t size, size_t bytes,
+                       rk_weights format) {
+    memset(P, 0, size * bytes);
+    rk_gates_pack_rows(gates, H, K, 0, gates * H, W, P, format);
+}
+
+void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P) {
+    gates_pack(gates, H, H, W, P, rk_recurrent_packed_size(gates, H), sizeof(float), RK_WEIGHTS_FLOAT32);
+}
 
 void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P) {
-    gates_pack_into(gates, H, H, W, NULL, P, NULL);
+    gates_pack(gates, H, H, W, P, rk_recurrent_packed_size(gates, H), sizeof(uint16_t), RK_WEIGHTS_FLOAT16);
 }
 
-void rk_input_pack(size_t gates, size_t H, size_t I, const float *W, float *P) { gates_pack_into(gates, H, I, W, P, NULL, NULL); }
+void rk_input_pack(size_t gates, size_t H, size_t I, const float *W, float *P) {
+    gates_pack(gates, H, I, W, P, rk_input_packed_size(gates, H, I), sizeof(float), RK_WEIGHTS_FLOAT32);
+}
 
 size_t rk_gates_packed_size_bf16(size_t gates, size_t H, size_t K) { return rk_gate_columns(gates, H) * rk_bf16_row_size(K); }
 
 void rk_gates_pack_bf16(size_t gates, size_t H, size_t K, const float *W, uint16_t *P) {
-    gates_pack_into(gates, H, K, W, NULL, NULL, P);
+    gates_pack(gates, H, K, W, P, rk_gates_packed_size_bf16(gates, H, K), sizeof(uint16_t), RK_WEIGHTS_BFLOAT16);
 }
 
 /* rk_bf16_round_rows, inlined into each variant: the steps round h_prev every step. */

@@ -189,24 +189,55 @@ extension LayerKind {
 /// checked, as every parameter of every layer is before any layer is built).
 public struct LayerWeights {
     private let suffixes: [String]
-    private let decode: (String) throws(RecurError) -> [Float]
+    /// The parameter's elements in the range (nil: all of them).
+    private let decode: (String, Range<Int>?) throws(RecurError) -> [Float]
 
-    init(suffixes: [String], decode: @escaping (String) throws(RecurError) -> [Float]) {
+    init(suffixes: [String], decode: @escaping (String, Range<Int>?) throws(RecurError) -> [Float]) {
         self.suffixes = suffixes
         self.decode = decode
+    }
+
+    /// Parameters already in memory, by suffix.
+    init(_ weights: [String: [Float]]) {
+        self.init(suffixes: Array(weights.keys)) { suffix, elements in Self.elements(elements, of: weights[suffix] ?? []) }
     }
 
     /// The parameter named `suffix` (as `parameters` declared it), decoded now; nil when undeclared.
     public func take(_ suffix: String) throws(RecurError) -> [Float]? {
         guard suffixes.contains(suffix) else { return nil }
-        return try decode(suffix)
+        return try decode(suffix, nil)
+    }
+
+    /// The parameter named `suffix`, declared [rows, rowLength], decoded about a mebibyte of whole
+    /// rows at a time: `body` gets each block's first row and values [block rows, rowLength], which
+    /// are released before the next block is read. A kind that repacks a large matrix takes it this
+    /// way, so that loading holds the packed copy and one block, never the whole matrix twice.
+    /// False when undeclared.
+    public func take(_ suffix: String, rows: Int, rowLength: Int,
+                     _ body: (_ firstRow: Int, _ values: [Float]) throws(RecurError) -> Void) throws(RecurError) -> Bool {
+        guard suffixes.contains(suffix) else { return false }
+        let blockRows = max(1, Self.blockElements / max(rowLength, 1))
+        for firstRow in stride(from: 0, to: rows, by: blockRows) {
+            let lastRow = min(rows, firstRow + blockRows)
+            try body(firstRow, try decode(suffix, (firstRow * rowLength)..<(lastRow * rowLength)))
+        }
+        return true
     }
 
     /// Every declared parameter by suffix.
     public func takeAll() throws(RecurError) -> [String: [Float]] {
         var all: [String: [Float]] = [:]
-        for suffix in suffixes { all[suffix] = try decode(suffix) }
+        for suffix in suffixes { all[suffix] = try decode(suffix, nil) }
         return all
+    }
+
+    /// Elements in a block of `take(_:rows:rowLength:_:)`: a mebibyte of float32.
+    private static let blockElements = 1 << 18
+
+    /// `values[range]`, or all of them for nil: what a decode closure over parameters in memory returns.
+    static func elements(_ range: Range<Int>?, of values: [Float]) -> [Float] {
+        guard let range else { return values }
+        return Array(values[range.clamped(to: values.indices)])
     }
 }
 

@@ -49,9 +49,9 @@ public final class Model: Sendable {
             guard ["F32", "F16", "BF16", "F64"].contains(entry.dtype) else {
                 throw RecurError.format("tensor \(name): dtype \(entry.dtype) is not a weight dtype (F32, F16, BF16, F64)")
             }
-        } decode: { name throws(RecurError) in
+        } decode: { name, elements throws(RecurError) in
             guard let entry = entries[name] else { throw RecurError(.internal, "tensor \(name) was checked but is gone") }
-            return try file.tensor(entry).floats ?? []
+            return try file.floats(entry, elements: elements ?? 0..<(Tensor.elementCount(entry.shape) ?? 0)) ?? []
         }
     }
 
@@ -62,9 +62,9 @@ public final class Model: Sendable {
             guard let tensor = weights[name] else { throw RecurError.format("missing tensor \(name) with shape \(shape)") }
             guard tensor.shape == shape else { throw RecurError.format("tensor \(name): expected shape \(shape), found \(tensor.shape)") }
             guard tensor.floats != nil else { throw RecurError.format("tensor \(name): weights must be float32") }
-        } decode: { name throws(RecurError) in
+        } decode: { name, elements throws(RecurError) in
             guard let floats = weights[name]?.floats else { throw RecurError(.internal, "tensor \(name) was checked but is gone") }
-            return floats
+            return LayerWeights.elements(elements, of: floats)
         }
     }
 
@@ -72,7 +72,7 @@ public final class Model: Sendable {
     /// reads a checked one when its layer takes it.
     private init(architecture: Architecture, registry: LayerRegistry, tensorNames: Set<String>,
                  check: (String, [Int]) throws(RecurError) -> Void,
-                 decode: @escaping (String) throws(RecurError) -> [Float]) throws(RecurError) {
+                 decode: @escaping (String, Range<Int>?) throws(RecurError) -> [Float]) throws(RecurError) {
         var used = Set<String>()
         var layers: [any Layer] = []
         var shape: SignalShape
@@ -97,8 +97,8 @@ public final class Model: Sendable {
                 used.insert(name)
                 parameterCount += count
             }
-            let weights = LayerWeights(suffixes: declarations.map(\.suffix)) { suffix throws(RecurError) in
-                try decode("\(config.name).\(suffix)")
+            let weights = LayerWeights(suffixes: declarations.map(\.suffix)) { suffix, elements throws(RecurError) in
+                try decode("\(config.name).\(suffix)", elements)
             }
             let layer = try kind.makeLayer(config, loading: weights)
             shape = try layer.outputShape(for: shape, context: &shapeContext)

@@ -15,19 +15,17 @@ package struct PackedValues<Element: BitwiseCopyable & Sendable>: Sendable {
     private let storage: [Element]
     private let start: Int
 
-    /// `count` values, every one written by `pack`, given where they go.
-    package init(count: Int, _ pack: (UnsafeMutablePointer<Element>) -> Void) {
-        let stride = MemoryLayout<Element>.stride, slack = cacheLineBytes / stride
+    /// `count` values, zero but for those `pack` writes, given where they go.
+    package init<Failure: Error>(count: Int, _ pack: (UnsafeMutablePointer<Element>) throws(Failure) -> Void) throws(Failure) {
+        let slack = cacheLineBytes / MemoryLayout<Element>.stride
         var start = 0
-        storage = [Element](unsafeUninitializedCapacity: count + slack) { buffer, initialized in
-            let base = buffer.baseAddress!
-            start = elementsToCacheLine(base)
-            UnsafeMutableRawPointer(base).initializeMemory(as: UInt8.self, repeating: 0, count: start * stride)
-            pack(base + start)
-            UnsafeMutableRawPointer(base + start + count)
-                .initializeMemory(as: UInt8.self, repeating: 0, count: (buffer.count - start - count) * stride)
+        var storage = [Element](unsafeUninitializedCapacity: count + slack) { buffer, initialized in
+            UnsafeMutableRawBufferPointer(buffer).initializeMemory(as: UInt8.self, repeating: 0)
+            start = elementsToCacheLine(buffer.baseAddress!)
             initialized = buffer.count
         }
+        try storage.withUnsafeMutableBufferPointer { (buffer) throws(Failure) in try pack(buffer.baseAddress! + start) }
+        self.storage = storage
         self.start = start
     }
 

@@ -128,19 +128,31 @@ public struct SafeTensorsFile {
     /// The tensor's values: float dtypes become float32, I32 and I64 stay integers. From a file, its
     /// bytes are read now (and only held while they are converted).
     public func tensor(_ entry: Entry) throws(RecurError) -> Tensor {
-        if case .file(let file) = storage, entry.dtype == "F32", UInt32(1).littleEndian == 1, entry.range.count % 4 == 0 {
-            return Tensor(floats: try file.read(entry.range, as: Float.self), shape: entry.shape)
+        if let floats = try floats(entry, elements: 0..<(Tensor.elementCount(entry.shape) ?? 0)) {
+            return Tensor(floats: floats, shape: entry.shape)
         }
         return try storage.withBytes(entry.range) { bytes throws(RecurError) in
-            if let floats = SafeTensorsFile.decodeFloats(bytes, dtype: entry.dtype) {
-                return Tensor(floats: floats, shape: entry.shape)
-            }
             switch entry.dtype {
             case "I32": return Tensor(unchecked: .int32(bytes.loadLittleEndianArray(Int32.self) { $0 }), shape: entry.shape)
             case "I64": return Tensor(unchecked: .int64(bytes.loadLittleEndianArray(Int64.self) { $0 }), shape: entry.shape)
             default: throw RecurError.format("tensor \(entry.name): dtype \(entry.dtype) is not supported (F32, F16, BF16, F64, I32, I64)")
             }
         }
+    }
+
+    /// Elements `elements` of a float tensor (in row-major order, inside its element count) as
+    /// float32, read now; nil for other dtypes. Reading a large tensor a block at a time holds only
+    /// that block. From a file in F32 the bytes are read straight into the values.
+    public func floats(_ entry: Entry, elements: Range<Int>) throws(RecurError) -> [Float]? {
+        guard ["F32", "F16", "BF16", "F64"].contains(entry.dtype), let size = SafeTensorsFile.elementSize(entry.dtype) else { return nil }
+        guard elements.lowerBound >= 0, elements.upperBound <= entry.range.count / size else {
+            throw RecurError(.invalidArgument, "tensor \(entry.name): elements \(elements) are not within its \(entry.range.count / size)")
+        }
+        let range = (entry.range.lowerBound + elements.lowerBound * size)..<(entry.range.lowerBound + elements.upperBound * size)
+        if case .file(let file) = storage, entry.dtype == "F32", UInt32(1).littleEndian == 1 {
+            return try file.read(range, as: Float.self)
+        }
+        return try storage.withBytes(range) { bytes in SafeTensorsFile.decodeFloats(bytes, dtype: entry.dtype) }
     }
 
     /// Float data converted to float32; nil for other dtypes.

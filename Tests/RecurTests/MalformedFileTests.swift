@@ -172,9 +172,9 @@ import Testing
 
 /// F16, BF16 and F64 weights are converted to float32 on load.
 @Suite struct WeightDTypeTests {
-    /// Weights that all three dtypes represent exactly (multiples of 1/8 in [-1, 1]).
-    static func exactWeights(_ count: Int, seed: Int) -> [Float] {
-        (0..<count).map { Float(((seed + $0 * 5) % 17) - 8) / 8 }
+    /// Weights that all three dtypes represent exactly (multiples of 1/8 in [-1, 1], over `divisor` / 8).
+    static func exactWeights(_ count: Int, seed: Int, divisor: Float = 8) -> [Float] {
+        (0..<count).map { Float(((seed + $0 * 5) % 17) - 8) / divisor }
     }
 
     static func encode(_ values: [Float], as dtype: String) -> [UInt8] {
@@ -186,17 +186,25 @@ import Testing
         }
     }
 
-    static func model(dtype: String) throws -> Model {
-        var header: [String: JSONValue] = ["__metadata__": .object(["recur": .string(MalformedFileTests.architecture.serialized())])]
+    /// The file image of `architecture` with `weights` (in this order) stored as `dtype`.
+    static func image(_ architecture: JSONValue, _ weights: [(name: String, shape: [Int], values: [Float])], dtype: String) -> [UInt8] {
+        var header: [String: JSONValue] = ["__metadata__": .object(["recur": .string(architecture.serialized())])]
         var data: [UInt8] = []
-        for (i, t) in MalformedFileTests.tensors.enumerated() {
-            let bytes = encode(exactWeights(t.shape.reduce(1, *), seed: i), as: dtype)
+        for t in weights {
+            let bytes = encode(t.values, as: dtype)
             header[t.name] = .object(["dtype": .string(dtype), "shape": .array(t.shape.map(JSONValue.int)),
                                       "data_offsets": .array([.int(data.count), .int(data.count + bytes.count)])])
             data += bytes
         }
         let headerBytes = Array(JSONValue.object(header).serialized().utf8)
-        return try Model(bytes: withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian, Array.init) + headerBytes + data)
+        return withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian, Array.init) + headerBytes + data
+    }
+
+    static func model(dtype: String) throws -> Model {
+        let weights = MalformedFileTests.tensors.enumerated().map { i, t in
+            (t.name, t.shape, exactWeights(t.shape.reduce(1, *), seed: i))
+        }
+        return try Model(bytes: image(MalformedFileTests.architecture, weights, dtype: dtype))
     }
 
     @Test(arguments: ["F16", "BF16", "F64"])
@@ -204,5 +212,36 @@ import Testing
         let input = try Tensor.int64([0, 4, 2, 1, 3, 3], shape: [2, 3])
         let expected = try Self.model(dtype: "F32").run(["input": input])
         #expect(try Self.model(dtype: dtype).run(["input": input]) == expected)
+    }
+
+    /// Matrices of several mebibyte blocks (LayerWeights.take(_:rows:rowLength:_:)), whose boundaries
+    /// fall inside unit blocks and column panels: W_ih [1040, 300] and W_hh [1040, 260] in two blocks
+    /// each, the head's [1100, 260] in two. Packed a block at a time as they are read from a file or an
+    /// image in any float dtype, they compute what the same weights given in memory compute, bit for bit.
+    @Test(arguments: ["F32", "F16", "BF16", "F64"])
+    func matricesReadInBlocksGiveTheInMemoryResult(_ dtype: String) throws {
+        let (features, hidden, classes) = (300, 260, 1100)
+        let architecture: JSONValue = .object([
+            "format": .int(1), "input": .object(["kind": .string("features"), "size": .int(features)]),
+            "layers": .array([
+                .object(["name": .string("rnn"), "type": .string("lstm"), "input_size": .int(features), "hidden_size": .int(hidden)]),
+                .object(["name": .string("head"), "type": .string("linear"), "in_features": .int(hidden), "out_features": .int(classes)]),
+            ]),
+        ])
+        let shapes: [(String, [Int])] = [
+            ("rnn.weight_ih_l0", [4 * hidden, features]), ("rnn.weight_hh_l0", [4 * hidden, hidden]), ("rnn.bias_ih_l0", [4 * hidden]),
+            ("rnn.bias_hh_l0", [4 * hidden]), ("head.weight", [classes, hidden]), ("head.bias", [classes]),
+        ]
+        let weights = shapes.enumerated().map { i, t in (t.0, t.1, Self.exactWeights(t.1.reduce(1, *), seed: i, divisor: 64)) }
+        let inMemory = try Model(architecture: try Architecture(json: architecture),
+                                 weights: Dictionary(uniqueKeysWithValues: try weights.map { ($0.0, try Tensor.float32($0.2, shape: $0.1)) }))
+        let image = Self.image(architecture, weights, dtype: dtype)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("blocks-\(dtype)-\(getpid()).safetensors").path
+        try Data(image).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let input = ["input": try Tensor.float32(testValues(3 * 4 * features, seed: 9), shape: [3, 4, features])]
+        let expected = try inMemory.run(input)
+        #expect(try Model(path: path).run(input) == expected)
+        #expect(try Model(bytes: image).run(input) == expected)
     }
 }

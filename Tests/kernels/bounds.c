@@ -35,7 +35,8 @@
  * split into two ranges of unit blocks at an odd block against the whole step, and against a driver
  * written here sequences whose steps run on one thread while other threads compute their input
  * projection in blocks, and sequences with W_hh beyond 32 MiB, whose odd steps take each chunk
- * backward in pieces (exits 1 on a difference).
+ * backward in pieces; then packing W a block of rows at a time, as the loader does, against packing
+ * it whole and against the layout recur_kernels.h states (exits 1 on a difference).
  */
 #include "recur_kernels.h"
 #include <stdio.h>
@@ -276,6 +277,43 @@ static int split_step_agrees(rk_cell cell, rk_weights format, size_t B, size_t H
     return differing;
 }
 
+/* Packing a block of `block` rows at a time into a zeroed buffer (rk_gates_pack_rows, rk_gemm_pack_rows:
+   how the loader packs W as it reads it) gives what packing all of W gives (rk_input_pack,
+   rk_recurrent_pack_half, rk_gates_pack_bf16, rk_gemm_pack), and in float32 that is the layout
+   recur_kernels.h states: P[p][k][c] is reordered row n = p·16 + c, which for gates is W's row
+   g·H + u·RK_UNITS + l where n = (u·G + g)·RK_UNITS + l (zero past H units and past the last gate).
+   1 on a difference. */
+static int packing_agrees(size_t G, size_t H, size_t K, rk_weights format, size_t block) {
+    size_t rows = G * H, bytes_each = format == RK_WEIGHTS_FLOAT32 ? sizeof(float) : sizeof(uint16_t);
+    size_t count = format == RK_WEIGHTS_BFLOAT16 ? rk_gates_packed_size_bf16(G, H, K) : rk_input_packed_size(G, H, K);
+    float *W = values(rows * K, (unsigned)(G + H + K)), *gemm_whole = malloc(rk_gemm_packed_size(rows, K) * sizeof(float));
+    float *gemm_blocks = calloc(rk_gemm_packed_size(rows, K), sizeof(float));
+    unsigned char *whole = malloc(count * bytes_each), *blocks = calloc(count, bytes_each);
+    if (format == RK_WEIGHTS_FLOAT32) rk_input_pack(G, H, K, W, (float *)whole);
+    else if (format == RK_WEIGHTS_FLOAT16) rk_recurrent_pack_half(G, H, W, (uint16_t *)whole); /* K = H */
+    else rk_gates_pack_bf16(G, H, K, W, (uint16_t *)whole);
+    rk_gemm_pack(rows, K, W, gemm_whole);
+    for (size_t first = 0; first < rows; first += block) {
+        size_t n = rows - first < block ? rows - first : block;
+        rk_gates_pack_rows(G, H, K, first, n, W + first * K, blocks, format);
+        rk_gemm_pack_rows(rows, K, first, n, W + first * K, gemm_blocks);
+    }
+    int differs = memcmp(whole, blocks, count * bytes_each) != 0 ||
+                  memcmp(gemm_whole, gemm_blocks, rk_gemm_packed_size(rows, K) * sizeof(float)) != 0;
+    for (size_t n = 0; n < rk_gemm_packed_size(rows, K) / K; n++)
+        for (size_t k = 0; k < K; k++) {
+            float packed = gemm_blocks[(n / 16 * K + k) * 16 + n % 16];
+            differs |= packed != (n < rows ? W[n * K + k] : 0.0f);
+            if (format != RK_WEIGHTS_FLOAT32 || n >= rk_gate_columns(G, H)) continue;
+            size_t block_index = n / RK_UNITS, g = block_index % G, j = block_index / G * RK_UNITS + n % RK_UNITS;
+            packed = ((const float *)blocks)[(n / 16 * K + k) * 16 + n % 16];
+            differs |= packed != (j < H ? W[(g * H + j) * K + k] : 0.0f);
+        }
+    if (differs) fprintf(stderr, "bounds: packing G %zu H %zu K %zu format %d in blocks of %zu rows differs\n", G, H, K, (int)format, block);
+    free(W), free(gemm_whole), free(gemm_blocks), free(whole), free(blocks);
+    return differs;
+}
+
 int main(void) {
     /* A variant the CPU cannot run is ignored by the kernels; here that would compare a variant with
        itself, so it is an error. */
@@ -350,5 +388,13 @@ int main(void) {
     for (size_t i = 0; i < sizeof streamed / sizeof *streamed; i++)
         differing |= driver_agrees(streamed[i].cell, 3, 4, 7, streamed[i].hidden, 0, 0) |
                      driver_agrees(streamed[i].cell, 2, 3, 7, streamed[i].hidden, 1, 1);
+    const size_t packing_gates[] = {1, 3, 4}, packing_hiddens[] = {3, 20, 33}, packing_blocks[] = {1, 7, 64};
+    for (size_t g = 0; g < 3; g++)
+        for (size_t h = 0; h < 3; h++)
+            for (size_t b = 0; b < 3; b++)
+                for (rk_weights format = RK_WEIGHTS_FLOAT32; format <= RK_WEIGHTS_BFLOAT16; format++) {
+                    size_t K = format == RK_WEIGHTS_FLOAT16 ? packing_hiddens[h] : 5 + 14 * b; /* odd K: bfloat16's zero pair half */
+                    differing |= packing_agrees(packing_gates[g], packing_hiddens[h], K, format, packing_blocks[b]);
+                }
     return differing;
 }

@@ -121,6 +121,22 @@ void rk_gates_pack_bf16(size_t gates, size_t H, size_t K, const float *W, uint16
 /* P [rk_gate_columns(G, H)] ← bias [G·H] (PyTorch's gate order) in the gate order, zero in the padding. */
 void rk_input_bias_pack(size_t gates, size_t H, const float *bias, float *P);
 
+/* How a step holds W_hh: rk_recurrent_pack's floats, rk_recurrent_pack_half's halves, or
+   rk_gates_pack_bf16's bfloat16 for products in bfloat16. */
+typedef enum { RK_WEIGHTS_FLOAT32 = 0, RK_WEIGHTS_FLOAT16 = 1, RK_WEIGHTS_BFLOAT16 = 2 } rk_weights;
+
+/* Rows first_row ..< first_row + rows of W [G·H, K] (W holds just those rows, K values each) into
+   their places in P, packed as the functions above pack all of W: floats (rk_input_pack,
+   rk_recurrent_pack) for RK_WEIGHTS_FLOAT32, binary16 (rk_recurrent_pack_half) for
+   RK_WEIGHTS_FLOAT16, bfloat16 pairs (rk_gates_pack_bf16) for RK_WEIGHTS_BFLOAT16. The padding no
+   row fills is not written: P starts zeroed. A loader packs W a block of rows at a time as it reads
+   them, so that it never holds all of W unpacked beside its packed copy. */
+void rk_gates_pack_rows(size_t gates, size_t H, size_t K, size_t first_row, size_t rows, const float *W, void *P,
+                        rk_weights format);
+/* Rows first_row ..< first_row + rows of W [N, K] (W holds just those rows) into rk_gemm_pack's
+   layout in P; the padding is not written: P starts zeroed. */
+void rk_gemm_pack_rows(size_t N, size_t K, size_t first_row, size_t rows, const float *W, float *P);
+
 /* One time step of a recurrent cell: the product of h_prev with W_hh for all gates, fused with the
    gate math. The gates' input part is W_ih x + b_ih + b_hh at this step (for gru, b_hh only for r
    and z: the n gate's b_hn is `bias`, since n = tanh(gx_n + r ⊙ (W_hn h + b_hn))): read from gx, or,
@@ -148,10 +164,6 @@ typedef struct {
     float *partial;                     /* workspace [rk_step_partial_size(G, B, H, ·)] of the calling thread */
     int rows_prepared;                  /* partial already holds the rows rk_step_prepare_rows puts there */
 } rk_step;
-
-/* How a step holds W_hh: rk_recurrent_pack's floats, rk_recurrent_pack_half's halves, or
-   rk_gates_pack_bf16's bfloat16 for products in bfloat16. */
-typedef enum { RK_WEIGHTS_FLOAT32 = 0, RK_WEIGHTS_FLOAT16 = 1, RK_WEIGHTS_BFLOAT16 = 2 } rk_weights;
 
 /* Floats of the partial sums (or, for a batched step, the gates of a group of unit blocks, and the
    rows rk_step_prepare_rows makes) one thread's rk_recurrent_step keeps: whole 64-byte lines, so that

@@ -12,8 +12,19 @@ struct LinearKind: LayerKind {
     }
 
     func makeLayer(_ config: LayerConfig, weights: [String: [Float]]) throws(RecurError) -> any Layer {
-        LinearLayer(name: config.name, inputs: try config.integer("in_features"), outputs: try config.integer("out_features"),
-                    weight: weights["weight"] ?? [], bias: weights["bias"])
+        try makeLayer(config, loading: LayerWeights(weights))
+    }
+
+    /// The weight is packed a block of rows at a time as it is read (LayerWeights.take(_:rows:rowLength:_:)).
+    func makeLayer(_ config: LayerConfig, loading weights: LayerWeights) throws(RecurError) -> any Layer {
+        let (inputs, outputs) = (try config.integer("in_features"), try config.integer("out_features"))
+        let packedWeight = try PackedValues(count: rk_gemm_packed_size(outputs, inputs)) { (packed: UnsafeMutablePointer<Float>) throws(RecurError) in
+            let declared = try weights.take("weight", rows: outputs, rowLength: inputs) { firstRow, rows in
+                rk_gemm_pack_rows(outputs, inputs, firstRow, rows.count / max(inputs, 1), rows, packed)
+            }
+            guard declared else { throw RecurError(.internal, "layer '\(config.name)': parameter weight was not declared") }
+        }
+        return LinearLayer(name: config.name, inputs: inputs, outputs: outputs, packedWeight: packedWeight, bias: try weights.take("bias"))
     }
 }
 
@@ -21,19 +32,10 @@ struct LinearLayer: Layer {
     let name: String
     let inputs: Int
     let outputs: Int
-    /// rk_gemm_pack of the weight [outputs, inputs]
+    /// The weight [outputs, inputs] in rk_gemm_pack's layout
     let packedWeight: PackedValues<Float>
     /// [outputs]
     let bias: [Float]?
-
-    /// `weight` [outputs, inputs] is packed for the kernel; the packed copy replaces it.
-    init(name: String, inputs: Int, outputs: Int, weight: [Float], bias: [Float]?) {
-        self.name = name
-        self.inputs = inputs
-        self.outputs = outputs
-        self.bias = bias
-        packedWeight = PackedValues(count: rk_gemm_packed_size(outputs, inputs)) { rk_gemm_pack(outputs, inputs, weight, $0) }
-    }
 
     func outputShape(for input: SignalShape, context: inout ShapeContext) throws(RecurError) -> SignalShape {
         switch input {

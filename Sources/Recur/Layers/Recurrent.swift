@@ -84,62 +84,53 @@ struct DirectionWeights: Sendable {
     /// gru's b_hn [H]; nil otherwise
     let stepBias: PackedValues<Float>?
 
-    /// Takes the direction's tensors (suffix `id`, e.g. "l0_reverse") one at a time, each packed and
-    /// released before the next is decoded. W_hh in half precision must be finite and within
-    /// ±65504, the largest half.
+    /// Takes the direction's tensors (suffix `id`, e.g. "l0_reverse") one at a time, the weight
+    /// matrices a block of rows at a time, each block packed as it is read (so loading holds a
+    /// matrix packed and one block, never all of it twice). W_hh in half precision must be finite and
+    /// within ±65504, the largest half.
     init(cell: any RecurrentCell, hidden: Int, inputSize: Int, weights: LayerWeights, id: String,
          precision: RecurrentPrecision, layerName: String) throws(RecurError) {
-        func required(_ suffix: String) throws(RecurError) -> [Float] {
-            guard let values = try weights.take(suffix) else {
-                throw RecurError(.internal, "layer '\(layerName)': parameter \(suffix) was not declared")
+        let gates = cell.gates
+        func pack<Element>(_ suffix: String, columns: Int, count: Int, format: rk_weights,
+                           check: ([Float]) throws(RecurError) -> Void = { _ in }) throws(RecurError) -> PackedValues<Element> {
+            try PackedValues(count: count) { (packed: UnsafeMutablePointer<Element>) throws(RecurError) in
+                let declared = try weights.take(suffix, rows: gates * hidden, rowLength: columns) { firstRow, rows throws(RecurError) in
+                    try check(rows)
+                    rk_gates_pack_rows(gates, hidden, columns, firstRow, rows.count / max(columns, 1), rows, packed, format)
+                }
+                guard declared else { throw RecurError(.internal, "layer '\(layerName)': parameter \(suffix) was not declared") }
             }
-            return values
         }
-        // Decoded tensors are arguments, not locals, so each is released as its packing returns.
-        if precision == .bfloat16 {
-            (input, bf16Input) = (nil, Self.packBF16(try required("weight_ih_\(id)"), cell: cell, hidden: hidden, columns: inputSize))
-            (recurrent, halfRecurrent) = (nil, nil)
-            bf16Recurrent = Self.packBF16(try required("weight_hh_\(id)"), cell: cell, hidden: hidden, columns: hidden)
-        } else {
-            (input, bf16Input, bf16Recurrent) = (Self.packInput(try required("weight_ih_\(id)"), cell: cell, hidden: hidden,
-                                                                inputSize: inputSize), nil, nil)
-            (recurrent, halfRecurrent) = try Self.packRecurrent(try required("weight_hh_\(id)"), cell: cell, hidden: hidden,
-                                                                half: precision == .halfRecurrent,
-                                                                name: "\(layerName).weight_hh_\(id)")
+        let (inputName, recurrentName) = ("weight_ih_\(id)", "weight_hh_\(id)")
+        switch precision {
+        case .bfloat16:
+            (input, recurrent, halfRecurrent) = (nil, nil, nil)
+            bf16Input = try pack(inputName, columns: inputSize, count: rk_gates_packed_size_bf16(gates, hidden, inputSize),
+                                 format: RK_WEIGHTS_BFLOAT16)
+            bf16Recurrent = try pack(recurrentName, columns: hidden, count: rk_gates_packed_size_bf16(gates, hidden, hidden),
+                                     format: RK_WEIGHTS_BFLOAT16)
+        case .float32, .halfRecurrent:
+            (bf16Input, bf16Recurrent) = (nil, nil)
+            input = try pack(inputName, columns: inputSize, count: rk_input_packed_size(gates, hidden, inputSize),
+                             format: RK_WEIGHTS_FLOAT32)
+            let recurrentCount = rk_recurrent_packed_size(gates, hidden)
+            if precision == .halfRecurrent {
+                recurrent = nil
+                halfRecurrent = try pack(recurrentName, columns: hidden, count: recurrentCount, format: RK_WEIGHTS_FLOAT16) { rows throws(RecurError) in
+                    if let bad = rows.first(where: { !(abs($0) <= 65504) }) {
+                        throw RecurError.format("\(layerName).\(recurrentName): \(bad) does not fit in half precision (recurrent_weights \"float16\" holds finite values within ±65504)")
+                    }
+                }
+            } else {
+                (recurrent, halfRecurrent) = (try pack(recurrentName, columns: hidden, count: recurrentCount, format: RK_WEIGHTS_FLOAT32), nil)
+            }
         }
         let (projectionBias, stepBias) = cell.foldBiases(input: try weights.take("bias_ih_\(id)"),
                                                          recurrent: try weights.take("bias_hh_\(id)"), hidden: hidden)
         self.projectionBias = projectionBias.map { bias in
-            PackedValues(count: rk_gate_columns(cell.gates, hidden)) { rk_input_bias_pack(cell.gates, hidden, bias, $0) }
+            PackedValues(count: rk_gate_columns(gates, hidden)) { rk_input_bias_pack(gates, hidden, bias, $0) }
         }
         self.stepBias = stepBias.map { PackedValues($0) }
-    }
-
-    /// W_ih [G·H, inputSize] packed for the input projection.
-    private static func packInput(_ input: [Float], cell: any RecurrentCell, hidden: Int, inputSize: Int) -> PackedValues<Float> {
-        PackedValues(count: rk_input_packed_size(cell.gates, hidden, inputSize)) {
-            rk_input_pack(cell.gates, hidden, inputSize, input, $0)
-        }
-    }
-
-    /// W_ih or W_hh [G·H, columns] rounded to bfloat16 and packed for the products in bfloat16.
-    private static func packBF16(_ weight: [Float], cell: any RecurrentCell, hidden: Int, columns: Int) -> PackedValues<UInt16> {
-        PackedValues(count: rk_gates_packed_size_bf16(cell.gates, hidden, columns)) {
-            rk_gates_pack_bf16(cell.gates, hidden, columns, weight, $0)
-        }
-    }
-
-    /// W_hh [G·H, H] packed in float32, or in half precision (and no float32 values).
-    private static func packRecurrent(_ recurrent: [Float], cell: any RecurrentCell, hidden: Int, half: Bool,
-                                      name: String) throws(RecurError) -> (PackedValues<Float>?, PackedValues<UInt16>?) {
-        let size = rk_recurrent_packed_size(cell.gates, hidden)
-        guard half else {
-            return (PackedValues(count: size) { rk_recurrent_pack(cell.gates, hidden, recurrent, $0) }, nil)
-        }
-        if let bad = recurrent.first(where: { !(abs($0) <= 65504) }) {
-            throw RecurError.format("\(name): \(bad) does not fit in half precision (recurrent_weights \"float16\" holds finite values within ±65504)")
-        }
-        return (nil, PackedValues(count: size) { rk_recurrent_pack_half(cell.gates, hidden, recurrent, $0) })
     }
 }
 
@@ -211,7 +202,7 @@ struct RecurrentKind: LayerKind {
     }
 
     func makeLayer(_ config: LayerConfig, weights: [String: [Float]]) throws(RecurError) -> any Layer {
-        try makeLayer(config, loading: LayerWeights(suffixes: Array(weights.keys)) { suffix throws(RecurError) in weights[suffix] ?? [] })
+        try makeLayer(config, loading: LayerWeights(weights))
     }
 
     func makeLayer(_ config: LayerConfig, loading weights: LayerWeights) throws(RecurError) -> any Layer {
