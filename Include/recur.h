@@ -150,8 +150,9 @@ const char *recur_last_error(void);
 recur_status recur_model_load(const char *path, recur_model **out);
 
 /**
- * Loads a model from a file image of `size` bytes at `data`. The bytes are copied: the caller may
- * free them as soon as the call returns. On RECUR_OK, *out is a new model (recur_model_free).
+ * Loads a model from a file image of `size` bytes at `data`. The bytes are read during the call
+ * only, not copied (the model keeps none of them): the caller keeps them unchanged until the call
+ * returns and may free them as soon as it does. On RECUR_OK, *out is a new model (recur_model_free).
  * Errors: INVALID_ARGUMENT (out NULL, or data NULL with size > 0), FORMAT. Any thread.
  */
 recur_status recur_model_load_memory(const void *data, size_t size, recur_model **out);

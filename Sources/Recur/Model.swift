@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -34,7 +35,17 @@ public final class Model: Sendable {
         try self.init(file: file, source: "<memory>", registry: registry)
     }
 
+    /// Loads a model from a file image that is read only while this initializer runs: the model
+    /// keeps none of it, and no copy of it is made (the load holds the image and the packed model).
+    public convenience init(borrowing image: UnsafeRawBufferPointer, registry: LayerRegistry = .shared) throws(RecurError) {
+        let file = try SafeTensorsFile(borrowing: image, source: "<memory>")
+        try self.init(file: file, source: "<memory>", registry: registry)
+    }
+
     private convenience init(file: SafeTensorsFile, source: String, registry: LayerRegistry) throws(RecurError) {
+        // A layer kind may keep the LayerWeights it was given; a borrowed image may be gone once the load returns.
+        let window = LoadWindow()
+        defer { window.close() }
         guard let text = file.metadata["recur"] else {
             throw RecurError.format("\(source): no __metadata__[\"recur\"] architecture; not a Recur model file")
         }
@@ -50,6 +61,7 @@ public final class Model: Sendable {
                 throw RecurError.format("tensor \(name): dtype \(entry.dtype) is not a weight dtype (F32, F16, BF16, F64)")
             }
         } decode: { name, elements throws(RecurError) in
+            try window.check(name)
             guard let entry = entries[name] else { throw RecurError(.internal, "tensor \(name) was checked but is gone") }
             return try file.floats(entry, elements: elements ?? 0..<(Tensor.elementCount(entry.shape) ?? 0)) ?? []
         }
@@ -352,5 +364,18 @@ package struct RunRequest {
             states[name] = values
         }
         self.states = states
+    }
+}
+
+/// Open while a model loads from a file or image: its tensors are decoded only then.
+private final class LoadWindow: Sendable {
+    private let isOpen = Atomic(true)
+
+    func close() { isOpen.store(false, ordering: .releasing) }
+
+    func check(_ tensor: String) throws(RecurError) {
+        guard isOpen.load(ordering: .acquiring) else {
+            throw RecurError(.internal, "tensor \(tensor) was taken after its model was loaded")
+        }
     }
 }

@@ -38,6 +38,12 @@ public struct SafeTensorsFile {
         try self.init(storage: .bytes(bytes), source: source)
     }
 
+    /// Reads a file image in memory without copying it: the caller keeps it alive and unchanged for
+    /// as long as this value reads it (Model(borrowing:) uses one only while it loads).
+    init(borrowing image: UnsafeRawBufferPointer, source: String) throws(RecurError) {
+        try self.init(storage: .borrowed(image), source: source)
+    }
+
     private init(storage: Storage, source: String) throws(RecurError) {
         self.storage = storage
         (metadata, entries) = try SafeTensorsFile.parseHeader(storage, source: source)
@@ -169,11 +175,13 @@ public struct SafeTensorsFile {
     private enum Storage {
         case file(OpenFile)
         case bytes([UInt8])
+        case borrowed(UnsafeRawBufferPointer)
 
         var count: Int {
             switch self {
             case .file(let file): file.size
             case .bytes(let array): array.count
+            case .borrowed(let image): image.count
             }
         }
 
@@ -187,6 +195,8 @@ public struct SafeTensorsFile {
                 return try array.withUnsafeBytes { raw in
                     Result { () throws(RecurError) in try body(UnsafeRawBufferPointer(rebasing: raw[range])) }
                 }.get()
+            case .borrowed(let image):
+                return try body(UnsafeRawBufferPointer(rebasing: image[range]))
             }
         }
     }

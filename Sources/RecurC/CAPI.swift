@@ -284,8 +284,7 @@ public func recurModelLoadMemory(_ data: UnsafeRawPointer?, _ size: UInt, _ out:
         let size = try count(size, "size")
         let out = try nonNull(out, "out")
         guard size == 0 || data != nil else { throw invalidArgument("data is NULL for \(size) bytes") }
-        let bytes = data.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-        out.pointee = retained(try Model(bytes: bytes))
+        out.pointee = retained(try Model(borrowing: UnsafeRawBufferPointer(start: data, count: size)))
     }
 }
 

@@ -33,6 +33,46 @@ import Testing
         #expect(try file.tensor(a).floats == weights)
     }
 
+    /// A layer kind that keeps the LayerWeights it was given cannot read a borrowed image through
+    /// them once the load has returned (the caller may have freed it): taking a tensor then is an error.
+    @Test func weightsKeptPastTheLoadReadNothing() throws {
+        let registry = LayerRegistry.builtins()
+        try registry.register(KeepingLinearKind(inner: try #require(registry.kind(named: "linear"))))
+        var architecture = MalformedFileTests.architecture
+        if case .object(var fields) = architecture, case .array(var layers) = fields["layers"], case .object(var head) = layers[2] {
+            head["type"] = .string("keeping_linear")
+            layers[2] = .object(head)
+            fields["layers"] = .array(layers)
+            architecture = .object(fields)
+        }
+        let image = WeightDTypeTests.image(architecture, MalformedFileTests.tensors.enumerated().map { i, t in
+            (t.name, t.shape, WeightDTypeTests.exactWeights(t.shape.reduce(1, *), seed: i))
+        }, dtype: "F32")
+        let model = try image.withUnsafeBytes { raw in try Model(borrowing: raw, registry: registry) }
+        #expect(try model.run(["input": try Tensor.int64([0, 4, 2], shape: [1, 3])]).count == 3)
+        let kept = try #require(KeepingLinearKind.kept)
+        let failure = HardeningTests.error { _ = try kept.take("weight") }
+        #expect(failure?.kind == .internal)
+        #expect(failure?.message.contains("after its model was loaded") == true, "\(String(describing: failure))")
+    }
+
+    /// `linear` under another name, keeping the LayerWeights it is built from where strict concurrency
+    /// would not let it: as a kind compiled without it could.
+    struct KeepingLinearKind: LayerKind {
+        /// Set by the one test that registers this kind, read by it after the load.
+        nonisolated(unsafe) static var kept: LayerWeights?
+        let inner: any LayerKind
+        var typeName: String { "keeping_linear" }
+        func parameters(_ config: LayerConfig) throws(RecurError) -> [ParameterDeclaration] { try inner.parameters(config) }
+        func makeLayer(_ config: LayerConfig, weights: [String: [Float]]) throws(RecurError) -> any Layer {
+            try inner.makeLayer(config, weights: weights)
+        }
+        func makeLayer(_ config: LayerConfig, loading weights: LayerWeights) throws(RecurError) -> any Layer {
+            Self.kept = weights
+            return try inner.makeLayer(config, loading: weights)
+        }
+    }
+
     /// The error `body` throws, or nil when it throws none.
     static func error(_ body: () throws -> Void) -> RecurError? {
         do {

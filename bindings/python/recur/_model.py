@@ -142,8 +142,8 @@ class Model:
 
     @classmethod
     def from_bytes(cls, data) -> "Model":
-        """Loads a model from a file image in memory (bytes, bytearray, memoryview, numpy array);
-        the library keeps its own copy."""
+        """Loads a model from a file image in memory (bytes, bytearray, memoryview, numpy array),
+        read during the call only: the model keeps none of it."""
         buffer = np.frombuffer(data, dtype=np.uint8)
         lib = _library.library()
         handle = c_void_p()
