@@ -224,6 +224,20 @@ public struct LayerWeights {
         return true
     }
 
+    /// The parameter named `suffix`, declared [rows, rowLength], packed into `count` zeroed values as
+    /// it is read: `pack` puts each block's rows (their first row, row count and values) where they go.
+    /// The layer named `layer` must have declared it.
+    package func packed<Element>(_ suffix: String, rows: Int, rowLength: Int, count: Int, layer: String,
+                                 _ pack: (_ firstRow: Int, _ rowCount: Int, _ values: [Float], _ destination: UnsafeMutablePointer<Element>) throws(RecurError) -> Void)
+        throws(RecurError) -> PackedValues<Element> {
+        try PackedValues(count: count) { (destination: UnsafeMutablePointer<Element>) throws(RecurError) in
+            let declared = try take(suffix, rows: rows, rowLength: rowLength) { firstRow, values throws(RecurError) in
+                try pack(firstRow, values.count / max(rowLength, 1), values, destination)
+            }
+            guard declared else { throw RecurError(.internal, "layer '\(layer)': parameter \(suffix) was not declared") }
+        }
+    }
+
     /// Every declared parameter by suffix.
     public func takeAll() throws(RecurError) -> [String: [Float]] {
         var all: [String: [Float]] = [:]

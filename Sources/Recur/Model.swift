@@ -57,13 +57,13 @@ public final class Model: Sendable {
             guard entry.shape == shape else {
                 throw RecurError.format("tensor \(name): expected shape \(shape), found \(entry.shape)")
             }
-            guard ["F32", "F16", "BF16", "F64"].contains(entry.dtype) else {
+            guard SafeTensorsFile.floatDTypes.contains(entry.dtype) else {
                 throw RecurError.format("tensor \(name): dtype \(entry.dtype) is not a weight dtype (F32, F16, BF16, F64)")
             }
         } decode: { name, elements throws(RecurError) in
             try window.check(name)
             guard let entry = entries[name] else { throw RecurError(.internal, "tensor \(name) was checked but is gone") }
-            return try file.floats(entry, elements: elements ?? 0..<(Tensor.elementCount(entry.shape) ?? 0)) ?? []
+            return try file.floats(entry, elements: elements) ?? []
         }
     }
 

@@ -134,7 +134,7 @@ public struct SafeTensorsFile {
     /// The tensor's values: float dtypes become float32, I32 and I64 stay integers. From a file, its
     /// bytes are read now (and only held while they are converted).
     public func tensor(_ entry: Entry) throws(RecurError) -> Tensor {
-        if let floats = try floats(entry, elements: 0..<(Tensor.elementCount(entry.shape) ?? 0)) {
+        if let floats = try floats(entry) {
             return Tensor(floats: floats, shape: entry.shape)
         }
         return try storage.withBytes(entry.range) { bytes throws(RecurError) in
@@ -146,11 +146,15 @@ public struct SafeTensorsFile {
         }
     }
 
-    /// Elements `elements` of a float tensor (in row-major order, inside its element count) as
-    /// float32, read now; nil for other dtypes. Reading a large tensor a block at a time holds only
-    /// that block. From a file in F32 the bytes are read straight into the values.
-    public func floats(_ entry: Entry, elements: Range<Int>) throws(RecurError) -> [Float]? {
-        guard ["F32", "F16", "BF16", "F64"].contains(entry.dtype), let size = SafeTensorsFile.elementSize(entry.dtype) else { return nil }
+    /// The dtypes `floats` converts to float32: the model format's weight dtypes.
+    public static let floatDTypes: Set<String> = ["F32", "F16", "BF16", "F64"]
+
+    /// Elements `elements` of a float tensor (in row-major order, inside its element count; nil: all
+    /// of them) as float32, read now; nil for other dtypes. Reading a large tensor a block at a time
+    /// holds only that block. From a file in F32 the bytes are read straight into the values.
+    public func floats(_ entry: Entry, elements: Range<Int>? = nil) throws(RecurError) -> [Float]? {
+        guard SafeTensorsFile.floatDTypes.contains(entry.dtype), let size = SafeTensorsFile.elementSize(entry.dtype) else { return nil }
+        let elements = elements ?? 0..<(entry.range.count / size)
         guard elements.lowerBound >= 0, elements.upperBound <= entry.range.count / size else {
             throw RecurError(.invalidArgument, "tensor \(entry.name): elements \(elements) are not within its \(entry.range.count / size)")
         }

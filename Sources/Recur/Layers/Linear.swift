@@ -18,11 +18,9 @@ struct LinearKind: LayerKind {
     /// The weight is packed a block of rows at a time as it is read (LayerWeights.take(_:rows:rowLength:_:)).
     func makeLayer(_ config: LayerConfig, loading weights: LayerWeights) throws(RecurError) -> any Layer {
         let (inputs, outputs) = (try config.integer("in_features"), try config.integer("out_features"))
-        let packedWeight = try PackedValues(count: rk_gemm_packed_size(outputs, inputs)) { (packed: UnsafeMutablePointer<Float>) throws(RecurError) in
-            let declared = try weights.take("weight", rows: outputs, rowLength: inputs) { firstRow, rows in
-                rk_gemm_pack_rows(outputs, inputs, firstRow, rows.count / max(inputs, 1), rows, packed)
-            }
-            guard declared else { throw RecurError(.internal, "layer '\(config.name)': parameter weight was not declared") }
+        let packedWeight: PackedValues<Float> = try weights.packed("weight", rows: outputs, rowLength: inputs,
+                                                                   count: rk_gemm_packed_size(outputs, inputs), layer: config.name) {
+            firstRow, rowCount, values, packed in rk_gemm_pack_rows(outputs, inputs, firstRow, rowCount, values, packed)
         }
         return LinearLayer(name: config.name, inputs: inputs, outputs: outputs, packedWeight: packedWeight, bias: try weights.take("bias"))
     }

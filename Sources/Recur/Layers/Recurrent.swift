@@ -93,12 +93,10 @@ struct DirectionWeights: Sendable {
         let gates = cell.gates
         func pack<Element>(_ suffix: String, columns: Int, count: Int, format: rk_weights,
                            check: ([Float]) throws(RecurError) -> Void = { _ in }) throws(RecurError) -> PackedValues<Element> {
-            try PackedValues(count: count) { (packed: UnsafeMutablePointer<Element>) throws(RecurError) in
-                let declared = try weights.take(suffix, rows: gates * hidden, rowLength: columns) { firstRow, rows throws(RecurError) in
-                    try check(rows)
-                    rk_gates_pack_rows(gates, hidden, columns, firstRow, rows.count / max(columns, 1), rows, packed, format)
-                }
-                guard declared else { throw RecurError(.internal, "layer '\(layerName)': parameter \(suffix) was not declared") }
+            try weights.packed(suffix, rows: gates * hidden, rowLength: columns, count: count, layer: layerName) {
+                (firstRow, rowCount, values, packed: UnsafeMutablePointer<Element>) throws(RecurError) in
+                try check(values)
+                rk_gates_pack_rows(gates, hidden, columns, firstRow, rowCount, values, packed, format)
             }
         }
         let (inputName, recurrentName) = ("weight_ih_\(id)", "weight_hh_\(id)")
