@@ -150,29 +150,49 @@ public struct SafeTensorsFile {
     public static let floatDTypes: Set<String> = ["F32", "F16", "BF16", "F64"]
 
     /// Elements `elements` of a float tensor (in row-major order, inside its element count; nil: all
-    /// of them) as float32, read now; nil for other dtypes. Reading a large tensor a block at a time
-    /// holds only that block. From a file in F32 the bytes are read straight into the values.
+    /// of them) as float32, read now; nil for other dtypes. From a file in F32 the bytes are read
+    /// straight into the values; in another dtype a block of them at a time, so that a half-precision
+    /// table is not held twice over, as bytes and as floats, while it loads.
     public func floats(_ entry: Entry, elements: Range<Int>? = nil) throws(RecurError) -> [Float]? {
         guard SafeTensorsFile.floatDTypes.contains(entry.dtype), let size = SafeTensorsFile.elementSize(entry.dtype) else { return nil }
         let elements = elements ?? 0..<(entry.range.count / size)
         guard elements.lowerBound >= 0, elements.upperBound <= entry.range.count / size else {
             throw RecurError(.invalidArgument, "tensor \(entry.name): elements \(elements) are not within its \(entry.range.count / size)")
         }
-        let range = (entry.range.lowerBound + elements.lowerBound * size)..<(entry.range.lowerBound + elements.upperBound * size)
+        let start = entry.range.lowerBound + elements.lowerBound * size
         if case .file(let file) = storage, entry.dtype == "F32", UInt32(1).littleEndian == 1 {
-            return try file.read(range, as: Float.self)
+            return try file.read(start..<(start + elements.count * size), as: Float.self)
         }
-        return try storage.withBytes(range) { bytes in SafeTensorsFile.decodeFloats(bytes, dtype: entry.dtype) }
+        let blockElements = SafeTensorsFile.decodeBlockBytes / size
+        var failure: RecurError?
+        let values = [Float](unsafeUninitializedCapacity: elements.count) { values, initialized in
+            for first in stride(from: 0, to: elements.count, by: blockElements) {
+                let block = first..<min(elements.count, first + blockElements)
+                do throws(RecurError) {
+                    try storage.withBytes((start + block.lowerBound * size)..<(start + block.upperBound * size)) { bytes in
+                        SafeTensorsFile.decodeFloats(bytes, dtype: entry.dtype, into: UnsafeMutableBufferPointer(rebasing: values[block]))
+                    }
+                } catch {
+                    failure = error
+                    return
+                }
+            }
+            initialized = values.count
+        }
+        if let failure { throw failure }
+        return values
     }
 
-    /// Float data converted to float32; nil for other dtypes.
-    static func decodeFloats(_ bytes: UnsafeRawBufferPointer, dtype: String) -> [Float]? {
+    /// The most bytes of a tensor not in float32 that `floats` holds at once, read from a file.
+    private static let decodeBlockBytes = 1 << 18
+
+    /// `bytes` of a float dtype converted to float32 into `values`, one for each element.
+    private static func decodeFloats(_ bytes: UnsafeRawBufferPointer, dtype: String, into values: UnsafeMutableBufferPointer<Float>) {
         switch dtype {
-        case "F32": return bytes.loadLittleEndianArray(UInt32.self) { Float(bitPattern: $0) }
-        case "F64": return bytes.loadLittleEndianArray(UInt64.self) { Float(Double(bitPattern: $0)) }
-        case "BF16": return bytes.loadLittleEndianArray(UInt16.self) { Float(bitPattern: UInt32($0) << 16) }
-        case "F16": return bytes.loadLittleEndianArray(UInt16.self, floatFromHalf)
-        default: return nil
+        case "F32": bytes.loadLittleEndian(UInt32.self, into: values) { Float(bitPattern: $0) }
+        case "F64": bytes.loadLittleEndian(UInt64.self, into: values) { Float(Double(bitPattern: $0)) }
+        case "BF16": bytes.loadLittleEndian(UInt16.self, into: values) { Float(bitPattern: UInt32($0) << 16) }
+        default: bytes.loadLittleEndian(UInt16.self, into: values, floatFromHalf)  // "F16", the last of floatDTypes
         }
     }
 
@@ -223,16 +243,20 @@ func floatFromHalf(_ h: UInt16) -> Float {
 }
 
 extension UnsafeRawBufferPointer {
+    /// The first `values.count` little-endian values of `T` in these bytes (which hold at least as
+    /// many; no alignment needed), each converted into `values`.
+    func loadLittleEndian<T: FixedWidthInteger, Element>(_: T.Type, into values: UnsafeMutableBufferPointer<Element>, _ convert: (T) -> Element) {
+        for i in values.indices {
+            values.initializeElement(at: i, to: convert(T(littleEndian: loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))))
+        }
+    }
+
     /// Little-endian values of `T` packed in these bytes (count / size of them; no alignment needed),
-    /// each converted as it is read: no intermediate array, so loading a model holds its file and
-    /// its weights, not a third copy of the largest tensor.
+    /// each converted as it is read.
     func loadLittleEndianArray<T: FixedWidthInteger, Element>(_: T.Type, _ convert: (T) -> Element) -> [Element] {
-        let n = count / MemoryLayout<T>.size
-        return [Element](unsafeUninitializedCapacity: n) { buffer, initialized in
-            for i in 0..<n {
-                buffer[i] = convert(T(littleEndian: loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)))
-            }
-            initialized = n
+        [Element](unsafeUninitializedCapacity: count / MemoryLayout<T>.size) { values, initialized in
+            loadLittleEndian(T.self, into: values, convert)
+            initialized = values.count
         }
     }
 }

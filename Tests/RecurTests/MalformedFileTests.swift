@@ -233,13 +233,37 @@ import Testing
             ("rnn.bias_hh_l0", [4 * hidden]), ("head.weight", [classes, hidden]), ("head.bias", [classes]),
         ]
         let weights = shapes.enumerated().map { i, t in (t.0, t.1, Self.exactWeights(t.1.reduce(1, *), seed: i, divisor: 64)) }
+        let input = ["input": try Tensor.float32(testValues(3 * 4 * features, seed: 9), shape: [3, 4, features])]
+        try Self.expectFileAndImageGiveTheInMemoryResult(architecture, weights, dtype: dtype, input: input)
+    }
+
+    /// A table that SafeTensorsFile.floats decodes in several blocks of 256 KiB of the file's bytes
+    /// (131072 elements of F16 and BF16, 32768 of F64), whose boundaries fall inside rows: an
+    /// embedding [700, 500] looked up at rows that straddle them (65 for F64, 262 and 524 for the
+    /// others) and at its ends gives the rows of the same table in memory.
+    @Test(arguments: ["F32", "F16", "BF16", "F64"])
+    func tablesDecodedInBlocksGiveTheInMemoryResult(_ dtype: String) throws {
+        let (count, dimension) = (700, 500)
+        let architecture: JSONValue = .object([
+            "format": .int(1), "input": .object(["kind": .string("tokens"), "vocab_size": .int(count)]),
+            "layers": .array([.object(["name": .string("embed"), "type": .string("embedding"),
+                                       "num_embeddings": .int(count), "embedding_dim": .int(dimension)])]),
+        ])
+        let weights = [("embed.weight", [count, dimension], Self.exactWeights(count * dimension, seed: 3, divisor: 64))]
+        let input = ["input": try Tensor.int64([0, 65, 262, 524, 699, 131, 393, 655], shape: [2, 4])]
+        try Self.expectFileAndImageGiveTheInMemoryResult(architecture, weights, dtype: dtype, input: input)
+    }
+
+    /// The model of `weights` stored as `dtype` in a file and in an image runs `input` as the same
+    /// weights given in memory do, bit for bit.
+    static func expectFileAndImageGiveTheInMemoryResult(_ architecture: JSONValue, _ weights: [(String, [Int], [Float])],
+                                                        dtype: String, input: [String: Tensor]) throws {
         let inMemory = try Model(architecture: try Architecture(json: architecture),
                                  weights: Dictionary(uniqueKeysWithValues: try weights.map { ($0.0, try Tensor.float32($0.2, shape: $0.1)) }))
-        let image = Self.image(architecture, weights, dtype: dtype)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("blocks-\(dtype)-\(getpid()).safetensors").path
+        let image = Self.image(architecture, weights.map { (name: $0.0, shape: $0.1, values: $0.2) }, dtype: dtype)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("blocks-\(dtype)-\(getpid())-\(image.count).safetensors").path
         try Data(image).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let input = ["input": try Tensor.float32(testValues(3 * 4 * features, seed: 9), shape: [3, 4, features])]
         let expected = try inMemory.run(input)
         #expect(try Model(path: path).run(input) == expected)
         #expect(try Model(bytes: image).run(input) == expected)
