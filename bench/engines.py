@@ -84,8 +84,8 @@ def time_onnxruntime(peers, config, directory, repeat):
 
 def measure_load(recur, path):
     """(peak resident increase while loading, resident increase after, the model)."""
-    before = harness.resident_mib()
     harness.reset_peak()
+    before = harness.resident_mib()
     model = recur.Model(path)
     return harness.peak_since_reset_mib() - before, harness.resident_mib() - before, model
 

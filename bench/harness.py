@@ -4,6 +4,7 @@ Recur model a configuration becomes, error measure, memory readings and the resu
 A configuration is one entry of ../shared/bench/configs.json: {"id", "cell": "lstm"|"gru"|"rnn",
 "I", "H", "T", "B", optional "layers" (1) and "bidirectional" (false)}.
 """
+import ctypes
 import json
 import os
 import resource
@@ -162,9 +163,22 @@ def resident_mib() -> float:
 
 def reset_peak() -> None:
     """Sets the kernel's resident high-water mark (VmHWM) back to the current resident set, so that
-    peak_since_reset_mib() measures one phase (Linux ≥ 4.0, /proc/PID/clear_refs value 5)."""
+    peak_since_reset_mib() measures one phase (Linux ≥ 4.0, /proc/PID/clear_refs value 5). Memory
+    malloc holds free is given back first (glibc's malloc_trim), or a phase that reuses it would
+    not raise the mark: a 0.1 MiB model loaded after a first one measured 0.00x its file."""
+    _trim_malloc()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
+
+
+def _trim_malloc() -> None:
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim  # int malloc_trim(size_t pad);
+    except (OSError, AttributeError):
+        return  # not glibc: the mark may then miss what the phase reused
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
 
 
 def peak_since_reset_mib() -> float:

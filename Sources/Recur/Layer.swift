@@ -208,15 +208,15 @@ public struct LayerWeights {
         return try decode(suffix, nil)
     }
 
-    /// The parameter named `suffix`, declared [rows, rowLength], decoded about 256 KiB of whole
-    /// rows at a time: `body` gets each block's first row and values [block rows, rowLength], which
-    /// are released before the next block is read. A kind that repacks a large matrix takes it this
-    /// way, so that loading holds the packed copy and one block, never the whole matrix twice.
-    /// False when undeclared.
+    /// The parameter named `suffix`, declared [rows, rowLength], decoded a block of whole rows at a
+    /// time, about 256 KiB or an eighth of the matrix, whichever is less: `body` gets each block's
+    /// first row and values [block rows, rowLength], which are released before the next block is
+    /// read. A kind that repacks a matrix takes it this way, so that loading holds the packed copy
+    /// and one block, never the whole matrix twice. False when undeclared.
     public func take(_ suffix: String, rows: Int, rowLength: Int,
                      _ body: (_ firstRow: Int, _ values: [Float]) throws(RecurError) -> Void) throws(RecurError) -> Bool {
         guard suffixes.contains(suffix) else { return false }
-        let blockRows = max(1, Self.blockElements / max(rowLength, 1))
+        let blockRows = max(1, min(Self.blockElements / max(rowLength, 1), rows / Self.leastBlocks))
         for firstRow in stride(from: 0, to: rows, by: blockRows) {
             let lastRow = min(rows, firstRow + blockRows)
             try body(firstRow, try decode(suffix, (firstRow * rowLength)..<(lastRow * rowLength)))
@@ -245,9 +245,11 @@ public struct LayerWeights {
         return all
     }
 
-    /// Elements in a block of `take(_:rows:rowLength:_:)`: 256 KiB of float32, a small share of any
-    /// but the smallest files (a mebibyte made an LSTM-256's 2 MiB load peak at 1.43x the file).
+    /// Elements in a block of `take(_:rows:rowLength:_:)`: 256 KiB of float32 (a mebibyte made an
+    /// LSTM-256's 2 MiB load peak at 1.43x the file) or, for a matrix of less than 2 MiB, an eighth
+    /// of it (whole, a 0.5 MiB LSTM-128 peaked at 1.50x its file).
     private static let blockElements = 1 << 16
+    private static let leastBlocks = 8
 
     /// `values[range]`, or all of them for nil: what a decode closure over parameters in memory returns.
     static func elements(_ range: Range<Int>?, of values: [Float]) -> [Float] {

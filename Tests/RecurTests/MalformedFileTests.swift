@@ -214,10 +214,11 @@ import Testing
         #expect(try Self.model(dtype: dtype).run(["input": input]) == expected)
     }
 
-    /// Matrices of several blocks of LayerWeights.take(_:rows:rowLength:_:) (256 KiB each), whose
-    /// boundaries fall inside unit blocks and column panels: W_ih [1040, 300] in five blocks of 218
-    /// rows, W_hh [1040, 260] and the head's [1100, 260] in blocks of 252. Packed a block at a time as they are read from a file or an
-    /// image in any float dtype, they compute what the same weights given in memory compute, bit for bit.
+    /// Matrices of several blocks of LayerWeights.take(_:rows:rowLength:_:) (an eighth of each here),
+    /// whose boundaries fall inside unit blocks and column panels: W_ih [1040, 300] and W_hh [1040,
+    /// 260] in blocks of 130 rows, the head's [1100, 260] in blocks of 137. Packed a block at a time
+    /// as they are read from a file or an image in any float dtype, they compute what the same
+    /// weights given in memory compute, bit for bit.
     @Test(arguments: ["F32", "F16", "BF16", "F64"])
     func matricesReadInBlocksGiveTheInMemoryResult(_ dtype: String) throws {
         let (features, hidden, classes) = (300, 260, 1100)
