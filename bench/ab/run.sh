@@ -13,6 +13,8 @@ git -C "$root" archive "$rev" Sources/CRecurKernels | tar -x -C "$out"
 kernels="$root/Sources/CRecurKernels" old="$out/Sources/CRecurKernels"
 flags=(-O3 -fno-math-errno -Wno-psabi)
 "$clang" "${flags[@]}" -I "$old/include" -DOLD="$old" -c "$root/bench/ab/old_kernels.c" -o "$out/old_kernels.o"
+nm --defined-only --extern-only "$out/old_kernels.o" | awk '$3 ~ /^rk_/ { print $3, "old_" $3 }' > "$out/old_names"
+objcopy --redefine-syms="$out/old_names" "$out/old_kernels.o"
 "$clang" "${flags[@]}" -I "$kernels/include" "$out/old_kernels.o" "$kernels/packed.c" "$kernels/pool.c" \
     "$kernels/kernels.c" "$root/bench/ab/sequences_ab.c" -o "$out/sequences_ab" -lpthread -lm
 "$out/sequences_ab" "$@"
