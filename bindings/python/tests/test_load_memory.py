@@ -68,9 +68,9 @@ def test_loading_matrices_peaks_little_above_the_file(tmp_path, source, inputs, 
     lstm(tiny, 1, 1)
     lstm(model, inputs, size)  # W_hh 16 of the file's 16.2 MiB; W_ih and W_hh a quarter of 0.5 MiB each
     rise, file_mib = load_rise(tiny, model, source), model.stat().st_size / 2**20
-    # A matrix decoded whole beside its packed copy would be 2.0x the 16 MiB file, 1.5x the small one,
-    # and so would a copy of the image; read and packed a block of rows at a time (256 KiB or an
-    # eighth of the matrix), the peak is the packed model plus one block (1.03x and 1.08x).
+    # A matrix decoded whole beside its packed copy would be 2.0x the 16 MiB file and 1.5x the small
+    # one, a copy of the image 2.0x; read and packed a block of rows at a time (256 KiB or an eighth
+    # of the matrix), the peak is the packed model plus one block (1.03x and 1.08x).
     assert rise / file_mib <= 1.2, f"loading {file_mib:.1f} MiB peaked {rise:.1f} MiB above the baseline ({rise / file_mib:.2f}x)"
 
 
