@@ -32,10 +32,14 @@ FMA = r"vfmadd\d+ps"
 # their own height too; a gru's step tiles take 3 panels (two unit blocks'
 # 6 gates), so avx512's hold 2 to 8 rows × 3 × 16 floats; an lstm's short tiles of 2 to 6 rows (avx2:
 # 2 rows) take its pair of unit blocks at once, 4 panels, told from the other tiles of as many
-# multiply-adds by their row count (one broadcast of x per row and k).
+# multiply-adds by their row count (one broadcast of x per row and k). A product's float32 tiles of
+# rows after the tall ones take twice the panels where those fit the registers (short_tile_panels:
+# avx512 2 to 6 rows × 4 × 16 floats, avx2 2 rows × 2 × 16 floats), the panels left over as before.
 EXPECTED = [
     *[("gemm_avx2", FMA, "ymm", 2 * rows) for rows in range(2, 7)],
     *[("gemm_avx512", FMA, "zmm", 2 * rows) for rows in range(2, 13)],
+    *[("gemm_avx512", FMA, "zmm", 4 * rows, rows) for rows in range(2, 7)],
+    ("gemm_avx2", FMA, "ymm", 8, 2),
     *[("gemm_dpbf16", "vdpbf16ps", "zmm", 2 * rows) for rows in range(2, 13)],
     *[("gemm_bf16_avx512", FMA, "zmm", 4 * rows) for rows in range(2, 7)],
     *[("gemm_bf16_avx2", FMA, "ymm", 4 * rows) for rows in range(2, 4)],

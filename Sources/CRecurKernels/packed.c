@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- packing ------------------------------------------------------------------------------ */
 
@@ -373,30 +374,48 @@ RK_INLINE void gemm_row_tiles(int MR, int NV, int BF16, int DPBF16, const rk_pro
     }
 }
 
-/* Row m of panels q0 ..< q_end: LONE_NV panels at a time, so that as many sums are in flight as cover
-   the multiply-add's latency (with NV = 2 a one-row step in bfloat16 read its weights at half the
-   rate of 4), then the rest as any row's tiles take them. */
+/* Rows m_begin ..< m_end (MR of them) of panels q0 ..< q_end: WIDE panels at a time, then the rest NV at
+   a time, as any rows' tiles take them. */
+RK_INLINE void gemm_wide_row_tiles(int MR, int WIDE, int NV, int BF16, int DPBF16, const rk_product *p, size_t m_begin,
+                                   size_t m_end, size_t q0, size_t q_end, size_t k0, size_t kc) {
+    size_t rest = q0 + (q_end - q0) / (size_t)WIDE * (size_t)WIDE;
+    gemm_row_tiles(MR, WIDE, BF16, DPBF16, p, m_begin, m_end, q0, rest, k0, kc);
+    gemm_row_tiles(MR, NV, BF16, DPBF16, p, m_begin, m_end, rest, q_end, k0, kc);
+}
+
+/* A lone row takes LONE_NV panels at a time, so that as many sums are in flight as cover the
+   multiply-add's latency (with NV = 2 a one-row step in bfloat16 read its weights at half the rate of 4). */
 enum { LONE_NV = 4 };
-RK_INLINE void gemm_lone_row(int NV, int BF16, int DPBF16, const rk_product *p, size_t m, size_t q0, size_t q_end,
-                             size_t k0, size_t kc) {
-    size_t rest = q0 + (q_end - q0) / LONE_NV * LONE_NV;
-    gemm_row_tiles(1, LONE_NV, BF16, DPBF16, p, m, m + 1, q0, rest, k0, kc);
-    gemm_row_tiles(1, NV, BF16, DPBF16, p, m, m + 1, rest, q_end, k0, kc);
+
+/* Panels a float32 tile of R rows after the tall tiles takes at once: twice the variant's NV when the
+   R·2·NV sums, the 2·NV weight vectors and a row's value fit its REGISTERS (vectors of 16 floats;
+   AVX-512: up to 6 rows × 4 panels), else NV. With NV panels such a tile keeps 2·R sums: on a CPU that
+   completes two 16-float multiply-adds a cycle, with a latency of 4, that is too few for R ≤ 4 and
+   just enough for 5–6, and a band of 4–6 rows (pool.c) streams its weights from L2 at half the rate
+   of a tall tile. bench/ab on an Intel Xeon VM (family 6 model 207, two 512-bit multiply-adds a cycle),
+   a switch in one process, same bits: LSTM-256 B = 8 T = 200 (bands of 4) 0.85, LSTM-256 I = 128
+   B = 8 0.86, LSTM-256 B = 12 (bands of 6) 0.89, RNN-256 B = 12 0.87; B = 12 in one product step
+   level. Products in bfloat16 keep NV: their tiles hold each row's pair in two registers. */
+RK_INLINE int short_tile_panels(int R, int NV, int REGISTERS, int BF16) {
+    return !BF16 && 2 * NV <= TILE_MAX_NV && R * 2 * NV + 2 * NV + 1 <= REGISTERS ? 2 * NV : NV;
 }
 
 /* Rows m_begin ..< m_end, at most MR, in one tile of exactly that many rows (a constant in each case, so
-   the tile's sums stay in registers), which reads each weight once for all of them; one row as
-   gemm_lone_row takes it. Until 2026-12-05 a product's rows after its tall tiles went in tiles of the
-   variant's short height (AVX-512: pairs of 4-row tiles, then tiles of 4, then a lone row), whose last
-   tile computed rows past the end and dropped them: 8 rows for 6, 12 for 9 or 10, 16 for 14. */
-RK_INLINE void gemm_last_rows(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m_begin, size_t m_end,
-                              size_t q0, size_t q_end, size_t k0, size_t kc) {
+   the tile's sums stay in registers), which reads each weight once for all of them, over
+   short_tile_panels panels; one row in tiles of LONE_NV panels. Until 2026-12-05 a product's rows after
+   its tall tiles went in tiles of the variant's short height (AVX-512: pairs of 4-row tiles, then tiles
+   of 4, then a lone row), whose last tile computed rows past the end and dropped them: 8 rows for 6, 12
+   for 9 or 10, 16 for 14. */
+RK_INLINE void gemm_last_rows(int MR, int NV, int REGISTERS, int BF16, int DPBF16, const rk_product *p, size_t m_begin,
+                              size_t m_end, size_t q0, size_t q_end, size_t k0, size_t kc) {
 #define RK_LAST_ROWS(R) \
     case R: \
-        if (R <= MR) gemm_row_tiles(R, NV, BF16, DPBF16, p, m_begin, m_end, q0, q_end, k0, kc); \
+        if (R <= MR) \
+            gemm_wide_row_tiles(R, short_tile_panels(R, NV, REGISTERS, BF16), NV, BF16, DPBF16, p, m_begin, m_end, q0, \
+                                q_end, k0, kc); \
         break;
     switch (m_end - m_begin) {
-    case 1: gemm_lone_row(NV, BF16, DPBF16, p, m_begin, q0, q_end, k0, kc); break;
+    case 1: gemm_wide_row_tiles(1, LONE_NV, NV, BF16, DPBF16, p, m_begin, m_end, q0, q_end, k0, kc); break;
         RK_SHORT_TILE_HEIGHTS(RK_LAST_ROWS)
     }
 #undef RK_LAST_ROWS
@@ -425,7 +444,7 @@ RK_INLINE size_t tall_tile_rows(size_t rows, size_t MR) {
    LSTM-2048 B = 4 0.976, with AVX2's tiles LSTM-512 B = 64 0.950; K = 256 the same), where 128 was
    slower (LSTM-256 B = 32 1.14) and 1024 no faster than 512. */
 enum { GEMM_PANEL_BLOCK_BYTES = 384 * 1024 };
-RK_INLINE void gemm_body(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t row_begin, size_t row_end,
+RK_INLINE void gemm_body(int MR, int NV, int REGISTERS, int BF16, int DPBF16, const rk_product *p, size_t row_begin, size_t row_end,
                          size_t panel_begin, size_t panel_end) {
     size_t tall_end = row_begin + tall_tile_rows(row_end - row_begin, (size_t)MR);
     size_t last_rows = row_end - tall_end, middle = last_rows > (size_t)MR ? tall_end + (last_rows + 1) / 2 : row_end;
@@ -437,8 +456,8 @@ RK_INLINE void gemm_body(int MR, int NV, int BF16, int DPBF16, const rk_product 
         for (size_t q0 = panel_begin; q0 < panel_end; q0 += block) {
             size_t q_end = panel_end - q0 < block ? panel_end : q0 + block;
             gemm_row_tiles(MR, NV, BF16, DPBF16, p, row_begin, tall_end, q0, q_end, k0, kc);
-            gemm_last_rows(MR, NV, BF16, DPBF16, p, tall_end, middle, q0, q_end, k0, kc);
-            gemm_last_rows(MR, NV, BF16, DPBF16, p, middle, row_end, q0, q_end, k0, kc);
+            gemm_last_rows(MR, NV, REGISTERS, BF16, DPBF16, p, tall_end, middle, q0, q_end, k0, kc);
+            gemm_last_rows(MR, NV, REGISTERS, BF16, DPBF16, p, middle, row_end, q0, q_end, k0, kc);
         }
         if (K == 0) break;
     }
@@ -978,7 +997,7 @@ typedef struct {
 #if RK_HAVE_AVX2_VARIANT
 /* The AVX-512 variant's product in bfloat16 with VDPBF16PS, where the CPU has AVX-512 BF16. */
 RK_AVX512_BF16 static void gemm_dpbf16(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {
-    gemm_body(12, 2, 1, 1, p, rb, re, pb, pe);
+    gemm_body(12, 2, 32, 1, 1, p, rb, re, pb, pe);
 }
 
 static int cpu_has_dpbf16(void) {
@@ -1009,10 +1028,10 @@ static int cpu_has_dpbf16(void) {
 #define RK_VARIANT(NAME, TARGET, MR, NV, REGISTERS, PRODUCT_MIN_ROWS, F16C, DPBF16)                                    \
     TARGET __attribute__((noinline)) static void gemm_bf16_##NAME(const rk_product *p, size_t rb, size_t re,           \
                                                                   size_t pb, size_t pe) {                              \
-        gemm_body(MR / 2, NV, 1, 0, p, rb, re, pb, pe);                                                                \
+        gemm_body(MR / 2, NV, REGISTERS, 1, 0, p, rb, re, pb, pe);                                                     \
     }                                                                                                                  \
     TARGET static void gemm_##NAME(const rk_product *p, size_t rb, size_t re, size_t pb, size_t pe) {                  \
-        if (!p->P16) gemm_body(MR, NV, 0, 0, p, rb, re, pb, pe);                                                       \
+        if (!p->P16) gemm_body(MR, NV, REGISTERS, 0, 0, p, rb, re, pb, pe);                                            \
         else if (DPBF16) gemm_dpbf16(p, rb, re, pb, pe);                                                               \
         else gemm_bf16_##NAME(p, rb, re, pb, pe);                                                                      \
     }                                                                                                                  \
@@ -1071,6 +1090,69 @@ static const kernel_variant *kernels(void) {
 }
 
 const char *rk_kernels_name(void) { return kernels()->name; }
+
+/* Seconds for PROBE_ROUNDS rounds of PROBE_CHAINS independent multiply-adds of 16 floats (WIDE) or of 8:
+   enough chains to keep two pipes of latency 4 busy, either width. */
+enum { PROBE_CHAINS = 24, PROBE_ROUNDS = 2048, PROBE_TRIES = 3 };
+#if RK_HAVE_AVX2_VARIANT
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static volatile float probe_sink;
+RK_INLINE double chains_seconds(int WIDE, float seed) {
+    v16f wide[PROBE_CHAINS];
+    v8f narrow[PROBE_CHAINS];
+    RK_UNROLL for (int i = 0; i < PROBE_CHAINS; i++) wide[i] = splat16(seed * (float)i), narrow[i] = splat(seed * (float)i);
+    v16f a16 = splat16(seed * 0.999f), b16 = splat16(seed * 1e-4f);
+    v8f a8 = splat(seed * 0.999f), b8 = splat(seed * 1e-4f);
+    double start = seconds_now();
+    for (int round = 0; round < PROBE_ROUNDS; round++) {
+        if (WIDE) RK_UNROLL for (int i = 0; i < PROBE_CHAINS; i++) wide[i] = wide[i] * a16 + b16;
+        else RK_UNROLL for (int i = 0; i < PROBE_CHAINS; i++) narrow[i] = narrow[i] * a8 + b8;
+    }
+    double seconds = seconds_now() - start;
+    float sum = 0.0f; /* the chains' results are used, so they are computed */
+    RK_UNROLL for (int i = 0; i < PROBE_CHAINS; i++) sum += WIDE ? wide[i][0] : narrow[i][0];
+    probe_sink = sum;
+    return seconds;
+}
+
+/* The chains in AVX-512's instructions (the body is inlined here, where they are enabled). */
+__attribute__((noinline)) RK_AVX512 static double multiply_add_seconds(int wide, float seed) {
+    return wide ? chains_seconds(1, seed) : chains_seconds(0, seed);
+}
+#endif
+
+/* Measured once: the fastest of PROBE_TRIES for each width, 16 floats tried first so that a core that
+   changes its clock for 512-bit work has done so before the timed tries. Wide when 16 floats take less
+   than 1.5 times as long as 8 (1 when both widths run at two a cycle, 2 when the 16-float ones are split
+   in halves); racing first callers store the same answer. */
+int rk_wide_multiply_adds(void) {
+#if RK_HAVE_AVX2_VARIANT
+    static _Atomic int known = -1;
+    int wide = atomic_load_explicit(&known, memory_order_relaxed);
+    if (wide >= 0) return wide;
+    wide = 0;
+    if (kernels() == &avx512) {
+        volatile float seed = 1.0f;
+        double fastest[2] = {1e9, 1e9};
+        multiply_add_seconds(1, seed);
+        for (int t = 0; t < PROBE_TRIES; t++)
+            for (int WIDE = 1; WIDE >= 0; WIDE--) {
+                double seconds = multiply_add_seconds(WIDE, seed);
+                fastest[WIDE] = seconds < fastest[WIDE] ? seconds : fastest[WIDE];
+            }
+        wide = fastest[1] < 1.5 * fastest[0];
+    }
+    atomic_store_explicit(&known, wide, memory_order_relaxed);
+    return wide;
+#else
+    return 0;
+#endif
+}
 
 size_t rk_step_wide_tile_rows(size_t gates) {
     const kernel_variant *v = kernels();

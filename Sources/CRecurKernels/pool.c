@@ -484,11 +484,22 @@ static int steps_project_input(const rk_sequence *s, size_t rows) {
 
 /* Whether a band's steps over `rows` rows compute their own input part (BAND_PROJECTING_MIN_ROWS). Asked
    with SIZE_MAX rows, rk_step_projects_input answers on everything but the rows: the weights' format,
-   x's width, W_ih's size. */
+   x's width, W_ih's size. Not an lstm's band that fits a wide tile, unless its step is small, where the
+   CPU completes two multiply-adds of 16 floats a cycle (rk_wide_multiply_adds): there a product of so
+   few rows waits for its weights from L2, and projecting in its steps streams W_ih with W_hh every step,
+   where the projection ahead reads W_ih once for all the steps and the steps' wide tiles read W_hh
+   alone. Measured on an Intel Xeon VM (family 6 model 207; a switch in one process, passes back to back,
+   same bits), projecting ahead against in the steps: LSTM-256 B = 8 T = 200 0.67, B = 12 0.84,
+   LSTM-128 B = 8 0.82, LSTM-200 I = 100 B = 8 0.85; small steps slower (LSTM-64 I = 32 B = 8 1.04,
+   I = 64 B = 12 1.06). An rnn's band keeps projecting in its steps: its steps have no wide tiles
+   (RNN-256 B = 12 1.23, RNN-512 B = 8 1.03). */
 static int band_projects_input(const rk_sequence *s, size_t rows) {
+    size_t G = rk_cell_gates(s->cell);
+    int waits_for_l2 = rk_wide_multiply_adds() && rows <= rk_step_wide_tile_rows(G) &&
+                       rows * G * s->hidden * s->hidden > SMALL_STEP_WORK;
     return steps_project_input(s, rows) ||
            (rows >= BAND_PROJECTING_MIN_ROWS && s->cell != RK_CELL_GRU && s->input_size <= s->hidden &&
-            steps_project_input(s, SIZE_MAX));
+            steps_project_input(s, SIZE_MAX) && !waits_for_l2);
 }
 
 /* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks

@@ -322,6 +322,13 @@ int main(void) {
         fprintf(stderr, "bounds: RECUR_KERNELS=%s, but the kernels run %s\n", wanted, rk_kernels_name());
         return 1;
     }
+    /* Only the avx512 kernels have multiply-adds of 16 floats to time; the answer is measured once. */
+    int wide = rk_wide_multiply_adds();
+    if ((wide && strcmp(rk_kernels_name(), "avx512") != 0) || wide != rk_wide_multiply_adds()) {
+        fprintf(stderr, "bounds: rk_wide_multiply_adds() %d with the %s kernels, then %d\n", wide, rk_kernels_name(),
+                rk_wide_multiply_adds());
+        return 1;
+    }
     const rk_cell cells[] = {RK_CELL_RNN_TANH, RK_CELL_RNN_RELU, RK_CELL_LSTM, RK_CELL_GRU};
     const size_t batches[] = {1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 16, 17, 20, 29};
     const size_t hiddens[] = {3, 8, 20, 33, 140};

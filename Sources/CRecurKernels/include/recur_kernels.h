@@ -188,6 +188,12 @@ int rk_step_runs_as_product(size_t batch, size_t hidden, int projects_input, rk_
    the kernels have none (gru, rnn, the portable kernels). */
 size_t rk_step_wide_tile_rows(size_t gates);
 
+/* Whether the kernels in use complete two of their multiply-adds of 16 floats a cycle (Intel's AVX-512
+   server cores) rather than one (AMD's Zen 4, which splits each into halves of 8): timed once, the first
+   call taking about 0.1 ms; 0 for the avx2 and portable kernels. Then a tile of few rows waits for its
+   weights from L2, two 64-byte lines a cycle for 4 rows. */
+int rk_wide_multiply_adds(void);
+
 /* How many unit blocks a step over `batch` rows computes at once: a range of blocks given to
    rk_recurrent_step that is a multiple of it (or ends at the last block) runs at full rate. */
 size_t rk_step_unit_group(size_t gates, size_t batch);
