@@ -1129,7 +1129,8 @@ __attribute__((noinline)) RK_AVX512 static double multiply_add_seconds(int wide,
 /* Measured once: the fastest of PROBE_TRIES for each width, 16 floats tried first so that a core that
    changes its clock for 512-bit work has done so before the timed tries. Wide when 16 floats take less
    than 1.5 times as long as 8 (1 when both widths run at two a cycle, 2 when the 16-float ones are split
-   in halves); racing first callers store the same answer. */
+   in halves). Racing first callers each measure and store their own answer, the same unless every try
+   of one width was disturbed; either answer gives the same numbers, only at another speed. */
 int rk_wide_multiply_adds(void) {
 #if RK_HAVE_AVX2_VARIANT
     static _Atomic int known = -1;
