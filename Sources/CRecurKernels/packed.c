@@ -208,6 +208,13 @@ enum { TILE_MAX_MR = 12, TILE_MAX_NV = 4 };
 #define RK_SHORT_TILE_HEIGHTS(X) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 _Static_assert(TILE_MAX_MR == 12, "RK_SHORT_TILE_HEIGHTS needs every height from 2 to TILE_MAX_MR - 1");
 
+/* The most rows of a tile over PANELS panels whose sums, PANELS weight vectors and a row's value fit
+   REGISTERS vectors of 16 floats (0 past TILE_MAX_NV panels): a product's short tiles
+   (short_tile_panels) and a step's wide tiles (wide_tile_rows). */
+RK_INLINE int rows_in_registers(int PANELS, int REGISTERS) {
+    return PANELS <= TILE_MAX_NV ? (REGISTERS - PANELS - 1) / PANELS : 0;
+}
+
 /* Every product here is made of one tile: acc[r][v] (+)= Σ_{k < kc} rows[r][k] · w[v][16k ..< 16k+16],
    MR rows times NV panels of 16 weights per k (MR, NV, HALF, F16C, PREFETCH constants after
    inlining). The AVX2 variant runs 6 × 1 (12 registers of 8 floats), the AVX-512 one 12 × 2 (24 of
@@ -397,7 +404,7 @@ enum { LONE_NV = 4 };
    B = 8 0.86, LSTM-256 B = 12 (bands of 6) 0.89, RNN-256 B = 12 0.87; B = 12 in one product step
    level. Products in bfloat16 keep NV: their tiles hold each row's pair in two registers. */
 RK_INLINE int short_tile_panels(int R, int NV, int REGISTERS, int BF16) {
-    return !BF16 && 2 * NV <= TILE_MAX_NV && R * 2 * NV + 2 * NV + 1 <= REGISTERS ? 2 * NV : NV;
+    return !BF16 && R <= rows_in_registers(2 * NV, REGISTERS) ? 2 * NV : NV;
 }
 
 /* Rows m_begin ..< m_end, at most MR, in one tile of exactly that many rows (a constant in each case, so
@@ -905,7 +912,7 @@ RK_INLINE int step_tile_pairs(int G, int TILE_NV) {
    B = 8 with a wide tile of the 2 rows after the tall one 0.92–0.95, within an A/A run's 0.905). AVX2's
    3 rows × 2 pairs were slower (LSTM-300 B = 3 1.12–1.29; the half weights' loop spills). */
 RK_INLINE int wide_tile_rows(int G, int NV, int REGISTERS) {
-    return G % 2 == 0 && 2 * NV <= TILE_MAX_NV ? (REGISTERS - 2 * NV - 1) / (2 * NV) : 0;
+    return G % 2 == 0 ? rows_in_registers(2 * NV, REGISTERS) : 0;
 }
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int TILE_NV,

@@ -482,6 +482,15 @@ static int steps_project_input(const rk_sequence *s, size_t rows) {
     return rk_step_projects_input(rk_cell_gates(s->cell), rows, s->input_size, s->hidden, weight_format(s), core_cache());
 }
 
+/* Whether a band of `rows` rows fits an lstm's wide tile, its step is not small, and the CPU completes
+   two multiply-adds of 16 floats a cycle (band_projects_input). The CPU is asked last: its first answer
+   is timed (about 0.1 ms), and only these bands need it. */
+static int band_waits_for_l2(const rk_sequence *s, size_t rows) {
+    size_t G = rk_cell_gates(s->cell);
+    return rows <= rk_step_wide_tile_rows(G) && rows * G * s->hidden * s->hidden > SMALL_STEP_WORK &&
+           rk_wide_multiply_adds();
+}
+
 /* Whether a band's steps over `rows` rows compute their own input part (BAND_PROJECTING_MIN_ROWS). Asked
    with SIZE_MAX rows, rk_step_projects_input answers on everything but the rows: the weights' format,
    x's width, W_ih's size. Not an lstm's band that fits a wide tile, unless its step is small, where the
@@ -494,12 +503,9 @@ static int steps_project_input(const rk_sequence *s, size_t rows) {
    I = 64 B = 12 1.06). An rnn's band keeps projecting in its steps: its steps have no wide tiles
    (RNN-256 B = 12 1.23, RNN-512 B = 8 1.03). */
 static int band_projects_input(const rk_sequence *s, size_t rows) {
-    size_t G = rk_cell_gates(s->cell);
-    int waits_for_l2 = rk_wide_multiply_adds() && rows <= rk_step_wide_tile_rows(G) &&
-                       rows * G * s->hidden * s->hidden > SMALL_STEP_WORK;
     return steps_project_input(s, rows) ||
            (rows >= BAND_PROJECTING_MIN_ROWS && s->cell != RK_CELL_GRU && s->input_size <= s->hidden &&
-            steps_project_input(s, SIZE_MAX) && !waits_for_l2);
+            steps_project_input(s, SIZE_MAX) && !band_waits_for_l2(s, rows));
 }
 
 /* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks
