@@ -482,30 +482,46 @@ static int steps_project_input(const rk_sequence *s, size_t rows) {
     return rk_step_projects_input(rk_cell_gates(s->cell), rows, s->input_size, s->hidden, weight_format(s), core_cache());
 }
 
-/* Whether a band of `rows` rows fits an lstm's wide tile, its step is not small, and the CPU completes
-   two multiply-adds of 16 floats a cycle (band_projects_input). The CPU is asked last: its first answer
-   is timed (about 0.1 ms), and only these bands need it. */
+static size_t recurrent_weight_bytes(const rk_sequence *s) {
+    return rk_recurrent_packed_size(rk_cell_gates(s->cell), s->hidden) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
+}
+
+/* A band's recurrent weights that take at least 1 / BAND_HELD_WEIGHT_SHARE of its core's L2 (band_waits_for_l2). */
+enum { BAND_HELD_WEIGHT_SHARE = 4 };
+
+/* Whether the CPU completes two multiply-adds of 16 floats a cycle and the band's product steps would wait
+   for W_ih streamed with W_hh from L2 every step (band_projects_input): a band of an lstm that fits a wide
+   tile and whose step is not small, or a band of an lstm or gru whose W_hh takes a quarter of the L2 or
+   more. The CPU is asked last: its first answer is timed (about 0.1 ms), and only these bands need it. */
 static int band_waits_for_l2(const rk_sequence *s, size_t rows) {
     size_t G = rk_cell_gates(s->cell);
-    return rows <= rk_step_wide_tile_rows(G) && rows * G * s->hidden * s->hidden > SMALL_STEP_WORK &&
-           rk_wide_multiply_adds();
+    int wide_tile_band = rows <= rk_step_wide_tile_rows(G) && rows * G * s->hidden * s->hidden > SMALL_STEP_WORK;
+    int held_weights = G > 1 && recurrent_weight_bytes(s) * BAND_HELD_WEIGHT_SHARE >= core_cache();
+    return (wide_tile_band || held_weights) && rk_wide_multiply_adds();
 }
 
 /* Whether a band's steps over `rows` rows compute their own input part (BAND_PROJECTING_MIN_ROWS). Asked
    with SIZE_MAX rows, rk_step_projects_input answers on everything but the rows: the weights' format,
-   x's width, W_ih's size. Not an lstm's band that fits a wide tile, unless its step is small, where the
-   CPU completes two multiply-adds of 16 floats a cycle (rk_wide_multiply_adds): there a product of so
-   few rows waits for its weights from L2, and projecting in its steps streams W_ih with W_hh every step,
-   where the projection ahead reads W_ih once for all the steps and the steps' wide tiles read W_hh
-   alone. Measured on an Intel Xeon VM (family 6 model 207; a switch in one process, passes back to back,
-   same bits), projecting ahead against in the steps: LSTM-256 B = 8 T = 200 0.67, B = 12 0.84,
-   LSTM-128 B = 8 0.82, LSTM-200 I = 100 B = 8 0.85; small steps slower (LSTM-64 I = 32 B = 8 1.04,
-   I = 64 B = 12 1.06). An rnn's band keeps projecting in its steps: its steps have no wide tiles
-   (RNN-256 B = 12 1.23, RNN-512 B = 8 1.03). */
+   x's width, W_ih's size. Not where the CPU completes two multiply-adds of 16 floats a cycle
+   (rk_wide_multiply_adds) and the band waits for its weights from L2 (band_waits_for_l2): projecting in its
+   steps streams W_ih with W_hh every step, where the projection ahead reads W_ih once for all the steps in
+   tall tiles and the steps read W_hh alone, which then stays in L2. Measured on an Intel Xeon VM (family 6
+   model 207, 2 MiB of L2 a core; a switch in one process, passes back to back, same bits), projecting ahead
+   against in the steps. Bands that fit a wide tile: LSTM-256 B = 8 T = 200 0.67, B = 12 0.84, LSTM-128
+   B = 8 0.82, LSTM-200 I = 100 B = 8 0.85; small steps slower (LSTM-64 I = 32 B = 8 1.04, I = 64 B = 12
+   1.06). Bands of 8 to 32 rows (2026-12-05, from 22:00 UTC; x = I = H, T = 100, unless said): LSTM-256
+   B = 16 0.89 (I = 64 0.93, I = 128 0.97), B = 20 0.91, B = 24 0.89–0.97, B = 28 0.95, B = 32 0.98–0.99
+   (I = 128 1.01–1.04), LSTM-320 B = 16 0.80, LSTM-384 B = 16 0.85, LSTM-512 T = 50 B = 16 0.80, B = 24
+   0.89, B = 32 0.91, B = 64 0.94–0.99, GRU-256 B = 16 0.92–0.94, B = 24 0.95, B = 32 0.97, GRU-384 B = 16
+   0.82–0.90 (I = 128 0.87), GRU-512 T = 50 B = 64 1.00; with W_hh of less than a quarter of the L2 level
+   or slower (LSTM-128 B = 16 0.99–1.02, LSTM-90 B = 16 1.09, GRU-128 B = 24 1.00). An rnn's band keeps
+   projecting in its steps: its steps have no wide tiles (RNN-256 B = 12 1.23, RNN-512 B = 8 1.03, B = 16
+   1.57). */
 static int band_projects_input(const rk_sequence *s, size_t rows) {
-    return steps_project_input(s, rows) ||
-           (rows >= BAND_PROJECTING_MIN_ROWS && s->cell != RK_CELL_GRU && s->input_size <= s->hidden &&
-            steps_project_input(s, SIZE_MAX) && !band_waits_for_l2(s, rows));
+    int projects = steps_project_input(s, rows) ||
+                   (rows >= BAND_PROJECTING_MIN_ROWS && s->cell != RK_CELL_GRU && s->input_size <= s->hidden &&
+                    steps_project_input(s, SIZE_MAX));
+    return projects && !band_waits_for_l2(s, rows);
 }
 
 /* One sequence's shared progress: bands of rows claimed whole, or the input projection's chunks
@@ -546,10 +562,6 @@ static size_t longest(const rk_sequence *s, size_t row_begin, size_t row_end) {
     size_t length = 0;
     for (size_t b = row_begin; b < row_end; b++) length = s->lengths[b] > length ? s->lengths[b] : length;
     return length;
-}
-
-static size_t recurrent_weight_bytes(const rk_sequence *s) {
-    return rk_recurrent_packed_size(rk_cell_gates(s->cell), s->hidden) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
 }
 
 /* The bands of rows a sequence that `owners` threads run is split into (BAND_MIN_ROWS): one per owner,
