@@ -729,7 +729,8 @@ RK_INLINE void prefetch_units(const rk_step *s, int cell, int G, size_t u) {
    once (bench/ab, same bits: LSTM-128 B = 64 on one thread 0.935, B = 128 0.924, LSTM-256 B = 32
    0.950–0.965, B = 16 0.975, B = 8 T = 200 0.978, bidirectional LSTM-256 B = 8 0.982; with K = 1024,
    two k blocks either way, LSTM-512 B = 64 0.992–1.020, RNN-512 1.000). */
-enum { STEP_PRODUCT_MIN_ROWS = 16, PRODUCT_MIN_HIDDEN = 256, STEP_PROJECTING_MIN_ROWS = 8, STEP_PRODUCT_UNITS = 8 };
+enum { STEP_PRODUCT_MIN_ROWS = 16, PRODUCT_MIN_HIDDEN = 256, STEP_PROJECTING_MIN_ROWS = 8, STEP_PRODUCT_UNITS = 8,
+       WIDE_RNN_PRODUCT_MIN_ROWS = 2 };
 
 /* Floats of a batched step's gates and, for gru, its input part: two [B, columns] buffers, columns at
    most the panels of STEP_PRODUCT_UNITS blocks plus one a neighbouring block shares. */
@@ -755,7 +756,7 @@ static product_rows product_rows_of(const rk_step *s, int G) {
     size_t B = s->batch, H = s->hidden;
     float *copies = s->partial + product_gates_size(G, B);
     product_rows r = {s->x, s->h_prev, s->ldx, H};
-    if (s->bf16_weights || s->half_weights || !rk_step_runs_as_product(B, H, s->x != NULL, RK_WEIGHTS_FLOAT32)) return r;
+    if (s->bf16_weights || s->half_weights || !rk_step_runs_as_product((size_t)G, B, H, s->x != NULL, RK_WEIGHTS_FLOAT32)) return r;
     if (s->x && s->input_size <= 2 * H && rows_alias(B, s->ldx)) r.x = copies, r.ldx = s->input_size + COPY_PAD;
     if (rows_alias(B, H)) r.h = copies + B * (2 * H + COPY_PAD), r.ldh = H + COPY_PAD;
     return r;
@@ -917,7 +918,7 @@ RK_INLINE int wide_tile_rows(int G, int NV, int REGISTERS) {
 
 RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, int MR, int TILE_MR, int TILE_NV,
                          int REGISTERS, size_t unit_begin, size_t unit_end) {
-    if (rk_step_runs_as_product(s->batch, s->hidden, s->x != NULL, step_weight_format(s))) {
+    if (rk_step_runs_as_product((size_t)G, s->batch, s->hidden, s->x != NULL, step_weight_format(s))) {
         step_by_product(s, cell, G, unit_begin, unit_end);
         return;
     }
@@ -1195,9 +1196,25 @@ int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t
            rk_input_packed_size(gates, hidden, input_size) * sizeof(float) <= STEP_INPUT_CACHE_SHARES * core_cache_bytes;
 }
 
-int rk_step_runs_as_product(size_t batch, size_t hidden, int projects_input, rk_weights weights) {
-    size_t min_rows = hidden >= PRODUCT_MIN_HIDDEN ? kernels()->step_product_min_rows : STEP_PRODUCT_MIN_ROWS;
-    return weights == RK_WEIGHTS_BFLOAT16 || (weights == RK_WEIGHTS_FLOAT32 && (projects_input || batch >= min_rows));
+/* An rnn's step over WIDE_RNN_PRODUCT_MIN_ROWS rows or more (H ≥ PRODUCT_MIN_HIDDEN) runs as a product where the
+   CPU completes two multiply-adds of 16 floats a cycle (rk_wide_multiply_adds). Its row groups compute in
+   vectors of 8 floats, at half that CPU's rate, and a last group of fewer than 6 rows computes 6 (B = 2 three
+   times the multiply-adds it needs); the product's short tiles hold exactly the rows, over 4 panels of 16.
+   bench/ab on an Intel Xeon VM (family 6 model 207; a switch in one process, passes back to back, same bits):
+   RNN-256 B = 2 0.64, B = 3 0.71, B = 4 0.82–0.86, B = 6 0.88–0.90; RNN-512 B = 2 0.51, B = 4 0.69,
+   B = 6 0.83; RNN-1024 B = 2 0.55, B = 6 0.78; RNN-560 I = 840 B = 2 0.66, B = 3 0.74–0.77, B = 5 0.87,
+   B = 9 0.67–0.68 (I > 2·H: no step projects its input), RNN-717 I = 626 B = 3 0.68, a relu RNN-400
+   I = 1000 B = 3 0.78, B = 7 0.83, bidirectional RNN-300 I = 700 B = 4 0.81; B ≥ 8 with I ≤ 2·H already
+   products. Below 256 units mixed (RNN-64 B = 2 0.71, RNN-128 B = 6 1.16, RNN-181 B = 6 1.06–1.10: the
+   product's passes over the gates weigh more against short k loops), so they keep their row groups; so do
+   AVX2's 6-row groups (as products B = 2 0.62–0.78 but B = 6 1.07–1.16) and Zen 4's, whose 16-float
+   multiply-adds take two cycles each (not measured). */
+int rk_step_runs_as_product(size_t gates, size_t batch, size_t hidden, int projects_input, rk_weights weights) {
+    if (weights != RK_WEIGHTS_FLOAT32) return weights == RK_WEIGHTS_BFLOAT16;
+    if (projects_input) return 1;
+    if (hidden < PRODUCT_MIN_HIDDEN) return batch >= STEP_PRODUCT_MIN_ROWS;
+    if (batch >= kernels()->step_product_min_rows) return 1;
+    return gates == 1 && batch >= WIDE_RNN_PRODUCT_MIN_ROWS && rk_wide_multiply_adds();
 }
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }

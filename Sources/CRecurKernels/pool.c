@@ -71,8 +71,13 @@ enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
    B = 8 1.13, LSTM-100 B = 12 1.11, GRU-128 B = 10 1.04; 2026-12-03). Streaming W_hh from L3 takes
    bands of STREAMING_BAND_MIN_ROWS rows: bands of 4 rows of product steps were level or slower than
    split steps there (LSTM-384 B = 8 1.004–1.012, LSTM-478 I = 333 B = 8 1.001–1.028, LSTM-512 B = 8
-   0.999–1.043, RNN-1024 B = 8 1.004–1.006). The L2's size when the system does not tell:
-   FALLBACK_CORE_CACHE_BYTES. */
+   0.999–1.043, RNN-1024 B = 8 1.004–1.006). Nor do an rnn's bands stream W_hh where the CPU completes two
+   multiply-adds of 16 floats a cycle (rk_wide_multiply_adds): on the Intel Xeon VM (2 MiB of L2 a core;
+   bench/ab, same bits) split steps against bands of product steps took RNN-1024 B = 16 0.71–0.75, B = 32
+   0.92–0.94, B = 64 0.95, RNN-768 I = 1500 B = 16 0.69–0.76, B = 32 0.96, RNN-512 I = 1500 B = 16 0.72 and
+   RNN-1024 I = 2500 B = 16 0.92–0.94, where lstm bands kept ahead (LSTM-512 I = 1500 B = 16 bands 0.95 of
+   split steps; GRU-512 1.03–1.06); with W_hh in the L2 bands stay ahead (RNN-600 B = 24 0.83 of
+   split steps). The L2's size when the system does not tell: FALLBACK_CORE_CACHE_BYTES. */
 enum { BAND_MIN_ROWS = 4, STREAMING_BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 8, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
 /* Bands of fewer rows than BAND_MIN_ROWS, down to WIDE_TILE_BAND_MIN_ROWS, when a step is small (at most
    SMALL_STEP_WORK multiply-adds of h_prev · W_hhᵀ per owning thread) and every band's rows fit one wide
@@ -567,10 +572,11 @@ static size_t longest(const rk_sequence *s, size_t row_begin, size_t row_end) {
 /* The bands of rows a sequence that `owners` threads run is split into (BAND_MIN_ROWS): one per owner,
    or 1 for none. */
 static size_t band_count(const rk_sequence *s, size_t owners) {
-    size_t B = s->batch, H = s->hidden, band_rows = B / owners;
-    int band_products = rk_step_runs_as_product(band_rows, H, band_projects_input(s, band_rows), weight_format(s));
-    size_t band_weight_limit = (band_products && band_rows >= STREAMING_BAND_MIN_ROWS ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
-    size_t widest_band = (B + owners - 1) / owners, wide_tile_rows = rk_step_wide_tile_rows(rk_cell_gates(s->cell));
+    size_t B = s->batch, H = s->hidden, G = rk_cell_gates(s->cell), band_rows = B / owners;
+    int band_products = rk_step_runs_as_product(G, band_rows, H, band_projects_input(s, band_rows), weight_format(s));
+    int streams = band_products && band_rows >= STREAMING_BAND_MIN_ROWS && !(G == 1 && rk_wide_multiply_adds());
+    size_t band_weight_limit = (streams ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
+    size_t widest_band = (B + owners - 1) / owners, wide_tile_rows = rk_step_wide_tile_rows(G);
     int small_step = step_work(s) <= owners * SMALL_STEP_WORK;
     size_t band_min_rows = small_step && !band_products && widest_band <= wide_tile_rows ? WIDE_TILE_BAND_MIN_ROWS : BAND_MIN_ROWS;
     return owners > 1 && B >= owners * band_min_rows && recurrent_weight_bytes(s) <= band_weight_limit ? owners : 1;

@@ -177,11 +177,12 @@ size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weight
 int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t hidden, rk_weights weights,
                            size_t core_cache_bytes);
 
-/* Whether a step over `batch` rows runs as matrix products (register tiles over panels of weights
-   kept in cache across rows) rather than as fused row groups: float32 W_hh with many rows (16; with the
-   avx2 kernels 8 when `hidden` is 256 or more) or the step computing its own input part, and always in
-   bfloat16. */
-int rk_step_runs_as_product(size_t batch, size_t hidden, int projects_input, rk_weights weights);
+/* Whether a step of `gates` gates over `batch` rows runs as matrix products (register tiles over panels
+   of weights kept in cache across rows) rather than as fused row groups: float32 W_hh with many rows (16;
+   with the avx2 kernels 8 when `hidden` is 256 or more; an rnn's from 2 rows when `hidden` is 256 or more
+   and the CPU completes two multiply-adds of 16 floats a cycle) or the step computing its own input part,
+   and always in bfloat16. */
+int rk_step_runs_as_product(size_t gates, size_t batch, size_t hidden, int projects_input, rk_weights weights);
 
 /* The most rows a float32 step of `gates` gates over fused tiles takes in one wide tile, which reads
    each weight of a pair of unit blocks once for all its rows (AVX-512 lstm: 6; AVX2 lstm: 2); 0 where
