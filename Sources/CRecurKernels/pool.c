@@ -520,8 +520,11 @@ static int band_waits_for_l2(const rk_sequence *s, size_t rows) {
    0.89, B = 32 0.91, B = 64 0.94–0.99, GRU-256 B = 16 0.92–0.94, B = 24 0.95, B = 32 0.97, GRU-384 B = 16
    0.82–0.90 (I = 128 0.87), GRU-512 T = 50 B = 64 1.00; with W_hh of less than a quarter of the L2 level
    or slower (LSTM-128 B = 16 0.99–1.02, LSTM-90 B = 16 1.09, GRU-128 B = 24 1.00). An rnn's band keeps
-   projecting in its steps: its steps have no wide tiles (RNN-256 B = 12 1.23, RNN-512 B = 8 1.03, B = 16
-   1.57). */
+   projecting in its steps (RNN-256 B = 12 1.23, RNN-512 B = 8 1.03, B = 16 1.57), measured when bands of
+   fewer than 16 rows stepped in fused row groups. Since its steps of 2 rows or more run as products on
+   such a CPU (rk_step_runs_as_product), projecting ahead measured RNN-512 B = 8 0.63, B = 16 0.81, RNN-300
+   B = 10 0.95 and RNN-256 B = 12 1.04 (2026-12-06, same bits), which follows the held-weights rule above;
+   not yet taken. */
 static int band_projects_input(const rk_sequence *s, size_t rows) {
     int projects = steps_project_input(s, rows) ||
                    (rows >= BAND_PROJECTING_MIN_ROWS && s->cell != RK_CELL_GRU && s->input_size <= s->hidden &&
