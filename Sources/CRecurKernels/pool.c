@@ -496,12 +496,12 @@ enum { BAND_HELD_WEIGHT_SHARE = 4 };
 
 /* Whether the CPU completes two multiply-adds of 16 floats a cycle and the band's product steps would wait
    for W_ih streamed with W_hh from L2 every step (band_projects_input): a band of an lstm that fits a wide
-   tile and whose step is not small, or a band of an lstm or gru whose W_hh takes a quarter of the L2 or
-   more. The CPU is asked last: its first answer is timed (about 0.1 ms), and only these bands need it. */
+   tile and whose step is not small, or a band of any cell whose W_hh takes a quarter of the L2 or more.
+   The CPU is asked last: its first answer is timed (about 0.1 ms), and only these bands need it. */
 static int band_waits_for_l2(const rk_sequence *s, size_t rows) {
     size_t G = rk_cell_gates(s->cell);
     int wide_tile_band = rows <= rk_step_wide_tile_rows(G) && rows * G * s->hidden * s->hidden > SMALL_STEP_WORK;
-    int held_weights = G > 1 && recurrent_weight_bytes(s) * BAND_HELD_WEIGHT_SHARE >= core_cache();
+    int held_weights = recurrent_weight_bytes(s) * BAND_HELD_WEIGHT_SHARE >= core_cache();
     return (wide_tile_band || held_weights) && rk_wide_multiply_adds();
 }
 
@@ -519,12 +519,13 @@ static int band_waits_for_l2(const rk_sequence *s, size_t rows) {
    (I = 128 1.01–1.04), LSTM-320 B = 16 0.80, LSTM-384 B = 16 0.85, LSTM-512 T = 50 B = 16 0.80, B = 24
    0.89, B = 32 0.91, B = 64 0.94–0.99, GRU-256 B = 16 0.92–0.94, B = 24 0.95, B = 32 0.97, GRU-384 B = 16
    0.82–0.90 (I = 128 0.87), GRU-512 T = 50 B = 64 1.00; with W_hh of less than a quarter of the L2 level
-   or slower (LSTM-128 B = 16 0.99–1.02, LSTM-90 B = 16 1.09, GRU-128 B = 24 1.00). An rnn's band keeps
-   projecting in its steps (RNN-256 B = 12 1.23, RNN-512 B = 8 1.03, B = 16 1.57), measured when bands of
-   fewer than 16 rows stepped in fused row groups. Since its steps of 2 rows or more run as products on
-   such a CPU (rk_step_runs_as_product), projecting ahead measured RNN-512 B = 8 0.63, B = 16 0.81, RNN-300
-   B = 10 0.95 and RNN-256 B = 12 1.04 (2026-12-06, same bits), which follows the held-weights rule above;
-   not yet taken. */
+   or slower (LSTM-128 B = 16 0.99–1.02, LSTM-90 B = 16 1.09, GRU-128 B = 24 1.00). An rnn's bands follow
+   the same rule since its steps of 2 rows or more run as products on such a CPU (rk_step_runs_as_product);
+   while bands of fewer than 16 rows stepped in fused row groups, projecting ahead had measured RNN-256
+   B = 12 1.23, RNN-512 B = 8 1.03, B = 16 1.57. Now (2026-12-06, same bits; T = 100, I = H unless said):
+   RNN-512 B = 8 0.63–0.77, B = 16 0.81–0.89, B = 32 0.95, I = 128 B = 16 0.94, T = 50 B = 64 0.99,
+   RNN-400 B = 8 0.89, RNN-700 B = 8 0.61, B = 32 0.94, I = 128 B = 24 0.98, relu RNN-512 B = 8 0.76,
+   RNN-600 B = 12 0.72; under the rule's quarter of the L2, RNN-300 B = 10 0.95 but RNN-256 B = 12 1.04. */
 static int band_projects_input(const rk_sequence *s, size_t rows) {
     int projects = steps_project_input(s, rows) ||
                    (rows >= BAND_PROJECTING_MIN_ROWS && s->cell != RK_CELL_GRU && s->input_size <= s->hidden &&
