@@ -320,9 +320,6 @@ RK_INLINE float *product_row(const rk_product *p, size_t m) {
     return p->Y + (m / p->group) * p->ldy_group + (m % p->group) * p->ldy;
 }
 
-/* The row a tile of rows m ..< m+mr computes as its row r: rows past mr repeat the last one. */
-RK_INLINE size_t tile_row(size_t m, size_t mr, int r) { return m + ((size_t)r < mr ? (size_t)r : mr - 1); }
-
 /* Rows m ..< m+MR of panels q ..< q+NV, k in k0 ..< k0+kc (over K + K2 when the product has second
    operands): starting from the bias (k0 = 0 unless accumulating) or Y. BF16: the product in bfloat16
    (k0 even), with the instruction when DPBF16. */
@@ -574,17 +571,17 @@ enum { STEP_PREFETCH_K = 32 };
    its fixed arrays (MAX_GATES). */
 enum { ROW_GROUP_MAX_ROWS = 6, ROW_GROUP_MAX_BLOCKS = 8 };
 
-/* Rows b0 ..< b0+mr of unit blocks u ..< u+NB, G gates, the sums over k0 ..< k1 of H; MR and NB
-   constants after inlining (MR ≥ mr). Sums start from gx (k0 = 0) or the partial sums, and end in
-   the gate math (k1 = H) or the partial sums. Every row's sums run over k in order whatever MR and
-   NB are, so a row's result never depends on which other rows share its batch. */
+/* Rows b0 ..< b0+MR of unit blocks u ..< u+NB, G gates, the sums over k0 ..< k1 of H; MR and NB
+   constants after inlining. Sums start from gx (k0 = 0) or the partial sums, and end in the gate math
+   (k1 = H) or the partial sums. Every row's sums run over k in order whatever MR and NB are, so a row's
+   result never depends on which other rows share its batch. */
 RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, int PREFETCH, int MR, int NB, size_t u,
-                         size_t b0, size_t mr, size_t k0, size_t k1) {
+                         size_t b0, size_t k0, size_t k1) {
     size_t H = s->hidden;
     const float *h[ROW_GROUP_MAX_ROWS];
     v8f acc[ROW_GROUP_MAX_ROWS][ROW_GROUP_MAX_BLOCKS][MAX_GATES];
     RK_UNROLL for (int r = 0; r < MR; r++) {
-        size_t b = tile_row(b0, mr, r);
+        size_t b = b0 + (size_t)r;
         h[r] = s->h_prev + b * H;
         const float *gx = s->gx + b * s->ldgx;
         RK_UNROLL for (int i = 0; i < NB; i++) {
@@ -611,7 +608,6 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
         }
     }
     RK_UNROLL for (int r = 0; r < MR; r++) {
-        if ((size_t)r == mr) break;
         size_t b = b0 + (size_t)r;
         RK_UNROLL for (int i = 0; i < NB; i++) {
             size_t j = (u + i) * RK_UNITS, n = block_units(H, u + i);
@@ -623,6 +619,25 @@ RK_INLINE void step_rows(const rk_step *s, int cell, int G, int HALF, int F16C, 
             }
         }
     }
+}
+
+/* Rows b0 ..< b0+rows, 2 ≤ rows < MOST_ROWS, in one row group of exactly that many rows (a constant in
+   each case, so its sums stay in registers). Until 2026-12-06 the rows after an rnn's whole groups of 6
+   (or gru's of 3) went in a group of the full height that computed rows past the end and dropped them:
+   6 rows for 2, three times the multiply-adds. bench/ab on an Intel Xeon VM (family 6 model 207; a switch
+   in one process, passes back to back, same bits): RNN-128 B = 2 0.82, B = 3 0.90, B = 4 0.92, B = 5
+   0.95, RNN-200 B = 3 0.83, relu RNN-64 B = 5 0.93; with the AVX2 variant RNN-512 B = 2 0.76, RNN-840
+   I = 560 B = 3 0.80, RNN-256 B = 5 0.93, relu RNN-300 B = 4 0.90; B = 8–11 level. */
+RK_INLINE void step_rows_of(const rk_step *s, int cell, int G, int HALF, int F16C, int PREFETCH, int MOST_ROWS, int NB,
+                            size_t u, size_t b0, size_t rows, size_t k0, size_t k1) {
+#define RK_ROWS_OF(MR) \
+    case MR: \
+        if (MR < MOST_ROWS) step_rows(s, cell, G, HALF, F16C, PREFETCH, MR, NB, u, b0, k0, k1); \
+        break;
+    switch (rows) {
+        RK_SHORT_TILE_HEIGHTS(RK_ROWS_OF)
+    }
+#undef RK_ROWS_OF
 }
 
 /* Unit blocks a step tile takes, so that its gates fill whole panels of 16: one when G is even (G/2
@@ -857,9 +872,9 @@ RK_INLINE int lone_row_units(int G) { return G == 1 ? 8 : G == 3 ? 4 : 2; }
 RK_INLINE void step_lone_row(const rk_step *s, int cell, int G, int HALF, int F16C, size_t unit_begin, size_t unit_end) {
     const int NB = lone_row_units(G);
     size_t u = unit_begin, H = s->hidden;
-    for (; u + (size_t)NB <= unit_end; u += NB) step_rows(s, cell, G, HALF, F16C, 0, 1, NB, u, 0, 1, 0, H);
-    for (; u + 2 <= unit_end; u += 2) step_rows(s, cell, G, HALF, F16C, 0, 1, 2, u, 0, 1, 0, H);
-    if (u < unit_end) step_rows(s, cell, G, HALF, F16C, 0, 1, 1, u, 0, 1, 0, H);
+    for (; u + (size_t)NB <= unit_end; u += NB) step_rows(s, cell, G, HALF, F16C, 0, 1, NB, u, 0, 0, H);
+    for (; u + 2 <= unit_end; u += 2) step_rows(s, cell, G, HALF, F16C, 0, 1, 2, u, 0, 0, H);
+    if (u < unit_end) step_rows(s, cell, G, HALF, F16C, 0, 1, 1, u, 0, 0, H);
 }
 
 /* A step's rows among the fused paths: with tiles of TILE_ROWS (> 0), whole tiles up to `tall`, then
@@ -956,17 +971,17 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
             }
             if (pair && 2 * MR * G <= 12) {
                 /* Both blocks in one pass when their sums fit the registers (rnn: 6 rows × 2 blocks). */
-                for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, prefetch, MR, 2, u, b, MR, k0, k1);
-                if (rest > 1) step_rows(s, cell, G, HALF, F16C, prefetch, MR, 2, u, full, rest, k0, k1);
+                for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, prefetch, MR, 2, u, b, k0, k1);
+                if (rest > 1) step_rows_of(s, cell, G, HALF, F16C, prefetch, MR, 2, u, full, rest, k0, k1);
             } else {
                 for (size_t i = 0; i <= (size_t)pair; i++) {
-                    for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, prefetch, MR, 1, u + i, b, MR, k0, k1);
-                    if (rest > 1) step_rows(s, cell, G, HALF, F16C, prefetch, MR, 1, u + i, full, rest, k0, k1);
+                    for (size_t b = tiled; b < full; b += MR) step_rows(s, cell, G, HALF, F16C, prefetch, MR, 1, u + i, b, k0, k1);
+                    if (rest > 1) step_rows_of(s, cell, G, HALF, F16C, prefetch, MR, 1, u + i, full, rest, k0, k1);
                 }
             }
             if (rest == 1) {
-                if (pair) step_rows(s, cell, G, HALF, F16C, prefetch, 1, 2, u, full, 1, k0, k1);
-                else step_rows(s, cell, G, HALF, F16C, prefetch, 1, 1, u, full, 1, k0, k1);
+                if (pair) step_rows(s, cell, G, HALF, F16C, prefetch, 1, 2, u, full, k0, k1);
+                else step_rows(s, cell, G, HALF, F16C, prefetch, 1, 1, u, full, k0, k1);
             }
         }
     }
@@ -1198,11 +1213,13 @@ int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t
 
 /* An rnn's step over WIDE_RNN_PRODUCT_MIN_ROWS rows or more (H ≥ PRODUCT_MIN_HIDDEN) runs as a product where the
    CPU completes two multiply-adds of 16 floats a cycle (rk_wide_multiply_adds). Its row groups compute in
-   vectors of 8 floats, at half that CPU's rate, and a last group of fewer than 6 rows computes 6 (B = 2 three
-   times the multiply-adds it needs); the product's short tiles hold exactly the rows, over 4 panels of 16.
-   bench/ab on an Intel Xeon VM (family 6 model 207; a switch in one process, passes back to back, same bits):
-   RNN-256 B = 2 0.64, B = 3 0.71, B = 4 0.82–0.86, B = 6 0.88–0.90; RNN-512 B = 2 0.51, B = 4 0.69,
-   B = 6 0.83; RNN-1024 B = 2 0.55, B = 6 0.78; RNN-560 I = 840 B = 2 0.66, B = 3 0.74–0.77, B = 5 0.87,
+   vectors of 8 floats, at half that CPU's rate; the product's short tiles hold exactly the rows, over 4
+   panels of 16. Against row groups of exactly the rows (step_rows_of), products measured RNN-256 B = 2
+   0.87, B = 4 0.98, B = 6 0.87, RNN-512 B = 2 0.71, B = 5 0.83, RNN-560 I = 840 B = 3 0.94, RNN-717
+   I = 626 B = 3 0.84 (2026-12-06). Against the earlier groups, whose last group of fewer than 6 rows
+   computed 6, bench/ab on an Intel Xeon VM (family 6 model 207; a switch in one process, passes back to
+   back, same bits): RNN-256 B = 2 0.64, B = 3 0.71, B = 4 0.82–0.86, B = 6 0.88–0.90; RNN-512 B = 2
+   0.51, B = 4 0.69, B = 6 0.83; RNN-1024 B = 2 0.55, B = 6 0.78; RNN-560 I = 840 B = 2 0.66, B = 3 0.74–0.77, B = 5 0.87,
    B = 9 0.67–0.68 (I > 2·H: no step projects its input), RNN-717 I = 626 B = 3 0.68, a relu RNN-400
    I = 1000 B = 3 0.78, B = 7 0.83, bidirectional RNN-300 I = 700 B = 4 0.81; B ≥ 8 with I ≤ 2·H already
    products. Below 256 units mixed (RNN-64 B = 2 0.71, RNN-128 B = 6 1.16, RNN-181 B = 6 1.06–1.10: the
