@@ -708,7 +708,7 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
    unchanged (GRU-512 B = 64 0.98). Without tiles (rnn, whose row groups over two blocks hold the same
    sums) rows go in groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers),
    over two unit blocks at once when that still fits; a last single row takes two unit blocks, so it
-   still has 2·G independent sums in flight (a batch of one row: step_lone_row). When more than one
+   still has 2·G independent sums in flight (a batch of one row, or an rnn's of up to RNN_FEW_ROWS: step_few_rows). When more than one
    pass (tile or row group) reads a block, the sums go in chunks of STEP_KC over k so the block's
    weights for the chunk stay in L1 while every pass uses them; a single pass reads them once, over
    the whole of k, as one stream from the start of the block's panels to their end (chunks made it
@@ -860,22 +860,38 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, size_t unit_be
     }
 }
 
-/* Unit blocks a step over one row takes at once: enough independent sums (G per block) in flight
-   to cover the multiply-add's latency (4 cycles at 2 per cycle: 8 sums). An RNN's single row over two
-   blocks had 2 sums in flight and ran its step at half the rate of the same weights read by 8
-   (RNN-256 6.0 → 3.4 µs a step, RNN-512 25 → 17 µs on one core; GRU-256 with 4 blocks 13.7 →
-   11.5 µs; LSTM's 2 blocks already hold 8). */
-RK_INLINE int lone_row_units(int G) { return G == 1 ? 8 : G == 3 ? 4 : 2; }
-
-/* A step over one row: nothing else reads its weights, so no k chunks; lone_row_units blocks at a
-   time, then pairs and a last block, each sum over k in order as in the other paths. */
-RK_INLINE void step_lone_row(const rk_step *s, int cell, int G, int HALF, int F16C, size_t unit_begin, size_t unit_end) {
-    const int NB = lone_row_units(G);
-    size_t u = unit_begin, H = s->hidden;
-    for (; u + (size_t)NB <= unit_end; u += NB) step_rows(s, cell, G, HALF, F16C, 0, 1, NB, u, 0, 0, H);
-    for (; u + 2 <= unit_end; u += 2) step_rows(s, cell, G, HALF, F16C, 0, 1, 2, u, 0, 0, H);
-    if (u < unit_end) step_rows(s, cell, G, HALF, F16C, 0, 1, 1, u, 0, 0, H);
+/* Unit blocks a step over ROWS rows in one group takes at once: enough independent sums (G·ROWS per
+   block) in flight to cover the multiply-add's latency (4 cycles at 2 per cycle: 8 sums). An RNN's
+   single row over two blocks had 2 sums in flight and ran its step at half the rate of the same
+   weights read by 8 (RNN-256 6.0 → 3.4 µs a step, RNN-512 25 → 17 µs on one core; GRU-256 with 4
+   blocks 13.7 → 11.5 µs; LSTM's 2 blocks already hold 8). An rnn's 2 or 3 rows over a pair of blocks
+   had 4 or 6. */
+RK_INLINE int few_rows_units(int G, int ROWS) {
+    return ROWS == 1 ? (G == 1 ? 8 : G == 3 ? 4 : 2) : (8 + ROWS * G - 1) / (ROWS * G);
 }
+
+/* A step over ROWS rows that one group takes: nothing else reads its weights, so no k chunks;
+   few_rows_units blocks at a time, then pairs and a last block, each sum over k in order as in the
+   other paths. */
+RK_INLINE void step_few_rows(const rk_step *s, int cell, int G, int HALF, int F16C, int ROWS, size_t unit_begin,
+                             size_t unit_end) {
+    const int NB = few_rows_units(G, ROWS);
+    size_t u = unit_begin, H = s->hidden;
+    for (; u + (size_t)NB <= unit_end; u += NB) step_rows(s, cell, G, HALF, F16C, 0, ROWS, NB, u, 0, 0, H);
+    for (; u + 2 <= unit_end; u += 2) step_rows(s, cell, G, HALF, F16C, 0, ROWS, 2, u, 0, 0, H);
+    if (u < unit_end) step_rows(s, cell, G, HALF, F16C, 0, ROWS, 1, u, 0, 0, H);
+}
+
+/* The most rows of an rnn's step that go through step_few_rows rather than its row groups over pairs
+   of blocks, whose 2·rows sums are too few below 4 rows. bench/ab on an Intel Xeon VM (family 6 model
+   207; a switch in one process, passes back to back, same bits), against exact-height row groups:
+   RNN-128 B = 2 0.75, B = 3 0.87, RNN-214 I = 829 B = 2 0.89, relu RNN-64 B = 3 0.93; the AVX2 variant
+   RNN-512 B = 2 0.79, RNN-840 I = 560 B = 3 0.84, relu RNN-300 B = 2 0.78, RNN-256 B = 3 0.93; AVX-512's
+   rnn products from 256 units level (RNN-256 B = 2 1.00, RNN-560 I = 840 B = 3 0.98). Against those
+   products (rk_step_runs_as_product) this step now measures RNN-256 B = 2 0.94, B = 3 0.94, RNN-560
+   I = 840 B = 3 0.92, RNN-717 I = 626 B = 3 0.93, but RNN-512 B = 2 1.09, RNN-1024 B = 2 1.10: not
+   yet a rule. */
+enum { RNN_FEW_ROWS = 3 };
 
 /* A step's rows among the fused paths: with tiles of TILE_ROWS (> 0), whole tiles up to `tall`, then
    one tile of the rows left up to `tiled` when they are two or more; without, row groups of MR up to
@@ -938,7 +954,12 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
         return;
     }
     if (s->batch == 1) {
-        step_lone_row(s, cell, G, HALF, F16C, unit_begin, unit_end);
+        step_few_rows(s, cell, G, HALF, F16C, 1, unit_begin, unit_end);
+        return;
+    }
+    if (G == 1 && s->batch <= RNN_FEW_ROWS) {
+        if (s->batch == 2) step_few_rows(s, cell, G, HALF, F16C, 2, unit_begin, unit_end);
+        else step_few_rows(s, cell, G, HALF, F16C, 3, unit_begin, unit_end);
         return;
     }
     /* Tiles hold as many sums as the variant's: AVX-512's 12 rows × 2 pairs, so 8 rows × 3 pairs for
@@ -1259,9 +1280,13 @@ void rk_step_prepare_rows(const rk_step *step) {
     else copy_aliasing_rows(step, G);
 }
 
-/* Batched, a gru's chunks start at even blocks, where its tiles' pairs of blocks do. */
+/* A step over few rows takes chunks of step_few_rows' blocks; batched otherwise, a gru's chunks start at
+   even blocks, where its tiles' pairs of blocks do. */
 size_t rk_step_unit_group(size_t gates, size_t batch) {
-    return batch == 1 ? (size_t)lone_row_units((int)gates) : gates > 1 ? (size_t)tile_blocks((int)gates) : 1;
+    int G = (int)gates;
+    if (batch == 1) return (size_t)few_rows_units(G, 1);
+    if (G == 1 && batch <= RNN_FEW_ROWS) return (size_t)few_rows_units(G, (int)batch);
+    return G > 1 ? (size_t)tile_blocks(G) : 1;
 }
 
 void rk_recurrent_step(const rk_step *step, size_t unit_begin, size_t unit_end) {

@@ -30,7 +30,7 @@
  * copy rows of x 4 KiB apart (I = 1024, 13 rows);
  * 5 rows of lstm in bands of 2 and 3, the 3-row band's input projection for its last steps (its first,
  * reversed) computed by the 2-row band's thread (T = 60);
- * a lone row runs through the lone-row step, several unit blocks at
+ * a lone row (and an rnn's 2 or 3 rows) runs through the few-rows step, several unit blocks at
  * once, after the projection of every step; in bfloat16 every step is a product. Last, one step
  * split into two ranges of unit blocks at an odd block against the whole step, and against a driver
  * written here sequences whose steps run on one thread while other threads compute their input
