@@ -708,11 +708,12 @@ RK_INLINE void step_tile(const rk_step *s, int cell, int G, int HALF, int F16C, 
    unchanged (GRU-512 B = 64 0.98). Without tiles (rnn, whose row groups over two blocks hold the same
    sums) rows go in groups of MR rows (MR·G accumulators and G weight vectors fit the 16 registers),
    over two unit blocks at once when that still fits; a last single row takes two unit blocks, so it
-   still has 2·G independent sums in flight (a batch of one row, or an rnn's of up to RNN_FEW_ROWS: step_few_rows). When more than one
-   pass (tile or row group) reads a block, the sums go in chunks of STEP_KC over k so the block's
-   weights for the chunk stay in L1 while every pass uses them; a single pass reads them once, over
-   the whole of k, as one stream from the start of the block's panels to their end (chunks made it
-   jump between panels every 8 KiB, one short stream at a time; RNN-1024 B = 4 0.91). */
+   still has 2·G independent sums in flight (a batch of one row, or an rnn's of up to RNN_FEW_ROWS:
+   step_few_rows). When more than one pass (tile or row group) reads a block, the sums go in chunks of
+   STEP_KC over k so the block's weights for the chunk stay in L1 while every pass uses them; a single
+   pass reads them once, over the whole of k, as one stream from the start of the block's panels to
+   their end (chunks made it jump between panels every 8 KiB, one short stream at a time; RNN-1024
+   B = 4 0.91). */
 enum { STEP_KC = 128 };
 
 /* Asks for what unit blocks u, u+1 read once per row besides the weights (their gates' gx, lstm's c),
@@ -1240,8 +1241,8 @@ int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t
    I = 626 B = 3 0.84 (2026-12-06). Against the earlier groups, whose last group of fewer than 6 rows
    computed 6, bench/ab on an Intel Xeon VM (family 6 model 207; a switch in one process, passes back to
    back, same bits): RNN-256 B = 2 0.64, B = 3 0.71, B = 4 0.82–0.86, B = 6 0.88–0.90; RNN-512 B = 2
-   0.51, B = 4 0.69, B = 6 0.83; RNN-1024 B = 2 0.55, B = 6 0.78; RNN-560 I = 840 B = 2 0.66, B = 3 0.74–0.77, B = 5 0.87,
-   B = 9 0.67–0.68 (I > 2·H: no step projects its input), RNN-717 I = 626 B = 3 0.68, a relu RNN-400
+   0.51, B = 4 0.69, B = 6 0.83; RNN-1024 B = 2 0.55, B = 6 0.78; RNN-560 I = 840 B = 2 0.66, B = 3
+   0.74–0.77, B = 5 0.87, B = 9 0.67–0.68 (I > 2·H: no step projects its input), RNN-717 I = 626 B = 3 0.68, a relu RNN-400
    I = 1000 B = 3 0.78, B = 7 0.83, bidirectional RNN-300 I = 700 B = 4 0.81; B ≥ 8 with I ≤ 2·H already
    products. Below 256 units mixed (RNN-64 B = 2 0.71, RNN-128 B = 6 1.16, RNN-181 B = 6 1.06–1.10: the
    product's passes over the gates weigh more against short k loops), so they keep their row groups; so do
