@@ -894,6 +894,9 @@ RK_INLINE void step_few_rows(const rk_step *s, int cell, int G, int HALF, int F1
    yet a rule. */
 enum { RNN_FEW_ROWS = 3 };
 
+/* Whether a step over `batch` rows goes through step_few_rows: one row of any cell, or an rnn's few. */
+RK_INLINE int step_takes_few_rows(int G, size_t batch) { return batch == 1 || (G == 1 && batch <= RNN_FEW_ROWS); }
+
 /* A step's rows among the fused paths: with tiles of TILE_ROWS (> 0), whole tiles up to `tall`, then
    one tile of the rows left up to `tiled` when they are two or more; without, row groups of MR up to
    `full`; then `rest` rows (a last, smaller group, or a lone row); `passes` of these read each unit
@@ -954,13 +957,13 @@ RK_INLINE void step_cell(const rk_step *s, int cell, int G, int HALF, int F16C, 
         step_by_product(s, cell, G, unit_begin, unit_end);
         return;
     }
-    if (s->batch == 1) {
-        step_few_rows(s, cell, G, HALF, F16C, 1, unit_begin, unit_end);
-        return;
-    }
-    if (G == 1 && s->batch <= RNN_FEW_ROWS) {
-        if (s->batch == 2) step_few_rows(s, cell, G, HALF, F16C, 2, unit_begin, unit_end);
-        else step_few_rows(s, cell, G, HALF, F16C, 3, unit_begin, unit_end);
+    if (step_takes_few_rows(G, s->batch)) {
+        _Static_assert(RNN_FEW_ROWS == 3, "step_cell needs a case for every row count up to RNN_FEW_ROWS");
+        switch (s->batch) {
+        case 1: step_few_rows(s, cell, G, HALF, F16C, 1, unit_begin, unit_end); break;
+        case 2: step_few_rows(s, cell, G, HALF, F16C, 2, unit_begin, unit_end); break;
+        case 3: step_few_rows(s, cell, G, HALF, F16C, 3, unit_begin, unit_end); break;
+        }
         return;
     }
     /* Tiles hold as many sums as the variant's: AVX-512's 12 rows × 2 pairs, so 8 rows × 3 pairs for
@@ -1285,8 +1288,7 @@ void rk_step_prepare_rows(const rk_step *step) {
    even blocks, where its tiles' pairs of blocks do. */
 size_t rk_step_unit_group(size_t gates, size_t batch) {
     int G = (int)gates;
-    if (batch == 1) return (size_t)few_rows_units(G, 1);
-    if (G == 1 && batch <= RNN_FEW_ROWS) return (size_t)few_rows_units(G, (int)batch);
+    if (step_takes_few_rows(G, batch)) return (size_t)few_rows_units(G, (int)batch);
     return G > 1 ? (size_t)tile_blocks(G) : 1;
 }
 
