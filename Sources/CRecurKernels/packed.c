@@ -1236,21 +1236,21 @@ int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t
            rk_input_packed_size(gates, hidden, input_size) * sizeof(float) <= STEP_INPUT_CACHE_SHARES * core_cache_bytes;
 }
 
-/* An rnn's step over WIDE_RNN_PRODUCT_MIN_ROWS rows or more (H ≥ PRODUCT_MIN_HIDDEN) runs as a product where the
-   CPU completes two multiply-adds of 16 floats a cycle (rk_wide_multiply_adds). Its row groups compute in
-   vectors of 8 floats, at half that CPU's rate; the product's short tiles hold exactly the rows, over 4
-   panels of 16. Against row groups of exactly the rows (step_rows_of), products measured RNN-256 B = 2
-   0.87, B = 4 0.98, B = 6 0.87, RNN-512 B = 2 0.71, B = 5 0.83, RNN-560 I = 840 B = 3 0.94, RNN-717
-   I = 626 B = 3 0.84 (2026-12-06). Against the earlier groups, whose last group of fewer than 6 rows
-   computed 6, bench/ab on an Intel Xeon VM (family 6 model 207; a switch in one process, passes back to
-   back, same bits): RNN-256 B = 2 0.64, B = 3 0.71, B = 4 0.82–0.86, B = 6 0.88–0.90; RNN-512 B = 2
+/* An rnn's step over WIDE_RNN_PRODUCT_MIN_ROWS rows or more (H ≥ PRODUCT_MIN_HIDDEN) runs as a product
+   where the CPU completes two multiply-adds of 16 floats a cycle (rk_wide_multiply_adds). Its row groups
+   compute in vectors of 8 floats, at half that CPU's rate; the product's short tiles hold exactly the
+   rows, over 4 panels of 16. Against row groups of exactly the rows (step_rows_of), products measured
+   RNN-256 B = 2 0.87, B = 4 0.98, B = 6 0.87, RNN-512 B = 2 0.71, B = 5 0.83, RNN-560 I = 840 B = 3 0.94,
+   RNN-717 I = 626 B = 3 0.84 (2026-12-06). Against the earlier groups, whose last group of fewer than 6
+   rows computed 6, bench/ab on an Intel Xeon VM (family 6 model 207; a switch in one process, passes back
+   to back, same bits): RNN-256 B = 2 0.64, B = 3 0.71, B = 4 0.82–0.86, B = 6 0.88–0.90; RNN-512 B = 2
    0.51, B = 4 0.69, B = 6 0.83; RNN-1024 B = 2 0.55, B = 6 0.78; RNN-560 I = 840 B = 2 0.66, B = 3
-   0.74–0.77, B = 5 0.87, B = 9 0.67–0.68 (I > 2·H: no step projects its input), RNN-717 I = 626 B = 3 0.68, a relu RNN-400
-   I = 1000 B = 3 0.78, B = 7 0.83, bidirectional RNN-300 I = 700 B = 4 0.81; B ≥ 8 with I ≤ 2·H already
-   products. Below 256 units mixed (RNN-64 B = 2 0.71, RNN-128 B = 6 1.16, RNN-181 B = 6 1.06–1.10: the
-   product's passes over the gates weigh more against short k loops), so they keep their row groups; so do
-   AVX2's 6-row groups (as products B = 2 0.62–0.78 but B = 6 1.07–1.16) and Zen 4's, whose 16-float
-   multiply-adds take two cycles each (not measured). */
+   0.74–0.77, B = 5 0.87, B = 9 0.67–0.68 (I > 2·H: no step projects its input), RNN-717 I = 626 B = 3
+   0.68, a relu RNN-400 I = 1000 B = 3 0.78, B = 7 0.83, bidirectional RNN-300 I = 700 B = 4 0.81; B ≥ 8
+   with I ≤ 2·H already products. Below 256 units mixed (RNN-64 B = 2 0.71, RNN-128 B = 6 1.16, RNN-181 B =
+   6 1.06–1.10: the product's passes over the gates weigh more against short k loops), so they keep their
+   row groups; so do AVX2's 6-row groups (as products B = 2 0.62–0.78 but B = 6 1.07–1.16) and Zen 4's,
+   whose 16-float multiply-adds take two cycles each (not measured). */
 int rk_step_runs_as_product(size_t gates, size_t batch, size_t hidden, int projects_input, rk_weights weights) {
     if (weights != RK_WEIGHTS_FLOAT32) return weights == RK_WEIGHTS_BFLOAT16;
     if (projects_input) return 1;
