@@ -105,6 +105,10 @@ def main() -> int:
             broadcasts = sum(1 for line in loop if re.search(BROADCAST, line))
             if count != fmas or (rows and broadcasts != rows[0]):
                 continue
+            # The gate math's loops divide (tanh's quotient) and store each result: not tiles, though a
+            # 16-float tanh's multiply-adds can number a tile's.
+            if any(re.search(r"\bvdivps\b", line) for line in loop):
+                continue
             # Vector stores (an accumulator in memory) or vector values from the stack; a scalar
             # reload (the loop bound) is harmless.
             code = [line.split("#")[0].strip() for line in loop]

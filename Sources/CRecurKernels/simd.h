@@ -85,42 +85,52 @@ RK_INLINE void store16_n(float *p, v16f v, size_t n) {
 }
 
 RK_INLINE v8f select8(v8i mask, v8f yes, v8f no) { return (v8f)(((v8i)yes & mask) | ((v8i)no & ~mask)); }
+typedef int32_t v16i __attribute__((vector_size(64)));
+RK_INLINE v16f select16(v16i mask, v16f yes, v16f no) { return (v16f)(((v16i)yes & mask) | ((v16i)no & ~mask)); }
 
-/* x limited to [lo, hi], NaN kept (a comparison with NaN is false, so NaN is never replaced): the
-   gates of a NaN input are NaN, as in PyTorch, not a saturated ±1. */
-RK_INLINE v8f clamp_keeping_nan(v8f x, float lo, float hi) {
-    x = select8(x < splat(lo), splat(lo), x);
-    return select8(x > splat(hi), splat(hi), x);
-}
+/* The activations, defined once over a vector type V (its mask type, splat and select) and made for
+   8 floats (vtanh, vsigmoid, vrelu) and for 16 (vtanh16, vsigmoid16, vrelu16): the same operations lane
+   for lane, so a value's activation has the same bits at either width.
 
-/* tanh(x) ≈ x·P(x²)/Q(x²), degrees 13 and 6, fitted on |x| ≤ 10 for the least largest relative
+   CLAMP: x limited to [lo, hi], NaN kept (a comparison with NaN is false, so NaN is never replaced): the
+   gates of a NaN input are NaN, as in PyTorch, not a saturated ±1.
+
+   TANH: tanh(x) ≈ x·P(x²)/Q(x²), degrees 13 and 6, fitted on |x| ≤ 10 for the least largest relative
    error by scripts/fit_activations.py (which prints these coefficients), as ONNX Runtime's and
    Eigen's tanh are. Beyond |x| = 9.02, where float tanh is ±1, the input is held at 9.02, where the
-   quotient rounds to ±1. Over every float (Tests/kernels/activations.c): within 3.3e-7 of tanh with
+   quotient rounds to ±1; rounding can put the quotient an ulp or two past ±1 near saturation, so it
+   is held in [-1, 1] too. Over every float (Tests/kernels/activations.c): within 3.3e-7 of tanh with
    FMA, 4.1e-7 without, always in [-1, 1]; the exp-based form (Cephes) was within 8e-8 but took
    half as long again in an LSTM's gate math (exponent arithmetic, and a second polynomial for
-   small |x| where 1 − 2/(e²ˣ + 1) cancels). */
-RK_INLINE v8f vtanh(v8f x) {
-    x = clamp_keeping_nan(x, -9.02f, 9.02f);
-    v8f s = x * x;
-    v8f p = splat(-6.274125506e-14f);
-    p = p * s + splat(4.375653659e-11f);
-    p = p * s + splat(-1.828440688e-08f);
-    p = p * s + splat(1.066497589e-05f);
-    p = p * s + splat(3.056682181e-03f);
-    p = p * s + splat(1.304158121e-01f);
-    p = p * s + splat(1.0f);
-    v8f q = splat(2.477571252e-04f);
-    q = q * s + splat(2.430656180e-02f);
-    q = q * s + splat(4.637490213e-01f);
-    q = q * s + splat(1.0f);
-    /* Rounding can put the quotient an ulp or two past ±1 near saturation. */
-    return clamp_keeping_nan(x * p / q, -1.0f, 1.0f);
-}
+   small |x| where 1 − 2/(e²ˣ + 1) cancels).
 
-/* σ(x) = (1 + tanh(x/2)) / 2: within 1.9e-7 of σ with FMA, 2.1e-7 without, always in [0, 1]. */
-RK_INLINE v8f vsigmoid(v8f x) { return splat(0.5f) * vtanh(splat(0.5f) * x) + splat(0.5f); }
+   SIGMOID: σ(x) = (1 + tanh(x/2)) / 2: within 1.9e-7 of σ with FMA, 2.1e-7 without, always in [0, 1]. */
+#define RK_ACTIVATIONS(V, SPLAT, SELECT, CLAMP, TANH, SIGMOID, RELU)                                       \
+    RK_INLINE V CLAMP(V x, float lo, float hi) {                                                           \
+        x = SELECT(x < SPLAT(lo), SPLAT(lo), x);                                                           \
+        return SELECT(x > SPLAT(hi), SPLAT(hi), x);                                                        \
+    }                                                                                                      \
+    RK_INLINE V TANH(V x) {                                                                                \
+        x = CLAMP(x, -9.02f, 9.02f);                                                                       \
+        V s = x * x;                                                                                       \
+        V p = SPLAT(-6.274125506e-14f);                                                                    \
+        p = p * s + SPLAT(4.375653659e-11f);                                                               \
+        p = p * s + SPLAT(-1.828440688e-08f);                                                              \
+        p = p * s + SPLAT(1.066497589e-05f);                                                               \
+        p = p * s + SPLAT(3.056682181e-03f);                                                               \
+        p = p * s + SPLAT(1.304158121e-01f);                                                               \
+        p = p * s + SPLAT(1.0f);                                                                           \
+        V q = SPLAT(2.477571252e-04f);                                                                     \
+        q = q * s + SPLAT(2.430656180e-02f);                                                               \
+        q = q * s + SPLAT(4.637490213e-01f);                                                               \
+        q = q * s + SPLAT(1.0f);                                                                           \
+        return CLAMP(x * p / q, -1.0f, 1.0f);                                                              \
+    }                                                                                                      \
+    RK_INLINE V SIGMOID(V x) { return SPLAT(0.5f) * TANH(SPLAT(0.5f) * x) + SPLAT(0.5f); }                 \
+    RK_INLINE V RELU(V x) { return SELECT(x < SPLAT(0.0f), SPLAT(0.0f), x); }
 
-RK_INLINE v8f vrelu(v8f x) { return select8(x < splat(0.0f), splat(0.0f), x); }
+RK_ACTIVATIONS(v8f, splat, select8, clamp_keeping_nan, vtanh, vsigmoid, vrelu)
+RK_ACTIVATIONS(v16f, splat16, select16, clamp16_keeping_nan, vtanh16, vsigmoid16, vrelu16)
+#undef RK_ACTIVATIONS
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * The step's vectorised activations (simd.h: vtanh, vsigmoid, vrelu) against libm in double:
- * largest absolute error over floats of |x| ≤ 40, range, symmetry, and the special values.
+ * largest absolute error over floats of |x| ≤ 40, range, symmetry, and the special values; and the
+ * 16-float forms (vtanh16, vsigmoid16, vrelu16) giving the same bits as the 8-float ones.
  * Built by run.sh twice, as the portable and the AVX2 variants compile them (without and with FMA).
  *
  *     activations [STRIDE]   every STRIDE-th float (default 1: all 2.3·10⁹ of them, about a minute)
@@ -26,16 +27,35 @@ static int failures = 0;
 enum { BLOCK = 1 << 14 };
 typedef enum { TANH, SIGMOID, RELU } activation;
 
+/* n a multiple of 16. */
 __attribute__((noinline)) static void apply(activation which, const float *x, float *y, size_t n) {
     for (size_t j = 0; j < n; j += 8) {
         v8f v = load8(x + j);
         store8(y + j, which == TANH ? vtanh(v) : which == SIGMOID ? vsigmoid(v) : vrelu(v));
     }
 }
+__attribute__((noinline)) static void apply16(activation which, const float *x, float *y, size_t n) {
+    for (size_t j = 0; j < n; j += 16) {
+        v16f v = load16(x + j);
+        store16(y + j, which == TANH ? vtanh16(v) : which == SIGMOID ? vsigmoid16(v) : vrelu16(v));
+    }
+}
 
+/* How many of x's n values have an activation at 16 floats with other bits than y's, at 8. */
+static size_t wide_differs(activation which, const float *x, const float *y, size_t n) {
+    static float wide[BLOCK];
+    apply16(which, x, wide, n);
+    size_t differing = 0;
+    for (size_t i = 0; i < n; i++) differing += memcmp(&wide[i], &y[i], sizeof(float)) != 0;
+    return differing;
+}
+
+/* f(x) at 8 floats, counting a different result at 16 as a failure. */
 static float apply1(activation which, float x) {
-    float in[8] = {x, x, x, x, x, x, x, x}, out[8];
-    apply(which, in, out, 8);
+    float in[16], out[16];
+    for (int i = 0; i < 16; i++) in[i] = x;
+    apply(which, in, out, 16);
+    CHECK(wide_differs(which, in, out, 16) == 0, "f(%g) at 16 floats differs from f at 8", x);
     return out[0];
 }
 
@@ -54,16 +74,18 @@ static void sweep(activation which, const char *name, double bound, float low, f
     float limit = 40.0f;
     memcpy(&end, &limit, sizeof end);
     double worst = 0, worst_at = 0;
-    size_t out_of_range = 0, asymmetric = 0, count = 0;
+    size_t out_of_range = 0, asymmetric = 0, differing = 0, count = 0;
     for (uint64_t start = 0; start < end; start += (uint64_t)BLOCK * stride) {
         size_t n = 0;
         for (uint64_t bits = start; n < BLOCK && bits < end; bits += stride, n++) {
             x[n] = from_bits((uint32_t)bits);
             negated[n] = -x[n];
         }
-        for (size_t pad = n; pad % 8; pad++) x[pad] = negated[pad] = 0;
-        apply(which, x, y, (n + 7) / 8 * 8);
-        apply(which, negated, y_negated, (n + 7) / 8 * 8);
+        size_t padded = (n + 15) / 16 * 16;
+        for (size_t pad = n; pad < padded; pad++) x[pad] = negated[pad] = 0;
+        apply(which, x, y, padded);
+        apply(which, negated, y_negated, padded);
+        differing += wide_differs(which, x, y, padded) + wide_differs(which, negated, y_negated, padded);
         for (size_t i = 0; i < n; i++, count += 2) {
             double values[2] = {x[i], negated[i]}, outputs[2] = {y[i], y_negated[i]};
             for (int s = 0; s < 2; s++) {
@@ -80,6 +102,7 @@ static void sweep(activation which, const char *name, double bound, float low, f
     CHECK(worst <= bound, "%s: error %.3g at x = %.9g exceeds %.3g", name, worst, worst_at, bound);
     CHECK(out_of_range == 0, "%s: %zu outputs outside [%g, %g]", name, out_of_range, low, high);
     CHECK(asymmetric == 0, "%s: %zu values with f(-x) != -f(x)", name, asymmetric);
+    CHECK(differing == 0, "%s: %zu values whose 16-float form has other bits than the 8-float one", name, differing);
 }
 
 int main(int argc, char **argv) {
