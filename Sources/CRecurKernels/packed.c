@@ -924,10 +924,16 @@ RK_INLINE void step_few_rows(const rk_step *s, int cell, int G, int HALF, int F1
    RNN-128 B = 2 0.75, B = 3 0.87, RNN-214 I = 829 B = 2 0.89, relu RNN-64 B = 3 0.93; the AVX2 variant
    RNN-512 B = 2 0.79, RNN-840 I = 560 B = 3 0.84, relu RNN-300 B = 2 0.78, RNN-256 B = 3 0.93; AVX-512's
    rnn products from 256 units level (RNN-256 B = 2 1.00, RNN-560 I = 840 B = 3 0.98). Against those
-   products (rk_step_runs_as_product) this step now measures RNN-256 B = 2 0.94, B = 3 0.94, RNN-560
-   I = 840 B = 3 0.92, RNN-717 I = 626 B = 3 0.93, but RNN-512 B = 2 1.09, RNN-1024 B = 2 1.10: not
-   yet a rule. */
-enum { RNN_FEW_ROWS = 3 };
+   products (rk_step_runs_as_product) this step measured RNN-256 B = 2 0.94, B = 3 0.94, RNN-560
+   I = 840 B = 3 0.92, RNN-717 I = 626 B = 3 0.93, but RNN-512 B = 2 1.09, RNN-1024 B = 2 1.10; and again
+   (2026-12-06, from 09:03 UTC; T = 100, I = H): B = 2 level at 256 units and slower from 384 (RNN-384
+   1.05, RNN-512 1.09, RNN-768 1.09, RNN-1024 1.13), B = 3 faster up to 512 units (RNN-256 0.90–0.94,
+   RNN-300 I = 100 0.94, relu RNN-300 0.92, RNN-384 0.96–0.97, RNN-512 0.95–0.96) and slower beyond the
+   L2 (RNN-768, 2.25 MiB of W_hh, 1.16; RNN-1024 1.09). So where the CPU runs an rnn's few rows as
+   products, 3 rows with at most RNN_FEW_ROWS_MAX_HIDDEN units (1 MiB of W_hh, inside any such CPU's
+   L2) come here instead (rk_step_runs_as_product); bands of 3 rows with them (RNN-256 B = 6, RNN-512
+   B = 6, RNN-384 B = 7) measured level. */
+enum { RNN_FEW_ROWS = 3, RNN_FEW_ROWS_MAX_HIDDEN = 512 };
 
 /* Whether a step over `batch` rows goes through step_few_rows: one row of any cell, or an rnn's few. */
 RK_INLINE int step_takes_few_rows(int G, size_t batch) { return batch == 1 || (G == 1 && batch <= RNN_FEW_ROWS); }
@@ -1285,12 +1291,14 @@ int rk_step_projects_input(size_t gates, size_t batch, size_t input_size, size_t
    with I ≤ 2·H already products. Below 256 units mixed (RNN-64 B = 2 0.71, RNN-128 B = 6 1.16, RNN-181 B =
    6 1.06–1.10: the product's passes over the gates weigh more against short k loops), so they keep their
    row groups; so do AVX2's 6-row groups (as products B = 2 0.62–0.78 but B = 6 1.07–1.16) and Zen 4's,
-   whose 16-float multiply-adds take two cycles each (not measured). */
+   whose 16-float multiply-adds take two cycles each (not measured). An rnn's 3 rows over at most
+   RNN_FEW_ROWS_MAX_HIDDEN units take step_few_rows, faster still (2026-12-06, RNN_FEW_ROWS). */
 int rk_step_runs_as_product(size_t gates, size_t batch, size_t hidden, int projects_input, rk_weights weights) {
     if (weights != RK_WEIGHTS_FLOAT32) return weights == RK_WEIGHTS_BFLOAT16;
     if (projects_input) return 1;
     if (hidden < PRODUCT_MIN_HIDDEN) return batch >= STEP_PRODUCT_MIN_ROWS;
     if (batch >= kernels()->step_product_min_rows) return 1;
+    if (gates == 1 && batch == RNN_FEW_ROWS && hidden <= RNN_FEW_ROWS_MAX_HIDDEN) return 0;
     return gates == 1 && batch >= WIDE_RNN_PRODUCT_MIN_ROWS && rk_wide_multiply_adds();
 }
 
