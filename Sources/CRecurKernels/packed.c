@@ -520,9 +520,12 @@ RK_INLINE v16f gate_activation16(int cell, int g_low, int g_high, v16f sum) {
 
 /* A product step's row of gate sums, `columns` of them (a multiple of 16) from gate FIRST of a block,
    replaced by their activations 16 at a time; a chunk's gates are constants, repeating every G/2 chunks
-   (G even) or G (odd: gru's [r z], [n r], [z n] from r). Half the instructions of 8 at a time, whose loop
-   over every row, block and gate took 9% of LSTM-256 B = 32's time as measured by leaving it out (4% of
-   LSTM-512 B = 64's). */
+   (G even) or G (odd: gru's [r z], [n r], [z n] from r). The loop 8 at a time over every row, block and
+   gate took 9% of LSTM-256 B = 32's time, as measured by leaving it out (3% of LSTM-512 B = 64's); this
+   one, a switch in one process on an Intel Xeon VM (family 6 model 207), same bits: LSTM-256 B = 32 0.978,
+   LSTM-128 B = 128 0.978, RNN-512 B = 64 0.981, GRU-512 B = 64 0.990, LSTM-512 B = 64 0.998. The rest of
+   the activations' time is the division's (perf: the samples fall just after `vdivps`), which a wider
+   vector does not speed up. */
 RK_INLINE void activate_gates_from(int cell, int G, int FIRST, float *row, size_t columns) {
     const int PERIOD = G % 2 == 0 ? G / 2 : G;
     for (size_t c = 0; c < columns; c += (size_t)PERIOD * 16)
