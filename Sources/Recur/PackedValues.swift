@@ -80,9 +80,9 @@ private func wholeHugePages(_ buffer: UnsafeMutableRawBufferPointer) -> (first: 
 /// of page table entries (16 MiB is 4096 pages, about twice the entries of a recent core's
 /// second-level TLB) and the hardware prefetchers stop at every 4 KiB boundary. Measured on an Intel
 /// Xeon VM (family 6 model 207, 2 MiB of L2 a core), one process, the same run with its packed weights
-/// on huge pages against 4 KiB ones, passes alternating, same bits: LSTM-1002 I = 830 B = 32 T = 12 0.97, LSTM-899 I = 106 B = 32 0.96,
-/// LSTM-1024 B = 1 0.98, LSTM-2048 B = 4 0.99, LSTM-256 B = 32 0.99 and LSTM-512 B = 64 1.00; one
-/// core's product of 16 rows over 16 MiB of weights 0.93.
+/// on huge pages against 4 KiB ones, passes alternating, same bits: LSTM-1002 I = 830 B = 32 T = 12
+/// 0.97, LSTM-899 I = 106 B = 32 0.96, LSTM-1024 B = 1 0.98, LSTM-2048 B = 4 0.99, LSTM-256 B = 32
+/// 0.99 and LSTM-512 B = 64 1.00; one core's product of 16 rows over 16 MiB of weights 0.93.
 ///
 /// Advice only: where the kernel has no transparent huge pages (EINVAL) or none free, the values stay
 /// on small pages, correct and slower, so the answer is not checked. Buffers without a whole huge

@@ -27,7 +27,7 @@ static int failures = 0;
 enum { BLOCK = 1 << 14 };
 typedef enum { TANH, SIGMOID, RELU } activation;
 
-/* n a multiple of 16. */
+/* f over x's n values into y, 8 floats at a time (apply) or 16 (apply16; n a multiple of 16). */
 __attribute__((noinline)) static void apply(activation which, const float *x, float *y, size_t n) {
     for (size_t j = 0; j < n; j += 8) {
         v8f v = load8(x + j);
