@@ -492,30 +492,43 @@ RK_INLINE size_t gate_column(int G, size_t u, int g) { return (u * (size_t)G + (
    B = 64 0.993; LSTM-100 B = 5 1.011–1.026 against A/A 1.005–1.009, LSTM-64 B = 4 1.003). */
 enum { MAX_GATES = 4 };
 
-/* Gate g's activation from its sum: lstm's σ(i), σ(f), tanh(g), σ(o); gru's σ(r), σ(z), and its n gate's
-   recurrent sum as it is (the activation comes after r gates it, step_finish); an rnn's tanh or relu. */
-RK_INLINE v8f gate_activation(int cell, int g, v8f sum) {
+/* What gate g's sum goes through: lstm's σ(i), σ(f), tanh(g), σ(o); gru's σ(r), σ(z), and its n gate's
+   recurrent sum as it is (the activation comes after r gates it, step_finish); an rnn's tanh or relu.
+   gate_activation and gate_activation16 both read it, so the two widths cannot disagree on a gate. */
+typedef enum { GATE_SIGMOID, GATE_TANH, GATE_RELU, GATE_AS_IS } gate_kind;
+
+RK_INLINE gate_kind gate_kind_of(int cell, int g) {
     switch (cell) {
-    case RK_CELL_LSTM: return g == 2 ? vtanh(sum) : vsigmoid(sum);
-    case RK_CELL_GRU: return g == 2 ? sum : vsigmoid(sum);
-    case RK_CELL_RNN_RELU: return vrelu(sum);
-    default: return vtanh(sum);
+    case RK_CELL_LSTM: return g == 2 ? GATE_TANH : GATE_SIGMOID;
+    case RK_CELL_GRU: return g == 2 ? GATE_AS_IS : GATE_SIGMOID;
+    case RK_CELL_RNN_RELU: return GATE_RELU;
+    default: return GATE_TANH;
+    }
+}
+
+/* Gate g's activation from its sum (gate_kind_of). */
+RK_INLINE v8f gate_activation(int cell, int g, v8f sum) {
+    switch (gate_kind_of(cell, g)) {
+    case GATE_SIGMOID: return vsigmoid(sum);
+    case GATE_TANH: return vtanh(sum);
+    case GATE_RELU: return vrelu(sum);
+    default: return sum;
     }
 }
 
 /* gate_activation over 16 sums whose first 8 are gate g_low's and last 8 gate g_high's: one tanh of
    all 16 lanes, each σ lane's sum halved first and its tanh halved and raised by ½ after, as vsigmoid
-   computes it, and gru's n lanes left as they are. The same operations lane for lane as
-   gate_activation on each half, so the same bits. */
+   computes it, and the lanes kept as they are left so. The same operations lane for lane as
+   gate_activation on each half, so the same bits. A relu cell's gates are all relu. */
 RK_INLINE v16f gate_activation16(int cell, int g_low, int g_high, v16f sum) {
-    if (cell == RK_CELL_RNN_RELU) return vrelu16(sum);
-    int sigmoid_low = cell != RK_CELL_RNN_TANH && g_low != 2, sigmoid_high = cell != RK_CELL_RNN_TANH && g_high != 2;
-    v16f scale = join16(splat(sigmoid_low ? 0.5f : 1.0f), splat(sigmoid_high ? 0.5f : 1.0f));
+    gate_kind low = gate_kind_of(cell, g_low), high = gate_kind_of(cell, g_high);
+    if (low == GATE_RELU) return vrelu16(sum);
+    v16f scale = join16(splat(low == GATE_SIGMOID ? 0.5f : 1.0f), splat(high == GATE_SIGMOID ? 0.5f : 1.0f));
     v16f t = vtanh16(scale * sum);
     v16f activated = select16(scale < splat16(1.0f), splat16(0.5f) * t + splat16(0.5f), t);
-    if (cell != RK_CELL_GRU) return activated;
-    v16f n_gate = join16(splat(g_low == 2 ? 1.0f : 0.0f), splat(g_high == 2 ? 1.0f : 0.0f));
-    return select16(n_gate > splat16(0.0f), sum, activated);
+    if (low != GATE_AS_IS && high != GATE_AS_IS) return activated;
+    v16f as_is = join16(splat(low == GATE_AS_IS ? 1.0f : 0.0f), splat(high == GATE_AS_IS ? 1.0f : 0.0f));
+    return select16(as_is > splat16(0.0f), sum, activated);
 }
 
 /* A product step's row of gate sums, `columns` of them (a multiple of 16) from gate FIRST of a block,
