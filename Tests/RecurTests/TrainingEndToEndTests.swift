@@ -51,16 +51,9 @@ import Testing
         // The engine loads the file as it is and, through its own tokenizer, classifies held-out text.
         let model = try Model(path: out)
         #expect(model.architecture.labels == ["neg", "pos"])
-        let tokenizer = try #require(model.tokenizer)
         let texts = ["it was great , not awful", "it was not fine but poor", "it was bad , not good", "it was not awful but great"]
         let expected = [1, 0, 0, 1]
-        let encoded = texts.map(tokenizer.encode)
-        let steps = encoded.map(\.count).max() ?? 1
-        var ids = [Int64](repeating: 0, count: texts.count * steps)
-        for (b, row) in encoded.enumerated() { for (t, id) in row.enumerated() { ids[b * steps + t] = Int64(id) } }
-        let output = try model.run(["input": try .int64(ids, shape: [texts.count, steps]),
-                                    "lengths": try .int64(encoded.map { Int64($0.count) }, shape: [texts.count])])[0].tensor
-        let probabilities = try #require(output.floats)
+        let (probabilities, _) = try runTexts(model, texts)
         for b in 0..<texts.count {
             #expect(probabilities[b * 2 + expected[b]] > 0.5, "\(texts[b])")
         }

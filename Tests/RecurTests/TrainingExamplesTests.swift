@@ -8,24 +8,12 @@ import Testing
     static let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("examples").path
 
-    /// Runs token ids of `texts` through `model`; returns the output values and the lengths.
-    private func run(_ model: Model, _ texts: [String]) throws -> (values: [Float], steps: Int) {
-        let tokenizer = try #require(model.tokenizer)
-        let encoded = texts.map(tokenizer.encode)
-        let steps = encoded.map(\.count).max() ?? 1
-        var ids = [Int64](repeating: 0, count: texts.count * steps)
-        for (b, row) in encoded.enumerated() { for (t, id) in row.enumerated() { ids[b * steps + t] = Int64(id) } }
-        let output = try model.run(["input": try .int64(ids, shape: [texts.count, steps]),
-                                    "lengths": try .int64(encoded.map { Int64($0.count) }, shape: [texts.count])])[0].tensor
-        return (try #require(output.floats), steps)
-    }
-
     @Test func sentimentFollowsWordOrder() throws {
         let model = try Model(path: Self.examples + "/sentiment.safetensors")
         let labels = try #require(model.architecture.labels)
         let cases = [("the food was good , not bad", "pos"), ("the food was bad , not good", "neg"),
                      ("the plot was not great but dull", "neg"), ("the plot was not dull but great", "pos")]
-        let (probabilities, _) = try run(model, cases.map(\.0))
+        let (probabilities, _) = try runTexts(model, cases.map(\.0))
         for (b, (text, label)) in cases.enumerated() {
             let row = Array(probabilities[(b * labels.count)..<((b + 1) * labels.count)])
             let best = row.indices.max { row[$0] < row[$1] } ?? 0
@@ -36,7 +24,7 @@ import Testing
     @Test func taggerTellsNounFromVerbByContext() throws {
         let model = try Model(path: Self.examples + "/tagger.safetensors")
         let tags = try #require(model.architecture.labels)
-        let (logProbabilities, steps) = try run(model, ["we book the light", "the light slept near my book"])
+        let (logProbabilities, steps) = try runTexts(model, ["we book the light", "the light slept near my book"])
         func tagged(_ b: Int, _ count: Int) -> [String] {
             (0..<count).map { t in
                 let row = Array(logProbabilities[((b * steps + t) * tags.count)..<((b * steps + t + 1) * tags.count)])
@@ -50,7 +38,7 @@ import Testing
     @Test func charsModelGeneratesWords() throws {
         let model = try Model(path: Self.examples + "/chars.safetensors")
         #expect(model.canGenerate)
-        let (logits, steps) = try run(model, ["The old sailo"])
+        let (logits, steps) = try runTexts(model, ["The old sailo"])
         // After "sailo" the model must expect "r".
         let vocabulary = try #require(model.architecture.vocabulary)
         let width = vocabulary.count

@@ -1,6 +1,7 @@
 import Foundation
 import Recur
 @testable import RecurTraining
+import Testing
 
 /// Tests/RecurTests/Fixtures.
 let trainingFixtures: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
@@ -36,4 +37,17 @@ func randomBatch(_ network: Network, batch: Int, steps: Int, seed: UInt64, initi
 func meanLoss(_ network: Network, _ parameters: [Float], _ batch: Batch, training: Bool = true) -> Double {
     let (result, _) = Trainer.evaluate(network, parameters, batch, training: training, dropoutSeed: 99, wantGradient: false)
     return result.loss / Double(result.targets)
+}
+
+/// Runs `texts`, as token ids of the model's own tokenizer padded to the longest with their lengths,
+/// through `model`; returns the first output's values and the steps (the longest text's tokens).
+func runTexts(_ model: Model, _ texts: [String]) throws -> (values: [Float], steps: Int) {
+    let tokenizer = try #require(model.tokenizer)
+    let encoded = texts.map(tokenizer.encode)
+    let steps = encoded.map(\.count).max() ?? 1
+    var ids = [Int64](repeating: 0, count: texts.count * steps)
+    for (b, row) in encoded.enumerated() { for (t, id) in row.enumerated() { ids[b * steps + t] = Int64(id) } }
+    let output = try model.run(["input": try .int64(ids, shape: [texts.count, steps]),
+                                "lengths": try .int64(encoded.map { Int64($0.count) }, shape: [texts.count])])[0].tensor
+    return (try #require(output.floats), steps)
 }
