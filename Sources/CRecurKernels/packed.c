@@ -1343,12 +1343,19 @@ void rk_step_prepare_rows(const rk_step *step) {
     else copy_aliasing_rows(step, G);
 }
 
-/* A step over few rows takes chunks of step_few_rows' blocks; batched otherwise, a gru's chunks start at
-   even blocks, where its tiles' pairs of blocks do. */
+/* A step over few rows takes chunks of step_few_rows' blocks; batched otherwise, an odd G's chunks (gru,
+   rnn) start at even blocks, where its tiles' pairs of blocks and a product step's panels (16 columns,
+   an rnn's two blocks) do. An rnn's chunks had started at any block: a product step over a range from an
+   odd block computed the panel it shares with the block before, in every STEP_PRODUCT_UNITS of it, so
+   the chunks that started odd computed 5 panels for every 4 of their own. Measured on an Intel Xeon VM
+   (family 6 model 207), a switch in one process, same bits, split steps (W_hh beyond the L2), T = 20,
+   I = H unless said: RNN-801 I = 948 B = 64 0.82, B = 32 0.83, RNN-800 B = 64 0.82, RNN-1000 0.87,
+   RNN-1100 0.85; level where the chunks started even before (RNN-768, RNN-900, RNN-1024 B = 16) and in
+   bands (RNN-600 B = 64, RNN-512 B = 4 and B = 8, RNN-200 B = 32). */
 size_t rk_step_unit_group(size_t gates, size_t batch) {
     int G = (int)gates;
     if (step_takes_few_rows(G, batch)) return (size_t)few_rows_units(G, (int)batch);
-    return G > 1 ? (size_t)tile_blocks(G) : 1;
+    return (size_t)tile_blocks(G);
 }
 
 void rk_recurrent_step(const rk_step *step, size_t unit_begin, size_t unit_end) {
