@@ -518,8 +518,9 @@ RK_INLINE v8f gate_activation(int cell, int g, v8f sum) {
 
 /* gate_activation over 16 sums whose first 8 are gate g_low's and last 8 gate g_high's: one tanh of
    all 16 lanes, each σ lane's sum halved first and its tanh halved and raised by ½ after, as vsigmoid
-   computes it, and the lanes kept as they are left so. The same operations lane for lane as
-   gate_activation on each half, so the same bits. A relu cell's gates are all relu. */
+   computes it, and the lanes of a sum that goes on as it is (gru's n gate) left unchanged. The same
+   operations lane for lane as gate_activation on each half, so the same bits. A relu cell's gates are
+   all relu. */
 RK_INLINE v16f gate_activation16(int cell, int g_low, int g_high, v16f sum) {
     gate_kind low = gate_kind_of(cell, g_low), high = gate_kind_of(cell, g_high);
     if (low == GATE_RELU) return vrelu16(sum);
