@@ -29,7 +29,9 @@
  * rnn's in bands of 14 and 15, the others' split by units), and a projection ahead whose tall tiles
  * copy rows of x 4 KiB apart (I = 1024, 13 rows);
  * 5 rows of lstm in bands of 2 and 3, the 3-row band's input projection for its last steps (its first,
- * reversed) computed by the 2-row band's thread (T = 60);
+ * reversed) computed by the 2-row band's thread (T = 60); 6 and 7 rows of lstm's 150 units in bands of 3
+ * and 4 where W_hh is under a quarter of the L2 (steps too large for bands of 2; split by units with an L2
+ * under 1.4 MiB);
  * a lone row (and an rnn's 2 or 3 rows) runs through the few-rows step, several unit blocks at
  * once, after the projection of every step; in bfloat16 every step is a product. Last, one step
  * split into two ranges of unit blocks at an odd block against the whole step, and against a driver
@@ -370,6 +372,8 @@ int main(void) {
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 29, 2, 8, 1024, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 13, 2, 1024, 64, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 5, 60, 37, 100, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 6, 5, 300, 150, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 7, 5, 40, 150, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 23, 5, 7, 44, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 12, 3, 7, 300, reverse, with_lengths);
     const size_t split_batches[] = {2, 5, 7, 9, 13};
