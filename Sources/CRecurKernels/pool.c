@@ -97,18 +97,27 @@ enum { BAND_MIN_ROWS = 4, STREAMING_BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES
    short rows have no wide tile they were slower with the vCPUs close (GRU-128 B = 5 1.12, RNN-128 B = 5
    1.14; GRU-100 B = 6 0.93). Steps too small to split, which ran on one thread beside their
    projection, take such bands too (bench/ab, passes back to back: LSTM-32 B = 4 0.92, LSTM-48 B = 6
-   0.75). A larger step takes such bands from HELD_WIDE_TILE_BAND_MIN_ROWS rows when W_hh takes less than a
-   quarter of the L2 (weights_fill_l2_quarter; with 2 MiB, an lstm of up to 176 units): each band then
-   reads all of W_hh every step where a split step reads half, but from its own L2 and with no barrier.
-   Measured on the Intel Xeon VM (2 MiB of L2 a core; a switch in one process, passes back to back, same
-   bits, T = 50, I = H unless said; bands against split steps): LSTM-150 B = 6 0.89 (I = 64 0.87, I = 880
-   0.93), B = 7 0.87–0.92 (I = 880 0.91), LSTM-158 I = 880 B = 6 0.95 (a random draw's, 1.03 behind
-   PyTorch), LSTM-170 B = 6 0.90–0.96, B = 7 0.86–0.98, LSTM-176 B = 7 0.91, LSTM-128 B = 6 0.91–0.97,
-   B = 7 0.89–0.95 (T = 20 0.90, T = 200 0.89). Bands of 2 rows were level or slower (LSTM-170 and
-   LSTM-181 B = 4 1.01–1.02, B = 5 0.98–1.03). Past the quarter, bands of 3 rows still gained a little
-   up to 200 units (LSTM-181 B = 6 0.90–0.93, LSTM-200 B = 6 0.92–0.99) and not from half the L2
-   (LSTM-256 B = 6 0.98–1.00, B = 4 1.08–1.16, LSTM-320 B = 6 1.03–1.08, LSTM-360 B = 6 1.14–1.21). */
-enum { SMALL_STEP_WORK = 1 << 17, WIDE_TILE_BAND_MIN_ROWS = 2, HELD_WIDE_TILE_BAND_MIN_ROWS = 3 };
+   0.75). */
+enum { SMALL_STEP_WORK = 1 << 17, WIDE_TILE_BAND_MIN_ROWS = 2 };
+/* Bands of HELD_BAND_MIN_ROWS rows, when W_hh takes less than a quarter of the L2 (weights_fill_l2_quarter;
+   with 2 MiB, an lstm of up to 178 units, a gru of 208, an rnn of 356): an lstm's in wide tiles whatever
+   its step, any cell's where the CPU completes two multiply-adds of 16 floats a cycle
+   (rk_wide_multiply_adds). Each band reads all of W_hh every step where a split step reads half, but
+   from its own L2, with no barrier and no exchange of h_prev. Measured on the Intel Xeon VM (2 MiB of L2
+   a core; a switch in one process, passes back to back, same bits, T = 50, I = H unless said; bands
+   against split steps): LSTM-150 B = 6 0.89 (I = 64 0.87, I = 880 0.93), B = 7 0.87–0.92, LSTM-158
+   I = 880 B = 6 0.95 (a random draw's, 1.03 behind PyTorch), LSTM-170 B = 6 0.90–0.96, B = 7 0.86–0.98,
+   LSTM-176 B = 7 0.91, LSTM-128 B = 6 0.91–0.97, B = 7 0.89–0.95 (T = 20 0.90, T = 200 0.89); GRU-64
+   B = 6–7 0.78 (I = 880 0.85–0.87), GRU-128 0.88–0.91, GRU-150 0.85–0.92, GRU-180 0.90–0.94, GRU-204
+   0.87–0.91; RNN-64 B = 6 0.56 (I = 880 0.87), B = 7 0.46 (0.80), RNN-128 0.49–0.76, RNN-200 B = 7 0.58,
+   RNN-256 B = 6 0.96–1.00, B = 7 0.82–0.92, relu RNN-64 and RNN-128 0.46–0.88, relu RNN-256 0.73–0.94, RNN-300 I = 880 B = 6 0.90.
+   Bands of 2 rows were level or slower (LSTM-170 and LSTM-181 B = 4 1.01–1.02, B = 5 0.98–1.03). Past
+   the quarter, an lstm's bands of 3 rows still gained a little up to 200 units (LSTM-181 B = 6
+   0.90–0.93, LSTM-200 B = 6 0.92–0.99) and not from half the L2 (LSTM-256 B = 6 0.98–1.00, B = 4
+   1.08–1.16, LSTM-320 B = 6 1.03–1.08, LSTM-360 B = 6 1.14–1.21). With the AVX2 kernels on the same CPU
+   a gru's and an rnn's were mixed (GRU-150 B = 6 1.06, GRU-200 B = 7 1.00, RNN-256 B = 6 0.88, RNN-300
+   B = 7 1.08), so other CPUs keep BAND_MIN_ROWS for them. */
+enum { HELD_BAND_MIN_ROWS = 3 };
 /* A band's thread computes its rows' input projection itself, ahead of its steps or in them. In them it
    pays from BAND_PROJECTING_MIN_ROWS rows, fewer than a step over all the rows needs
    (rk_step_projects_input, which weighs a projection that the threads share ahead), when the input
@@ -503,7 +512,7 @@ static size_t recurrent_weight_bytes(const rk_sequence *s) {
 
 /* Whether W_hh takes a quarter of a core's L2 or more (BAND_HELD_WEIGHT_SHARE): a band's steps then wait for
    weights that other data evicts from the L2 (band_waits_for_l2), and bands of few rows lose more to reading
-   all of W_hh than the split's barrier costs (HELD_WIDE_TILE_BAND_MIN_ROWS). */
+   all of W_hh than the split's barrier costs (HELD_BAND_MIN_ROWS). */
 enum { BAND_HELD_WEIGHT_SHARE = 4 };
 static int weights_fill_l2_quarter(const rk_sequence *s) {
     return recurrent_weight_bytes(s) * BAND_HELD_WEIGHT_SHARE >= core_cache();
@@ -596,10 +605,10 @@ static size_t band_count(const rk_sequence *s, size_t owners) {
     size_t band_weight_limit = (streams ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
     size_t widest_band = (B + owners - 1) / owners, wide_tile_rows = rk_step_wide_tile_rows(G);
     int small_step = step_work(s) <= owners * SMALL_STEP_WORK, wide_tiles = !band_products && widest_band <= wide_tile_rows;
-    size_t band_min_rows = !wide_tiles                  ? BAND_MIN_ROWS
-                           : small_step                 ? WIDE_TILE_BAND_MIN_ROWS
-                           : !weights_fill_l2_quarter(s) ? HELD_WIDE_TILE_BAND_MIN_ROWS
-                                                        : BAND_MIN_ROWS;
+    size_t band_min_rows = wide_tiles && small_step  ? WIDE_TILE_BAND_MIN_ROWS
+                           : weights_fill_l2_quarter(s) ? BAND_MIN_ROWS
+                           : wide_tiles || rk_wide_multiply_adds() ? HELD_BAND_MIN_ROWS
+                                                                 : BAND_MIN_ROWS;
     return owners > 1 && B >= owners * band_min_rows && recurrent_weight_bytes(s) <= band_weight_limit ? owners : 1;
 }
 

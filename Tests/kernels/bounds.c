@@ -29,9 +29,9 @@
  * rnn's in bands of 14 and 15, the others' split by units), and a projection ahead whose tall tiles
  * copy rows of x 4 KiB apart (I = 1024, 13 rows);
  * 5 rows of lstm in bands of 2 and 3, the 3-row band's input projection for its last steps (its first,
- * reversed) computed by the 2-row band's thread (T = 60); 6 and 7 rows of lstm's 150 units in bands of 3
- * and 4 where W_hh is under a quarter of the L2 (steps too large for bands of 2; split by units with an L2
- * under 1.4 MiB);
+ * reversed) computed by the 2-row band's thread (T = 60); 6 and 7 rows of 150 units in bands of 3 and 4
+ * where W_hh is under a quarter of the L2 (lstm's in wide tiles; the other cells' where the CPU has two
+ * multiply-adds of 16 floats a cycle; split by units with an L2 under 1.4 MiB);
  * a lone row (and an rnn's 2 or 3 rows) runs through the few-rows step, several unit blocks at
  * once, after the projection of every step; in bfloat16 every step is a product. Last, one step
  * split into two ranges of unit blocks at an odd block against the whole step, and against a driver
