@@ -20,6 +20,7 @@
 #include "recur_kernels.h"
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -500,14 +501,50 @@ static size_t projection_work(const rk_sequence *s) {
     return s->steps * s->batch * rk_cell_gates(s->cell) * s->hidden * s->input_size;
 }
 
-/* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
-   rows' input projection is not computed ahead. */
-static int steps_project_input(const rk_sequence *s, size_t rows) {
-    return rk_step_projects_input(rk_cell_gates(s->cell), rows, s->input_size, s->hidden, weight_format(s), core_cache());
-}
-
 static size_t recurrent_weight_bytes(const rk_sequence *s) {
     return rk_recurrent_packed_size(rk_cell_gates(s->cell), s->hidden) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
+}
+
+/* The L3 that cpu0 shares with other cores, in bytes, read once (racing first callers store the same
+   answer): sysfs's size of its cache index 3, which on a Zen 1 EPYC is its core complex's 8 MiB where
+   sysconf reports the package's 64 MiB; sysconf's where sysfs does not say; 0 where neither does. */
+static size_t shared_cache(void) {
+    static _Atomic long known = -1;
+    long bytes = atomic_load_explicit(&known, memory_order_relaxed);
+    if (bytes >= 0) return (size_t)bytes;
+    bytes = 0;
+    FILE *file = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
+    if (file) {
+        long size = 0;
+        char unit = 0;
+        if (fscanf(file, "%ld%c", &size, &unit) >= 1 && size > 0)
+            bytes = unit == 'K' ? size << 10 : unit == 'M' ? size << 20 : size;
+        fclose(file);
+    }
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    if (bytes <= 0) bytes = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+    bytes = bytes > 0 ? bytes : 0;
+    atomic_store_explicit(&known, bytes, memory_order_relaxed);
+    return (size_t)bytes;
+}
+
+/* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
+   rows' input projection is not computed ahead, while `at_once` sequences like it run (a bidirectional
+   layer's two directions). Such steps read W_ih with W_hh every step, and so do the other sequences'; all
+   of those weights must fit in 1 / STEP_STREAM_L3_SHARE of the L3, or the steps wait for them from memory,
+   where a projection ahead reads W_ih once for all the steps. Measured on a Zen 1 VM (AMD EPYC family 23
+   model 1, 512 KiB of L2 a core, one L3 of 8 MiB; bench/ab, same bits, T = 100), projecting ahead against
+   in the steps: bidirectional LSTM-256 I = 512 B = 8 (3 MiB of weights a direction, two at once) 0.932,
+   LSTM-512 I = 256 B = 12 T = 60 (6 MiB) 0.972; LSTM-256 I = 256 B = 8 (2 MiB, one sequence over both
+   threads) 1.038, so it still projects in its steps. With the 32 MiB L3 of the Zen 3 and Zen 4 VMs every
+   shape that rk_step_projects_input chose there stays as measured there. */
+enum { STEP_STREAM_L3_SHARE = 2 };
+static int steps_project_input(const rk_sequence *s, size_t rows, size_t at_once) {
+    size_t G = rk_cell_gates(s->cell), l3 = shared_cache();
+    size_t streamed = (rk_input_packed_size(G, s->hidden, s->input_size) * sizeof(float) + recurrent_weight_bytes(s)) * at_once;
+    return rk_step_projects_input(G, rows, s->input_size, s->hidden, weight_format(s), core_cache()) &&
+           (l3 == 0 || streamed * STEP_STREAM_L3_SHARE <= l3);
 }
 
 /* Whether W_hh takes a quarter of a core's L2 or more (BAND_HELD_WEIGHT_SHARE): a band's steps then wait for
@@ -549,10 +586,10 @@ static int band_waits_for_l2(const rk_sequence *s, size_t rows) {
    RNN-512 B = 8 0.63–0.77, B = 16 0.81–0.89, B = 32 0.95, I = 128 B = 16 0.94, T = 50 B = 64 0.99,
    RNN-400 B = 8 0.89, RNN-700 B = 8 0.61, B = 32 0.94, I = 128 B = 24 0.98, relu RNN-512 B = 8 0.76,
    RNN-600 B = 12 0.72; under the rule's quarter of the L2, RNN-300 B = 10 0.95 but RNN-256 B = 12 1.04. */
-static int band_projects_input(const rk_sequence *s, size_t rows) {
-    int projects = steps_project_input(s, rows) ||
+static int band_projects_input(const rk_sequence *s, size_t rows, size_t at_once) {
+    int projects = steps_project_input(s, rows, at_once) ||
                    (rows >= BAND_PROJECTING_MIN_ROWS && s->cell != RK_CELL_GRU && s->input_size <= s->hidden &&
-                    steps_project_input(s, SIZE_MAX));
+                    steps_project_input(s, SIZE_MAX, at_once));
     return projects && !band_waits_for_l2(s, rows);
 }
 
@@ -565,6 +602,7 @@ typedef struct {
     int projects_input;         /* steps over all the rows compute their own input part */
     size_t length;              /* steps that run: the longest sequence */
     size_t owners;              /* threads the work is nominally dealt to */
+    size_t at_once;             /* sequences run beside it, itself included (steps_project_input) */
     int steps_alone;            /* steps too small to split (MIN_PARALLEL_STEP_WORK): one thread runs them all */
     _Atomic int steps_taken;    /* when steps_alone: set by the thread that runs them */
     size_t step_owners;         /* threads each step is split between: owners, or 1 when steps_alone */
@@ -596,11 +634,11 @@ static size_t longest(const rk_sequence *s, size_t row_begin, size_t row_end) {
     return length;
 }
 
-/* The bands of rows a sequence that `owners` threads run is split into (BAND_MIN_ROWS): one per owner,
-   or 1 for none. */
-static size_t band_count(const rk_sequence *s, size_t owners) {
+/* The bands of rows a sequence that `owners` threads run, beside `at_once - 1` others, is split into
+   (BAND_MIN_ROWS): one per owner, or 1 for none. */
+static size_t band_count(const rk_sequence *s, size_t owners, size_t at_once) {
     size_t B = s->batch, H = s->hidden, G = rk_cell_gates(s->cell), band_rows = B / owners;
-    int band_products = rk_step_runs_as_product(G, band_rows, H, band_projects_input(s, band_rows), weight_format(s));
+    int band_products = rk_step_runs_as_product(G, band_rows, H, band_projects_input(s, band_rows, at_once), weight_format(s));
     int streams = band_products && band_rows >= STREAMING_BAND_MIN_ROWS && !(G == 1 && rk_wide_multiply_adds());
     size_t band_weight_limit = (streams ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
     size_t widest_band = (B + owners - 1) / owners, wide_tile_rows = rk_step_wide_tile_rows(G);
@@ -630,9 +668,9 @@ enum { HANDED_TRANSFER = 24 };
    With r rows in a light band, `heavy` bands of r + 1 and `light` of r, and n steps handed: a heavy
    band's thread does (r + 1)·T·(S + P) − (r + 1)·n·P, a light band's
    r·T·(S + P) + (heavy / light)·(r + 1)·n·(P + X); even when n = T·(S + P)·light / ((r + 1)·(P·bands + X·heavy)). */
-static size_t handed_steps(const rk_sequence *s, size_t bands) {
+static size_t handed_steps(const rk_sequence *s, size_t bands, size_t at_once) {
     size_t B = s->batch, T = s->steps, heavy = B % bands, rows = B / bands;
-    if (heavy == 0 || s->input_size == 0 || band_projects_input(s, rows + 1)) return 0;
+    if (heavy == 0 || s->input_size == 0 || band_projects_input(s, rows + 1, at_once)) return 0;
     size_t step = s->hidden, projection = s->input_size, light = bands - heavy;
     size_t even = T * (step + projection) * light / ((rows + 1) * (projection * bands + heavy * HANDED_TRANSFER));
     return even < T ? even : T;
@@ -644,21 +682,22 @@ static size_t band_first_row(const sequence_run *r, size_t band) {
     return band <= light ? band * rows : light * rows + (band - light) * (rows + 1);
 }
 
-static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners) {
+static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners, size_t at_once) {
     size_t B = s->batch, T = s->steps, H = s->hidden, columns = rk_gate_columns(rk_cell_gates(s->cell), H);
     r->s = s;
     r->columns = columns;
     r->partial_floats = rk_step_partial_size(rk_cell_gates(s->cell), B, H, weight_format(s));
-    r->projects_input = steps_project_input(s, B);
+    r->projects_input = steps_project_input(s, B, at_once);
+    r->at_once = at_once;
     r->length = longest(s, 0, B);
     r->owners = owners;
     r->steps_alone = step_work(s) < MIN_PARALLEL_STEP_WORK;
     r->step_owners = r->steps_alone ? 1 : owners;
     atomic_init(&r->steps_taken, 0);
-    r->bands = band_count(s, owners);
+    r->bands = band_count(s, owners, at_once);
     atomic_init(&r->next_band, 0);
     r->light_bands = r->bands - B % r->bands;
-    r->handed_steps = handed_steps(s, r->bands);
+    r->handed_steps = handed_steps(s, r->bands, at_once);
     atomic_init(&r->handed_word, 0);
     atomic_init(&r->handed_sleepers, 0);
     size_t most = owners * CHUNKS_PER_THREAD;
@@ -823,7 +862,7 @@ static void run_band(sequence_run *r, size_t band, size_t thread) {
     const rk_sequence *s = r->s;
     size_t T = s->steps, row_begin = band_first_row(r, band), row_end = band_first_row(r, band + 1);
     size_t n = r->handed_steps, first_handed = handed_first_time(r);
-    int projects_input = band_projects_input(s, row_end - row_begin), heavy = n > 0 && band >= r->light_bands;
+    int projects_input = band_projects_input(s, row_end - row_begin, r->at_once), heavy = n > 0 && band >= r->light_bands;
     if (n > 0 && !heavy) project_handed(r, band);
     /* A heavy band's own times: all but the handed ones, which are its last or, reversed, its first. */
     if (!projects_input) project_times(r, band, heavy && s->reverse ? n : 0, heavy && !s->reverse ? T - n : T);
@@ -991,7 +1030,7 @@ static size_t sequence_threads(const rk_sequence *s, size_t count, int in_burst,
         size_t banded = s->batch >= 2 * WIDE_TILE_BAND_MIN_ROWS ? s->steps * step_work(s) + projection_work(s) : 0;
         if (banded < MIN_PARALLEL_WORK && projection_work(s) < MIN_PARALLEL_WORK) return 1;
         pthread_once(&pool.once, pool_start);
-        shareable = band_count(s, pool.workers + 1) > 1 ? banded : projection_work(s);
+        shareable = band_count(s, pool.workers + 1, 1) > 1 ? banded : projection_work(s);
         if (shareable < MIN_PARALLEL_WORK) return 1;
     }
     pthread_once(&pool.once, pool_start);
@@ -1026,7 +1065,7 @@ void rk_run_sequences(const rk_sequence *sequences, size_t count) {
         const rk_sequence *s = &sequences[first];
         size_t threads = sequence_threads(s, job.count, in_burst, contended);
         job.per_sequence = threads > job.count ? threads / job.count : 1;
-        for (size_t i = 0; i < job.count; i++) sequence_init(&job.runs[i], &sequences[first + i], job.per_sequence);
+        for (size_t i = 0; i < job.count; i++) sequence_init(&job.runs[i], &sequences[first + i], job.per_sequence, job.count);
         parallel(sequences_task, &job, job.per_sequence * job.count);
         for (size_t i = 0; i < job.count; i++) sequence_finish(&job.runs[i]);
     }

@@ -16,16 +16,22 @@ kernels="$root/Sources/CRecurKernels"
 # asan_build OUTPUT SOURCE...: the sources and the kernels' headers under AddressSanitizer. The linker's
 # notes about AddressSanitizer's local symbols are noise; shown only on failure. No variable-length
 # arrays: inlined into a loop, one stays a stack allocation every iteration (packed.c, MAX_GATES).
+asan_flags=(-O1 -g -fsanitize=address -fno-omit-frame-pointer -fno-math-errno -Wno-psabi -Werror=vla -I "$kernels/include")
 asan_build() {
     local output="$1"
     shift
-    if ! "$clang" -O1 -g -fsanitize=address -fno-omit-frame-pointer -fno-math-errno -Wno-psabi -Werror=vla -I "$kernels/include" \
-        "$@" -o "$output" -lpthread -lm 2>"$output.log"; then
+    if ! "$clang" "${asan_flags[@]}" "$@" -o "$output" -lpthread -lm 2>"$output.log"; then
         cat "$output.log" >&2
         exit 1
     fi
 }
-asan_build "$out/bounds" "$kernels/packed.c" "$kernels/pool.c" "$kernels/kernels.c" "$root/Tests/kernels/bounds.c"
+# The kernels compiled once for bounds and placement: packed.c alone takes minutes under ASan.
+kernel_objects=()
+for source in packed pool kernels; do
+    "$clang" "${asan_flags[@]}" -c "$kernels/$source.c" -o "$out/$source.o"
+    kernel_objects+=("$out/$source.o")
+done
+asan_build "$out/bounds" "${kernel_objects[@]}" "$root/Tests/kernels/bounds.c"
 variants=(portable avx2 avx512_tiles_on_avx2)
 # The kernels ignore a RECUR_KERNELS the CPU cannot run (and bounds then refuses to compare), so
 # avx512 is asked for only where the CPU has what its cpu_runs check requires.
@@ -41,10 +47,10 @@ for variant in "${variants[@]:2}"; do
         exit 1
     fi
 done
-asan_build "$out/copy" "$kernels/kernels.c" "$root/Tests/kernels/copy.c"
+asan_build "$out/copy" "$out/kernels.o" "$root/Tests/kernels/copy.c"
 copies=$(ASAN_OPTIONS=detect_leaks=1 "$out/copy")
 # Where the pool's workers may run; it needs two CPUs, and says "not run" on fewer rather than pass.
-asan_build "$out/placement" "$kernels/packed.c" "$kernels/pool.c" "$kernels/kernels.c" "$root/Tests/kernels/placement.c"
+asan_build "$out/placement" "${kernel_objects[@]}" "$root/Tests/kernels/placement.c"
 placement="workers kept off the caller's CPU, none started when confined to one, woken by one caller's back-to-back small calls only"
 for mode in "" confined burst; do
     status=0
