@@ -111,8 +111,8 @@ enum { SMALL_STEP_WORK = 1 << 17, WIDE_TILE_BAND_MIN_ROWS = 2 };
    LSTM-176 B = 7 0.91, LSTM-128 B = 6 0.91–0.97, B = 7 0.89–0.95 (T = 20 0.90, T = 200 0.89); GRU-64
    B = 6–7 0.78 (I = 880 0.85–0.87), GRU-128 0.88–0.91, GRU-150 0.85–0.92, GRU-180 0.90–0.94, GRU-204
    0.87–0.91; RNN-64 B = 6 0.56 (I = 880 0.87), B = 7 0.46 (0.80), RNN-128 0.49–0.76, RNN-200 B = 7 0.58,
-   RNN-256 B = 6 0.96–1.00, B = 7 0.82–0.92, relu RNN-64 and RNN-128 0.46–0.88, relu RNN-256 0.73–0.94, RNN-300 I = 880 B = 6 0.90.
-   Bands of 2 rows were level or slower (LSTM-170 and LSTM-181 B = 4 1.01–1.02, B = 5 0.98–1.03). Past
+   RNN-256 B = 6 0.96–1.00, B = 7 0.82–0.92, relu RNN-64 and RNN-128 0.46–0.88, relu RNN-256 0.73–0.94,
+   RNN-300 I = 880 B = 6 0.90. Bands of 2 rows were level or slower (LSTM-170 and LSTM-181 B = 4 1.01–1.02, B = 5 0.98–1.03). Past
    the quarter, an lstm's bands of 3 rows still gained a little up to 200 units (LSTM-181 B = 6
    0.90–0.93, LSTM-200 B = 6 0.92–0.99) and not from half the L2 (LSTM-256 B = 6 0.98–1.00, B = 4
    1.08–1.16, LSTM-320 B = 6 1.03–1.08, LSTM-360 B = 6 1.14–1.21). With the AVX2 kernels on the same CPU
@@ -320,18 +320,38 @@ static long thread_budget(void) {
     return wanted > 0 && wanted < cores ? wanted : cores;
 }
 
-/* One core's L2 in bytes, read once (racing first callers store the same answer). */
-static size_t core_cache(void) {
-    static _Atomic size_t known;
-    size_t bytes = atomic_load_explicit(&known, memory_order_relaxed);
-    if (bytes > 0) return bytes;
-    bytes = FALLBACK_CORE_CACHE_BYTES;
-#ifdef _SC_LEVEL2_CACHE_SIZE
-    long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    if (reported > 0) bytes = (size_t)reported;
+/* cpu0's cache of `level` (2 or 3) in bytes, read once a level (racing first callers store the same
+   answer): the size sysfs gives for its cache index `level` (Linux lists L1's data and instruction caches
+   as indexes 0 and 1), which on a Zen 1 EPYC is its core complex's 8 MiB of L3 where sysconf reports the
+   package's 64 MiB; sysconf's where sysfs does not say; 0 where neither does. */
+static size_t cpu0_cache_bytes(int level) {
+    static _Atomic long known[4] = {-1, -1, -1, -1};
+    if (level < 2 || level > 3) return 0;
+    long bytes = atomic_load_explicit(&known[level], memory_order_relaxed);
+    if (bytes >= 0) return (size_t)bytes;
+    bytes = 0;
+    char path[64];
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", level);
+    FILE *file = fopen(path, "r");
+    if (file) {
+        long size = 0;
+        char unit = 0;
+        if (fscanf(file, "%ld%c", &size, &unit) >= 1 && size > 0)
+            bytes = unit == 'K' ? size << 10 : unit == 'M' ? size << 20 : size;
+        fclose(file);
+    }
+#if defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
+    if (bytes <= 0) bytes = sysconf(level == 2 ? _SC_LEVEL2_CACHE_SIZE : _SC_LEVEL3_CACHE_SIZE);
 #endif
-    atomic_store_explicit(&known, bytes, memory_order_relaxed);
-    return bytes;
+    bytes = bytes > 0 ? bytes : 0;
+    atomic_store_explicit(&known[level], bytes, memory_order_relaxed);
+    return (size_t)bytes;
+}
+
+/* One core's L2 in bytes. */
+static size_t core_cache(void) {
+    size_t bytes = cpu0_cache_bytes(2);
+    return bytes > 0 ? bytes : FALLBACK_CORE_CACHE_BYTES;
 }
 
 static void pool_start(void) {
@@ -505,30 +525,6 @@ static size_t recurrent_weight_bytes(const rk_sequence *s) {
     return rk_recurrent_packed_size(rk_cell_gates(s->cell), s->hidden) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
 }
 
-/* The L3 that cpu0 shares with other cores, in bytes, read once (racing first callers store the same
-   answer): sysfs's size of its cache index 3, which on a Zen 1 EPYC is its core complex's 8 MiB where
-   sysconf reports the package's 64 MiB; sysconf's where sysfs does not say; 0 where neither does. */
-static size_t shared_cache(void) {
-    static _Atomic long known = -1;
-    long bytes = atomic_load_explicit(&known, memory_order_relaxed);
-    if (bytes >= 0) return (size_t)bytes;
-    bytes = 0;
-    FILE *file = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
-    if (file) {
-        long size = 0;
-        char unit = 0;
-        if (fscanf(file, "%ld%c", &size, &unit) >= 1 && size > 0)
-            bytes = unit == 'K' ? size << 10 : unit == 'M' ? size << 20 : size;
-        fclose(file);
-    }
-#ifdef _SC_LEVEL3_CACHE_SIZE
-    if (bytes <= 0) bytes = sysconf(_SC_LEVEL3_CACHE_SIZE);
-#endif
-    bytes = bytes > 0 ? bytes : 0;
-    atomic_store_explicit(&known, bytes, memory_order_relaxed);
-    return (size_t)bytes;
-}
-
 /* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
    rows' input projection is not computed ahead, while `at_once` sequences like it run (a bidirectional
    layer's two directions). Such steps read W_ih with W_hh every step, and so do the other sequences'; all
@@ -541,7 +537,7 @@ static size_t shared_cache(void) {
    shape that rk_step_projects_input chose there stays as measured there. */
 enum { STEP_STREAM_L3_SHARE = 2 };
 static int steps_project_input(const rk_sequence *s, size_t rows, size_t at_once) {
-    size_t G = rk_cell_gates(s->cell), l3 = shared_cache();
+    size_t G = rk_cell_gates(s->cell), l3 = cpu0_cache_bytes(3);
     size_t streamed = (rk_input_packed_size(G, s->hidden, s->input_size) * sizeof(float) + recurrent_weight_bytes(s)) * at_once;
     return rk_step_projects_input(G, rows, s->input_size, s->hidden, weight_format(s), core_cache()) &&
            (l3 == 0 || streamed * STEP_STREAM_L3_SHARE <= l3);
