@@ -119,6 +119,20 @@ enum { SMALL_STEP_WORK = 1 << 17, WIDE_TILE_BAND_MIN_ROWS = 2 };
    a gru's and an rnn's were mixed (GRU-150 B = 6 1.06, GRU-200 B = 7 1.00, RNN-256 B = 6 0.88, RNN-300
    B = 7 1.08), so other CPUs keep BAND_MIN_ROWS for them. */
 enum { HELD_BAND_MIN_ROWS = 3 };
+/* An lstm's bands down to WIDE_TILE_BAND_MIN_ROWS rows whatever its step, while W_hh fits the L2, where
+   the variant's wide tile holds fewer than HELD_BAND_MIN_ROWS rows and the CPU's multiply-adds are not
+   wide (AVX2's 2-row wide tile): a band of 3 rows still reads each weight once a step, in a tile of its
+   own height whose 6 sums keep a Zen 1 core at 38 GFLOP/s of its 39 (a tile's loop alone, weights from
+   L2), and the split's barrier and exchange of h_prev every step cost more than reading all of W_hh from
+   the core's own L2. Measured on the Zen 1 VM (AMD EPYC family 23 model 1, 512 KiB of L2 a core; a
+   switch read at each call, through the Python binding, passes of the same model back to back, medians
+   of 20 after half a second; bands against split steps): LSTM-100 I = 37 B = 5 0.76–0.81 with the
+   vCPUs apart and 0.98 close (split steps there 1.05–1.18 ms and 0.82), LSTM-90 I = 64 B = 5 0.79–0.84,
+   LSTM-64 I = 32 B = 6 0.92, LSTM-100 B = 6 0.89–0.90, LSTM-90 B = 7 0.83–0.88, LSTM-64 B = 7
+   0.83–0.86, LSTM-128 B = 5 0.89–0.92, LSTM-150 B = 4 0.77, B = 6 0.82–0.90 (W_hh 70% of the L2);
+   LSTM-180 B = 5, whose W_hh passes the L2 and so keeps split steps, 0.98. On the Zen 3 VM (2026-12-03,
+   before each band's gx had a block of its own, band_gx) bands of 2–3 rows had measured LSTM-100 B = 5
+   1.08–1.12. */
 /* A band's thread computes its rows' input projection itself, ahead of its steps or in them. In them it
    pays from BAND_PROJECTING_MIN_ROWS rows, fewer than a step over all the rows needs
    (rk_step_projects_input, which weighs a projection that the threads share ahead), when the input
@@ -639,7 +653,8 @@ static size_t band_count(const rk_sequence *s, size_t owners, size_t at_once) {
     size_t band_weight_limit = (streams ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
     size_t widest_band = (B + owners - 1) / owners, wide_tile_rows = rk_step_wide_tile_rows(G);
     int small_step = step_work(s) <= owners * SMALL_STEP_WORK, wide_tiles = !band_products && widest_band <= wide_tile_rows;
-    size_t band_min_rows = wide_tiles && small_step  ? WIDE_TILE_BAND_MIN_ROWS
+    int short_wide_tiles = wide_tile_rows > 0 && wide_tile_rows < HELD_BAND_MIN_ROWS && !rk_wide_multiply_adds();
+    size_t band_min_rows = (wide_tiles && small_step) || short_wide_tiles ? WIDE_TILE_BAND_MIN_ROWS
                            : weights_fill_l2_quarter(s) ? BAND_MIN_ROWS
                            : wide_tiles || rk_wide_multiply_adds() ? HELD_BAND_MIN_ROWS
                                                                  : BAND_MIN_ROWS;
