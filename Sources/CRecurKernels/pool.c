@@ -112,12 +112,12 @@ enum { SMALL_STEP_WORK = 1 << 17, WIDE_TILE_BAND_MIN_ROWS = 2 };
    B = 6–7 0.78 (I = 880 0.85–0.87), GRU-128 0.88–0.91, GRU-150 0.85–0.92, GRU-180 0.90–0.94, GRU-204
    0.87–0.91; RNN-64 B = 6 0.56 (I = 880 0.87), B = 7 0.46 (0.80), RNN-128 0.49–0.76, RNN-200 B = 7 0.58,
    RNN-256 B = 6 0.96–1.00, B = 7 0.82–0.92, relu RNN-64 and RNN-128 0.46–0.88, relu RNN-256 0.73–0.94,
-   RNN-300 I = 880 B = 6 0.90. Bands of 2 rows were level or slower (LSTM-170 and LSTM-181 B = 4 1.01–1.02, B = 5 0.98–1.03). Past
-   the quarter, an lstm's bands of 3 rows still gained a little up to 200 units (LSTM-181 B = 6
-   0.90–0.93, LSTM-200 B = 6 0.92–0.99) and not from half the L2 (LSTM-256 B = 6 0.98–1.00, B = 4
-   1.08–1.16, LSTM-320 B = 6 1.03–1.08, LSTM-360 B = 6 1.14–1.21). With the AVX2 kernels on the same CPU
-   a gru's and an rnn's were mixed (GRU-150 B = 6 1.06, GRU-200 B = 7 1.00, RNN-256 B = 6 0.88, RNN-300
-   B = 7 1.08), so other CPUs keep BAND_MIN_ROWS for them. */
+   RNN-300 I = 880 B = 6 0.90. Bands of 2 rows were level or slower (LSTM-170 and LSTM-181 B = 4
+   1.01–1.02, B = 5 0.98–1.03). Past the quarter, an lstm's bands of 3 rows still gained a little up to
+   200 units (LSTM-181 B = 6 0.90–0.93, LSTM-200 B = 6 0.92–0.99) and not from half the L2 (LSTM-256
+   B = 6 0.98–1.00, B = 4 1.08–1.16, LSTM-320 B = 6 1.03–1.08, LSTM-360 B = 6 1.14–1.21). With the AVX2
+   kernels on the same CPU a gru's and an rnn's were mixed (GRU-150 B = 6 1.06, GRU-200 B = 7 1.00,
+   RNN-256 B = 6 0.88, RNN-300 B = 7 1.08), so other CPUs keep BAND_MIN_ROWS for them. */
 enum { HELD_BAND_MIN_ROWS = 3 };
 /* An lstm's bands down to WIDE_TILE_BAND_MIN_ROWS rows whatever its step, while W_hh fits the L2, where
    the variant's wide tile holds fewer than HELD_BAND_MIN_ROWS rows and the CPU's multiply-adds are not
