@@ -15,7 +15,8 @@
 // since every band would stream all of W_hh from memory each step: each thread first claims the
 // chunks of its own share (so its slice of W_hh stays warm in its own cache, as in DeepCPU, USENIX
 // ATC 2018), then steals what is left of the others' shares, then waits (spinning, then on a futex)
-// until the step's last chunk is done. A bidirectional layer's directions are owned by different threads.
+// until the step's last chunk is done. A bidirectional layer's directions are owned by different threads
+// while their W_hh fit the L3 together, and run one after the other past that.
 #define _GNU_SOURCE
 #include "recur_kernels.h"
 #include <pthread.h>
@@ -163,21 +164,24 @@ enum { BAND_PROJECTING_MIN_ROWS = 4 };
    (handing 37 of 60 steps; 25–35 steps 0.82–0.88 in a calmer minute, 45 steps 0.99, all 60 1.37, with
    the gate math counted as 32 more inputs (45 steps) 0.96–0.98), LSTM-64 I = 32 B = 5 0.83, LSTM-100
    I = 200 B = 7 0.99, GRU-100 B = 5 0.99, GRU-128 B = 9 level. */
-/* A thread's chunks run in turn forward and backward (odd steps from its last chunk) when its share
-   of the weights a step reads is at most this many times its core's L2: the weights it read last are
-   then the first it needs again, still in L2, where in the same order every step a share a little
-   larger than L2 evicts each line just before its next use. Measured (bench/ab, batch 1, same bits):
-   shares of 1× L2 0.84–0.94 (LSTM-256 on two cores), 0.97 (RNN-512), 1.7× 0.96 (GRU-384), 2× 0.88
-   (LSTM-256 on one core), 0.91 (RNN-512), 0.96 (GRU-300); at 4× (LSTM-512) no gain; batched steps,
-   bound by their multiply-adds, unchanged (LSTM-256 at B = 8 and 32: 1.00). So do they when the weights
-   a step reads come to more than ZIGZAG_STREAMED_BYTES, beyond what the L3 keeps of them, and then a
-   chunk backward goes in pieces of ZIGZAG_PIECE_BYTES, from its last: the step streams its weights from
-   memory, and what the caches still hold of the last step's is the last few MiB it read. In pieces of
-   2 MiB it gained nothing (LSTM-2048 B = 4, 0.99–1.00), in pieces of 256 KiB, against the old rule
-   (through the C API, a switch read at each call, blocks alternating, medians of the block ratios; Zen 4
-   VM): LSTM-2048 B = 4 (two layers) 0.95–0.96 and 0.91–0.92 in the runs before, B = 1 0.98, B = 32 level
-   to 0.96, GRU-2048 B = 4 0.99; at 4–16 MiB, with the caches holding more, it gained nothing at batch 1
-   (LSTM-512, LSTM-1024, GRU-512, GRU-1024: 0.98–1.05). */
+/* A thread's chunks run in turn forward and backward (odd steps from its last chunk) when its share of the
+   weights a step reads is at most this many times its core's L2: the weights it read last are then the first
+   it needs again, still in L2, where in the same order every step a share a little larger than L2 evicts
+   each line just before its next use. Measured (bench/ab, batch 1, same bits): shares of 1× L2 0.84–0.94
+   (LSTM-256 on two cores), 0.97 (RNN-512), 1.7× 0.96 (GRU-384), 2× 0.88 (LSTM-256 on one core), 0.91
+   (RNN-512), 0.96 (GRU-300); at 4× (LSTM-512) no gain; batched steps, bound by their multiply-adds,
+   unchanged (LSTM-256 at B = 8 and 32: 1.00). So do they when the weights a step reads come to more than the
+   L3 holds or ZIGZAG_STREAMED_BYTES, whichever is less, and then a chunk backward goes in pieces of
+   ZIGZAG_PIECE_BYTES, from its last: the step streams its weights from memory, and what the caches still
+   hold of the last step's is the last few MiB it read. In pieces of 2 MiB it gained nothing (LSTM-2048
+   B = 4, 0.99–1.00), in pieces of 256 KiB, against the old rule (through the C API, a switch read at each
+   call, blocks alternating, medians of the block ratios; Zen 4 VM): LSTM-2048 B = 4 (two layers) 0.95–0.96
+   and 0.91–0.92 in the runs before, B = 1 0.98, B = 32 level to 0.96, GRU-2048 B = 4 0.99; at 4–16 MiB, with
+   the caches holding more, it gained nothing at batch 1 (LSTM-512, LSTM-1024, GRU-512, GRU-1024: 0.98–1.05).
+   Until 2026-12-07 the bound was 32 MiB, that VM's L3, also where the L3 is smaller. On the Zen 1 VM (one L3
+   of 8 MiB; bench/ab, same bits, passes back to back), from the L3's size: LSTM-1024 B = 1 T = 25 0.73,
+   RNN-2048 B = 1 0.875, LSTM-724 B = 1 0.95, LSTM-1024 B = 8 0.975, GRU-1024 B = 1 0.98–0.99 and B = 4 0.98;
+   batches bound by their multiply-adds level (LSTM-1024 B = 64 1.004, GRU-1024 B = 32 0.994). */
 enum { ZIGZAG_MAX_CACHE_SHARES = 2, ZIGZAG_STREAMED_BYTES = 32 << 20, ZIGZAG_PIECE_BYTES = 256 << 10 };
 /* Chunks per step and per owning thread: the unit of stealing. A step over several rows takes fewer,
    larger chunks, whose per-chunk set-up (tiles, row groups, claims) is then spread over more units
@@ -539,6 +543,11 @@ static size_t recurrent_weight_bytes(const rk_sequence *s) {
     return rk_recurrent_packed_size(rk_cell_gates(s->cell), s->hidden) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
 }
 
+/* The bytes of W_ih that steps computing their own input part read every step (only float32 steps do). */
+static size_t input_weight_bytes(const rk_sequence *s) {
+    return rk_input_packed_size(rk_cell_gates(s->cell), s->hidden, s->input_size) * sizeof(float);
+}
+
 /* Whether the steps over `rows` of the sequence's rows compute their own input part, so that those
    rows' input projection is not computed ahead, while `at_once` sequences like it run (a bidirectional
    layer's two directions). Such steps read W_ih with W_hh every step, and so do the other sequences'; all
@@ -551,9 +560,8 @@ static size_t recurrent_weight_bytes(const rk_sequence *s) {
    shape that rk_step_projects_input chose there stays as measured there. */
 enum { STEP_STREAM_L3_SHARE = 2 };
 static int steps_project_input(const rk_sequence *s, size_t rows, size_t at_once) {
-    size_t G = rk_cell_gates(s->cell), l3 = cpu0_cache_bytes(3);
-    size_t streamed = (rk_input_packed_size(G, s->hidden, s->input_size) * sizeof(float) + recurrent_weight_bytes(s)) * at_once;
-    return rk_step_projects_input(G, rows, s->input_size, s->hidden, weight_format(s), core_cache()) &&
+    size_t l3 = cpu0_cache_bytes(3), streamed = (input_weight_bytes(s) + recurrent_weight_bytes(s)) * at_once;
+    return rk_step_projects_input(rk_cell_gates(s->cell), rows, s->input_size, s->hidden, weight_format(s), core_cache()) &&
            (l3 == 0 || streamed * STEP_STREAM_L3_SHARE <= l3);
 }
 
@@ -747,9 +755,10 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners, 
        LSTM-256 and GRU-512 B = 1 0.99. */
     r->projection_phases = r->projection_chunks > 0 && r->bands == 1 && r->step_owners > 1 && B * T < ROW_SPLIT_MIN_ROWS;
     if (r->projection_phases) r->projection_chunks = 0;
-    size_t input_bytes = r->projects_input ? rk_input_packed_size(rk_cell_gates(s->cell), H, s->input_size) * sizeof(float) : 0;
-    size_t step_weight_bytes = recurrent_weight_bytes(s) + input_bytes, group_bytes = step_weight_bytes / (r->groups ? r->groups : 1);
-    int streamed = step_weight_bytes > ZIGZAG_STREAMED_BYTES;
+    size_t step_weight_bytes = recurrent_weight_bytes(s) + (r->projects_input ? input_weight_bytes(s) : 0);
+    size_t group_bytes = step_weight_bytes / (r->groups ? r->groups : 1);
+    size_t l3 = cpu0_cache_bytes(3);
+    int streamed = step_weight_bytes > (l3 > 0 && l3 < ZIGZAG_STREAMED_BYTES ? l3 : (size_t)ZIGZAG_STREAMED_BYTES);
     r->zigzag = streamed || step_weight_bytes <= ZIGZAG_MAX_CACHE_SHARES * core_cache() * r->step_owners;
     r->piece_units = !streamed ? r->units
                      : group_bytes > 0 && group_bytes < ZIGZAG_PIECE_BYTES ? ZIGZAG_PIECE_BYTES / group_bytes * r->unit_group
@@ -1064,15 +1073,33 @@ static size_t sequence_threads(const rk_sequence *s, size_t count, int in_burst,
 enum { BURST_NANOSECONDS = 1000000, CONTENTION_NANOSECONDS = 100000000 };
 static _Atomic long burst_start, last_run_end;
 
+/* How many sequences run beside each other, each on threads of its own (a bidirectional layer's two
+   directions): all of them while their W_hh together fit the L3, else one at a time on all the threads.
+   Beside each other, two directions' steps read both W_hh every step and the L3 keeps little of either; one
+   at a time, a step's weights are the L3's alone (or, past it, what the zigzag keeps of them,
+   ZIGZAG_STREAMED_BYTES), at the cost of a split step's barrier, small against a step that reads that much.
+   Measured on the Zen 1 VM (one L3 of 8 MiB; bench/ab, same bits, passes back to back), one at a time
+   against beside each other, two directions each: LSTM-859 I = 979 B = 4 T = 50 (11.8 MiB of W_hh a direction; a
+   random draw's, 1.16 behind ONNX Runtime) 0.925, with the zigzag from the L3's size 0.84 (the zigzag alone
+   0.91), LSTM-600 B = 1 0.87–0.88, LSTM-1024 B = 1 0.74 (0.64 with the zigzag, which alone took 0.77),
+   GRU-700 B = 8 0.93–0.95, RNN-1500 B = 16 0.95 with the zigzag; bound by their multiply-adds, level
+   (LSTM-600 B = 32 1.000). */
+static size_t sequences_beside(const rk_sequence *sequences, size_t count) {
+    size_t l3 = cpu0_cache_bytes(3), weights = 0;
+    for (size_t i = 0; i < count; i++) weights += recurrent_weight_bytes(&sequences[i]);
+    return l3 > 0 && weights > l3 ? 1 : RK_MAX_THREADS;
+}
+
 void rk_run_sequences(const rk_sequence *sequences, size_t count) {
     long start = monotonic_ns();
     if (start - atomic_load_explicit(&last_run_end, memory_order_relaxed) > IDLE_SPIN_NANOSECONDS)
         atomic_store_explicit(&burst_start, start, memory_order_relaxed);
     int in_burst = start - atomic_load_explicit(&burst_start, memory_order_relaxed) >= BURST_NANOSECONDS;
     int contended = start - atomic_load_explicit(&pool.last_contention, memory_order_relaxed) < CONTENTION_NANOSECONDS;
-    for (size_t first = 0; first < count; first += RK_MAX_THREADS) {
+    size_t beside = sequences_beside(sequences, count);
+    for (size_t first = 0; first < count; first += beside) {
         sequences_job job;
-        job.count = count - first < RK_MAX_THREADS ? count - first : RK_MAX_THREADS;
+        job.count = count - first < beside ? count - first : beside;
         const rk_sequence *s = &sequences[first];
         size_t threads = sequence_threads(s, job.count, in_burst, contended);
         job.per_sequence = threads > job.count ? threads / job.count : 1;

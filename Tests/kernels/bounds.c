@@ -37,7 +37,8 @@
  * split into two ranges of unit blocks at an odd block against the whole step, and against a driver
  * written here sequences whose steps run on one thread while other threads compute their input
  * projection in blocks, and sequences with W_hh beyond 32 MiB, whose odd steps take each chunk
- * backward in pieces; then packing W a block of rows at a time, as the loader does, against packing
+ * backward in pieces; a bidirectional layer's directions in one call against each alone, with W_hh
+ * past the L3 together (one after the other) and within it (beside each other); then packing W a block of rows at a time, as the loader does, against packing
  * it whole and against the layout recur_kernels.h states (exits 1 on a difference).
  */
 #include "recur_kernels.h"
@@ -204,6 +205,47 @@ static int rows_agree_alone(rk_cell cell, rk_weights format, size_t B, size_t T,
 
 /* A sequence run by the pool against a driver written here: the whole projection as one product, then
    every step in turn over all its unit blocks; 0 when the two agree bit for bit. */
+/* A bidirectional layer's two directions in one call against each run alone, bit for bit: directions
+   whose W_hh together pass the L3 run one after the other on all the threads, others each on its own
+   (sequences_beside, pool.c). Both directions take direction 0's weights here, the second reversed. */
+static int directions_agree(rk_cell cell, size_t B, size_t T, size_t I, size_t H) {
+    size_t G = rk_cell_gates(cell), state_bytes = B * H * sizeof(float);
+    int lstm = cell == RK_CELL_LSTM;
+    float *x = values(B * T * I, 1), *h0 = values(B * H, 10), *c0 = values(B * H, 12);
+    float *y = calloc(B * T * 2 * H, sizeof(float)), *y_alone = calloc(B * T * H, sizeof(float));
+    float *h_alone = malloc(state_bytes), *c_alone = lstm ? malloc(state_bytes) : NULL;
+    seeded_weights weights = weights_of(cell, RK_WEIGHTS_FLOAT32, I, H, 0);
+    rk_sequence sequences[2];
+    for (int d = 0; d < 2; d++) {
+        sequences[d] = (rk_sequence){
+            .cell = cell, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x, .ldx = I,
+            .input_bias = weights.input_bias, .recurrent_bias = weights.recurrent_bias, .reverse = d,
+            .gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), .h = malloc(state_bytes),
+            .h_spare = malloc(state_bytes),
+            .partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, RK_WEIGHTS_FLOAT32) * sizeof(float)),
+            .c = lstm ? malloc(state_bytes) : NULL, .y = y + d * H, .ldy = 2 * H,
+        };
+        memcpy(sequences[d].h, h0, state_bytes);
+        if (lstm) memcpy(sequences[d].c, c0, state_bytes);
+        use_packed(&sequences[d], weights.packed);
+    }
+    rk_run_sequences(sequences, 2);
+    int differing = 0;
+    for (int d = 0; d < 2; d++) {
+        run_rows(cell, RK_WEIGHTS_FLOAT32, 0, B, T, I, H, d, NULL, x, h0, c0, y_alone, h_alone, c_alone);
+        for (size_t row_step = 0; row_step < B * T; row_step++)
+            differing |= memcmp(y + row_step * 2 * H + d * H, y_alone + row_step * H, H * sizeof(float)) != 0;
+        differing |= memcmp(sequences[d].h, h_alone, state_bytes) != 0 || (lstm && memcmp(sequences[d].c, c_alone, state_bytes) != 0);
+        free(sequences[d].gx), free(sequences[d].h), free(sequences[d].h_spare), free(sequences[d].partial);
+        free(sequences[d].c), free(sequences[d].x_bf16);
+    }
+    if (differing)
+        fprintf(stderr, "cell %d B %zu T %zu I %zu H %zu: two directions in one call differ from each run alone\n", (int)cell,
+                B, T, I, H);
+    free(x), free(h0), free(c0), free(y), free(y_alone), free(h_alone), free(c_alone), free_weights(weights);
+    return differing;
+}
+
 static int driver_agrees(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int reverse, int with_lengths) {
     size_t G = rk_cell_gates(cell), columns = rk_gate_columns(G, H);
     float *x = values(B * T * I, 1), *h0 = values(B * H, 10), *c0 = values(B * H, 12);
@@ -399,6 +441,9 @@ int main(void) {
     for (size_t i = 0; i < sizeof streamed / sizeof *streamed; i++)
         differing |= driver_agrees(streamed[i].cell, 3, 4, 7, streamed[i].hidden, 0, 0) |
                      driver_agrees(streamed[i].cell, 2, 3, 7, streamed[i].hidden, 1, 1);
+    /* Two directions of 33 MiB of W_hh each, past any L3 of up to 64 MiB: one after the other; and two
+       of 6 KiB, beside each other. */
+    differing |= directions_agree(RK_CELL_LSTM, 2, 3, 7, 1450) | directions_agree(RK_CELL_GRU, 3, 5, 9, 40);
     const size_t packing_gates[] = {1, 3, 4}, packing_hiddens[] = {3, 20, 33}, packing_blocks[] = {1, 7, 64};
     for (size_t g = 0; g < 3; g++)
         for (size_t h = 0; h < 3; h++)
