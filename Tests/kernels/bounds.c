@@ -38,8 +38,9 @@
  * written here sequences whose steps run on one thread while other threads compute their input
  * projection in blocks, and sequences with W_hh beyond 32 MiB, whose odd steps take each chunk
  * backward in pieces; a bidirectional layer's directions in one call against each alone, with W_hh
- * past the L3 together (one after the other) and within it (beside each other); then packing W a block of rows at a time, as the loader does, against packing
- * it whole and against the layout recur_kernels.h states (exits 1 on a difference).
+ * past the L3 together (one after the other) and within it (beside each other); then packing W a
+ * block of rows at a time, as the loader does, against packing it whole and against the layout
+ * recur_kernels.h states (exits 1 on a difference).
  */
 #include "recur_kernels.h"
 #include <stdio.h>
@@ -203,8 +204,6 @@ static int rows_agree_alone(rk_cell cell, rk_weights format, size_t B, size_t T,
     return differing;
 }
 
-/* A sequence run by the pool against a driver written here: the whole projection as one product, then
-   every step in turn over all its unit blocks; 0 when the two agree bit for bit. */
 /* A bidirectional layer's two directions in one call against each run alone, bit for bit: directions
    whose W_hh together pass the L3 run one after the other on all the threads, others each on its own
    (sequences_beside, pool.c). Both directions take direction 0's weights here, the second reversed. */
@@ -246,6 +245,8 @@ static int directions_agree(rk_cell cell, size_t B, size_t T, size_t I, size_t H
     return differing;
 }
 
+/* A sequence run by the pool against a driver written here: the whole projection as one product, then
+   every step in turn over all its unit blocks; 0 when the two agree bit for bit. */
 static int driver_agrees(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int reverse, int with_lengths) {
     size_t G = rk_cell_gates(cell), columns = rk_gate_columns(G, H);
     float *x = values(B * T * I, 1), *h0 = values(B * H, 10), *c0 = values(B * H, 12);
