@@ -320,8 +320,8 @@ RK_INLINE float *product_row(const rk_product *p, size_t m) {
 }
 
 /* Rows m ..< m+MR of panels q ..< q+NV, k in k0 ..< k0+kc (over K + K2 when the product has second
-   operands): starting from the bias (k0 = 0 unless accumulating) or Y. BF16: the product in bfloat16
-   (k0 even), with the instruction when DPBF16. */
+   operands): starting from the bias or `start` (k0 = 0) or Y (a later k block). BF16: the product in
+   bfloat16 (k0 even), with the instruction when DPBF16. */
 RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product *p, size_t m, size_t q, size_t k0,
                          size_t kc, const float *rows_copy) {
     const void *w[TILE_MAX_NV];
@@ -341,8 +341,9 @@ RK_INLINE void gemm_tile(int MR, int NV, int BF16, int DPBF16, const rk_product 
         else if (rows_copy) rows[r] = rows_copy + (size_t)r * COPIED_ROW;
         else rows[r] = p->X + row * p->ldx + k0;
         out[r] = product_row(p, row);
+        const float *first = k0 > 0 ? out[r] : p->start ? p->start + row * p->ldstart : NULL;
         RK_UNROLL for (int v = 0; v < NV; v++) {
-            if (k0 > 0 || p->accumulate) acc[r][v] = load16_n(out[r] + n0[v], width[v]);
+            if (first) acc[r][v] = load16_n(first + n0[v], width[v]);
             else acc[r][v] = p->bias ? load16_n(p->bias + n0[v], width[v]) : splat16(0.0f);
         }
     }
@@ -878,29 +879,42 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, size_t unit_be
         if (s->x && cell != RK_CELL_GRU) {
             /* Every gate's sum starts from the input part: one product over [x | h_prev], the sums
                running from the input part into the recurrent part in registers. */
-            rk_product step_product = {B, columns, s->input_size, rows.x, rows.ldx, input_weights, input_bias, gates,
-                                       columns, SIZE_MAX, 0, 0, NULL, NULL, rows.h, rows.ldh, H, recurrent_weights};
+            rk_product step_product = {.M = B, .N = columns, .K = s->input_size, .X = rows.x, .ldx = rows.ldx,
+                                       .P = input_weights, .bias = input_bias, .Y = gates, .ldy = columns,
+                                       .group = SIZE_MAX, .X2 = rows.h, .ldx2 = rows.ldh, .K2 = H,
+                                       .P2 = recurrent_weights};
             rk_gemm_packed(&step_product, 0, B, 0, end - first);
             input = gates, ldinput = columns;
         } else {
             if (s->x) {
                 /* gru's: its n gate's recurrent sum starts from b_hn, apart from the input part. */
                 rk_product input_part = {B, columns, s->input_size, rows.x, rows.ldx, input_weights, input_bias, projected,
-                                         columns, SIZE_MAX, 0, 0};
+                                         columns, SIZE_MAX, 0};
                 rk_gemm_packed(&input_part, 0, B, 0, end - first);
                 input = projected, ldinput = columns;
             }
-            for (size_t b = 0; b < B; b++) {
-                float *row = gates + b * columns;
-                memcpy(row, input + b * ldinput, columns * sizeof(float));
-                if (cell == RK_CELL_GRU)
+            /* The recurrent sums start from the input part, read where it is; a gru's from a copy whose n
+               gate starts from b_hn instead (its recurrent sum is kept apart). Copied for every cell until
+               2026-12-07; without the copy, bench/ab on the Zen 1 VM (same bits, passes back to back):
+               bidirectional LSTM-84 I = 243 B = 32 T = 100 (a random draw's, 1.05 behind ONNX Runtime)
+               0.982–0.989, RNN-128 B = 64 0.983, bidirectional LSTM-673 I = 53 B = 128 T = 6 0.986; level
+               at LSTM-128 B = 128, LSTM-256 B = 32, LSTM-512 B = 64, RNN-512 B = 64 (0.994–1.003). On the Zen 4
+               VM it had measured 0.99–1.01 (perf-design.md). */
+            const float *start = input;
+            size_t ldstart = ldinput;
+            if (cell == RK_CELL_GRU) {
+                for (size_t b = 0; b < B; b++) {
+                    float *row = gates + b * columns;
+                    memcpy(row, input + b * ldinput, columns * sizeof(float));
                     for (size_t u = u0; u < u1; u++) {
                         size_t j = u * RK_UNITS, n = block_units(H, u);
                         store8(row + gate_column(G, u, 2) - offset, gru_n_start(s, j, n));
                     }
+                }
+                start = gates, ldstart = columns;
             }
             rk_product recurrent_part = {B, columns, H, rows.h, rows.ldh, recurrent_weights, NULL, gates, columns,
-                                         SIZE_MAX, 0, 1};
+                                         SIZE_MAX, 0, start, ldstart};
             if (s->bf16_weights) {
                 recurrent_part.X16 = h_rounded, recurrent_part.ldx = rk_bf16_row_size(H);
                 recurrent_part.P16 = s->bf16_weights + offset * rk_bf16_row_size(H);
@@ -1136,8 +1150,9 @@ static int cpu_has_dpbf16(void) {
    B = 13 0.980–0.983 against 0.986–0.994, LSTM-256 B = 10 level; with B = 16 and 24, whose bands of
    rows then run as products, level or up to 2.4% faster), but slower at H = 128, where the product's
    passes over the gates (gx copied in, sums stored for the gate math) weigh more against k loops of 128
-   (LSTM-128 B = 8 with I = 512 1.040–1.050 against 0.992–1.002). The AVX-512 variant (12-row tiles; on
-   the Zen 4 VM, products below 8 rows were mixed) and the portable one keep 16: not measured at 8–15
+   (LSTM-128 B = 8 with I = 512 1.040–1.050 against 0.992–1.002; lstm and rnn sums start from gx in place
+   since 2026-12-07, not measured again). The AVX-512 variant (12-row tiles; on the Zen 4 VM, products
+   below 8 rows were mixed) and the portable one keep 16: not measured at 8–15
    rows. DPBF16: whether the variant's products in bfloat16 go to gemm_dpbf16; else computed as it does,
    in tiles of half the rows (each row's pair takes two registers, each k pair two multiply-adds per
    accumulator: the full tiles spilled). */

@@ -38,11 +38,13 @@
  * written here sequences whose steps run on one thread while other threads compute their input
  * projection in blocks, and sequences with W_hh beyond 32 MiB, whose odd steps take each chunk
  * backward in pieces; a bidirectional layer's directions in one call against each alone, with W_hh
- * past the L3 together (one after the other) and within it (beside each other); then packing W a
- * block of rows at a time, as the loader does, against packing it whole and against the layout
- * recur_kernels.h states (exits 1 on a difference).
+ * past the L3 together (one after the other) and within it (beside each other); a product whose sums
+ * start from another matrix's rows against sums in double; then packing W a block of rows at a time,
+ * as the loader does, against packing it whole and against the layout recur_kernels.h states (exits 1
+ * on a difference).
  */
 #include "recur_kernels.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +244,33 @@ static int directions_agree(rk_cell cell, size_t B, size_t T, size_t I, size_t H
         fprintf(stderr, "cell %d B %zu T %zu I %zu H %zu: two directions in one call differ from each run alone\n", (int)cell,
                 B, T, I, H);
     free(x), free(h0), free(c0), free(y), free(y_alone), free(h_alone), free(c_alone), free_weights(weights);
+    return differing;
+}
+
+/* A product whose sums start from rows of another matrix (rk_product's `start`, as a step's start from its
+   gx), rows ldstart apart, against the sums in double: Y = start + X · Wᵀ, over one k block and over several
+   (K past the product's k block, whose later blocks go on from Y, not from start). 1 when an element is off
+   by more than 1e-5 of the magnitudes summed into it. */
+static int product_start_agrees(size_t M, size_t N, size_t K) {
+    size_t ldstart = N + 5;
+    float *X = values(M * K, 2), *W = values(N * K, 3), *start = values(M * ldstart, 4), *Y = malloc(M * N * sizeof(float));
+    float *P = malloc(rk_gemm_packed_size(N, K) * sizeof(float));
+    rk_gemm_pack(N, K, W, P);
+    rk_product product = {.M = M, .N = N, .K = K, .X = X, .ldx = K, .P = P, .Y = Y, .ldy = N, .group = SIZE_MAX,
+                          .start = start, .ldstart = ldstart};
+    rk_gemm_packed(&product, 0, M, 0, rk_gemm_panels(N));
+    int differing = 0;
+    for (size_t m = 0; m < M; m++)
+        for (size_t n = 0; n < N; n++) {
+            double sum = start[m * ldstart + n], magnitude = fabs(sum);
+            for (size_t k = 0; k < K; k++) {
+                double term = (double)X[m * K + k] * W[n * K + k];
+                sum += term, magnitude += fabs(term);
+            }
+            differing |= fabs(Y[m * N + n] - sum) > 1e-5 * magnitude;
+        }
+    if (differing) fprintf(stderr, "bounds: a product of M %zu N %zu K %zu starting from another matrix is off\n", M, N, K);
+    free(X), free(W), free(start), free(Y), free(P);
     return differing;
 }
 
@@ -445,6 +474,7 @@ int main(void) {
     /* Two directions of 33 MiB of W_hh each, past any L3 of up to 64 MiB: one after the other; and two
        of 6 KiB, beside each other. */
     differing |= directions_agree(RK_CELL_LSTM, 2, 3, 7, 1450) | directions_agree(RK_CELL_GRU, 3, 5, 9, 40);
+    differing |= product_start_agrees(13, 40, 37) | product_start_agrees(7, 300, 700);
     const size_t packing_gates[] = {1, 3, 4}, packing_hiddens[] = {3, 20, 33}, packing_blocks[] = {1, 7, 64};
     for (size_t g = 0; g < 3; g++)
         for (size_t h = 0; h < 3; h++)

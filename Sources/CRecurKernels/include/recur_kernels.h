@@ -33,8 +33,8 @@ void rk_gemm_pack(size_t N, size_t K, const float *W, float *P);
 /* Column panels of an N-column product: the unit rk_gemm_packed splits work by. */
 size_t rk_gemm_panels(size_t N);
 
-/* Y[M, N] = X[M, K] · Wᵀ + bias[N] (or Y += X · Wᵀ when `accumulate`), with rows placed by a row
-   map so that a [B·T] product can be written time-major: row m of Y at
+/* Y[M, N] = X[M, K] · Wᵀ + bias[N] (or start[M, N] + X · Wᵀ when `start` is not NULL), with rows
+   placed by a row map so that a [B·T] product can be written time-major: row m of Y at
    Y + (m / group)·ldy_group + (m % group)·ldy (a plain matrix: group = SIZE_MAX, ldy its row
    stride). P from rk_gemm_pack; bias may be NULL; K ≥ 1. */
 typedef struct {
@@ -44,7 +44,8 @@ typedef struct {
     const float *P, *bias;
     float *Y;
     size_t ldy, group, ldy_group;
-    int accumulate;                     /* sums start from Y's values instead of the bias */
+    const float *start;                 /* not NULL: sums start from row m at start + m·ldstart (Y's own, or */
+    size_t ldstart;                     /* another's: a step's gx), not from the bias */
     /* A product in bfloat16 (P16 not NULL) reads X16 and P16 instead of X and P: row m of X rounded to
        bfloat16 at X16 + m·ldx (rk_bf16_round_rows), W packed by rk_gates_pack_bf16. */
     const uint16_t *X16, *P16;
