@@ -16,7 +16,7 @@
 // chunks of its own share (so its slice of W_hh stays warm in its own cache, as in DeepCPU, USENIX
 // ATC 2018), then steals what is left of the others' shares, then waits (spinning, then on a futex)
 // until the step's last chunk is done. A bidirectional layer's directions are owned by different threads
-// while their W_hh fit the L3 together, and run one after the other past that.
+// while their W_hh fit the L3 together or their steps have many rows, and otherwise one after the other.
 #define _GNU_SOURCE
 #include "recur_kernels.h"
 #include <pthread.h>
@@ -1074,20 +1074,30 @@ enum { BURST_NANOSECONDS = 1000000, CONTENTION_NANOSECONDS = 100000000 };
 static _Atomic long burst_start, last_run_end;
 
 /* How many sequences run beside each other, each on threads of its own (a bidirectional layer's two
-   directions): all of them while their W_hh together fit the L3, else one at a time on all the threads.
-   Beside each other, two directions' steps read both W_hh every step and the L3 keeps little of either; one
-   at a time, a step's weights are the L3's alone (or, past it, what the zigzag keeps of them,
-   ZIGZAG_STREAMED_BYTES), at the cost of a split step's barrier, small against a step that reads that much.
+   directions): all of them while their W_hh together fit the L3 or they have BESIDE_PAST_L3_MIN_ROWS rows,
+   else one at a time on all the threads. Beside each other, two directions' steps read both W_hh every step
+   and the L3 keeps little of either; one at a time, a step's weights are the L3's alone (or, past it, what
+   the zigzag keeps of them, ZIGZAG_STREAMED_BYTES), at the cost of a split step's barrier, small against a
+   step that reads that much. With many rows a step's product reads each weight once for all of them, so
+   reading the weights from memory costs it little, and beside each other the directions have no barrier
+   and no split.
    Measured on the Zen 1 VM (one L3 of 8 MiB; bench/ab, same bits, passes back to back), one at a time
    against beside each other, two directions each: LSTM-859 I = 979 B = 4 T = 50 (11.8 MiB of W_hh a direction; a
    random draw's, 1.16 behind ONNX Runtime) 0.925, with the zigzag from the L3's size 0.84 (the zigzag alone
    0.91), LSTM-600 B = 1 0.87–0.88, LSTM-1024 B = 1 0.74 (0.64 with the zigzag, which alone took 0.77),
    GRU-700 B = 8 0.93–0.95, RNN-1500 B = 16 0.95 with the zigzag; bound by their multiply-adds, level
-   (LSTM-600 B = 32 1.000). */
+   (LSTM-600 B = 32 1.000). Beside each other against one at a time (bench/ab as above, 2026-12-07): LSTM-673 I = 53
+   T = 6 (a random draw's, 1.04 behind ONNX Runtime) B = 128 0.97, B = 64 0.98, B = 32 1.02, B = 16 1.05;
+   at B = 128 LSTM-600 0.99, LSTM-1024 0.99, GRU-700 0.995; at B = 64 RNN-1500 0.985, LSTM-600 1.005,
+   LSTM-1024 1.00; at B = 32 LSTM-600 and GRU-700 1.00. */
+enum { BESIDE_PAST_L3_MIN_ROWS = 64 };
 static size_t sequences_beside(const rk_sequence *sequences, size_t count) {
-    size_t l3 = cpu0_cache_bytes(3), weights = 0;
-    for (size_t i = 0; i < count; i++) weights += recurrent_weight_bytes(&sequences[i]);
-    return l3 > 0 && weights > l3 ? 1 : RK_MAX_THREADS;
+    size_t l3 = cpu0_cache_bytes(3), weights = 0, rows = SIZE_MAX;
+    for (size_t i = 0; i < count; i++) {
+        weights += recurrent_weight_bytes(&sequences[i]);
+        rows = sequences[i].batch < rows ? sequences[i].batch : rows;
+    }
+    return l3 > 0 && weights > l3 && rows < BESIDE_PAST_L3_MIN_ROWS ? 1 : RK_MAX_THREADS;
 }
 
 void rk_run_sequences(const rk_sequence *sequences, size_t count) {
