@@ -81,6 +81,21 @@ enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
    split steps; GRU-512 1.03–1.06); with W_hh in the L2 bands stay ahead (RNN-600 B = 24 0.83 of
    split steps). The L2's size when the system does not tell: FALLBACK_CORE_CACHE_BYTES. */
 enum { BAND_MIN_ROWS = 4, STREAMING_BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 8, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
+/* Where the CPU's multiply-adds are not wide (rk_wide_multiply_adds: AVX2's two of 8 floats a cycle), bands
+   of BAND_MIN_ROWS rows or more whose steps are not streaming products take W_hh of up to
+   NARROW_BAND_CACHE_SHARES times the L2: what misses the L2 each step comes from L3 fast enough for such a
+   core's multiply-adds, and a band has no barrier per step. bench/ab on the Zen 1 VM (512 KiB of L2 a
+   core), passes back to back, same bits, bands against split steps, T = 100, I = H unless said, with A/A
+   runs beside them at 0.992–1.005: LSTM-195 B = 8 0.92–0.96 (I = 583 0.952–0.956, I = 16 0.933),
+   LSTM-208 B = 8 0.965–0.991, LSTM-216 0.942–0.959, LSTM-224 0.966–0.999, B = 12 0.994, LSTM-240 B = 10
+   0.971–0.975, LSTM-256 B = 8 (1 MiB) 0.965–0.968 (once 1.04), B = 10 0.993, B = 12 0.995, GRU-230 B = 8
+   0.932–0.958, GRU-240 B = 12 0.955, GRU-256 B = 8 0.985–0.996, RNN-400 B = 8 0.942–0.961, RNN-448 1.000,
+   RNN-512 (1 MiB) 0.975–0.998; at up to 4 times the L2 level (LSTM-300 B = 8 0.989, B = 12 0.988,
+   LSTM-350 B = 8 1.017, GRU-350 1.013, RNN-600 0.986). Bands of 2–3 rows were mixed, against A/A runs:
+   LSTM-195 B = 4 0.943 against 0.994, LSTM-256 B = 6 0.989 against 0.974, GRU-256 B = 6 1.003 against
+   1.023, B = 4 level. (This harness's A/A runs are not always level: RNN-400 B = 4 1.07, RNN-512 B = 4
+   1.05, the older side compiled as one file.) */
+enum { NARROW_BAND_CACHE_SHARES = 2 };
 /* Bands of fewer rows than BAND_MIN_ROWS, down to WIDE_TILE_BAND_MIN_ROWS, when a step is small (at most
    SMALL_STEP_WORK multiply-adds of h_prev · W_hhᵀ per owning thread) and every band's rows fit one wide
    tile (rk_step_wide_tile_rows: AVX-512's lstm up to 6 rows, each weight read once for all of them).
@@ -659,6 +674,8 @@ static size_t band_count(const rk_sequence *s, size_t owners, size_t at_once) {
     int band_products = rk_step_runs_as_product(G, band_rows, H, band_projects_input(s, band_rows, at_once), weight_format(s));
     int streams = band_products && band_rows >= STREAMING_BAND_MIN_ROWS && !(G == 1 && rk_wide_multiply_adds());
     size_t band_weight_limit = (streams ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
+    int band_past_l2 = !streams && band_rows >= BAND_MIN_ROWS && recurrent_weight_bytes(s) > band_weight_limit;
+    if (band_past_l2 && !rk_wide_multiply_adds()) band_weight_limit = NARROW_BAND_CACHE_SHARES * core_cache();
     size_t widest_band = (B + owners - 1) / owners, wide_tile_rows = rk_step_wide_tile_rows(G);
     int small_step = step_work(s) <= owners * SMALL_STEP_WORK, wide_tiles = !band_products && widest_band <= wide_tile_rows;
     int short_wide_tiles = wide_tile_rows > 0 && wide_tile_rows < HELD_BAND_MIN_ROWS && !rk_wide_multiply_adds();
