@@ -81,7 +81,7 @@ enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
    split steps; GRU-512 1.03–1.06); with W_hh in the L2 bands stay ahead (RNN-600 B = 24 0.83 of
    split steps). The L2's size when the system does not tell: FALLBACK_CORE_CACHE_BYTES. */
 enum { BAND_MIN_ROWS = 4, STREAMING_BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES = 8, FALLBACK_CORE_CACHE_BYTES = 512 * 1024 };
-/* Where the CPU's multiply-adds are not wide (rk_wide_multiply_adds: AVX2's two of 8 floats a cycle), bands
+/* Where the CPU's multiply-adds are not wide (rk_wide_multiply_adds: fewer than two of 16 floats a cycle), bands
    of BAND_MIN_ROWS rows or more whose steps are not streaming products take W_hh of up to
    NARROW_BAND_CACHE_SHARES times the L2: what misses the L2 each step comes from L3 fast enough for such a
    core's multiply-adds, and a band has no barrier per step. bench/ab on the Zen 1 VM (512 KiB of L2 a
@@ -94,7 +94,8 @@ enum { BAND_MIN_ROWS = 4, STREAMING_BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES
    LSTM-350 B = 8 1.017, GRU-350 1.013, RNN-600 0.986). Bands of 2–3 rows were mixed, against A/A runs:
    LSTM-195 B = 4 0.943 against 0.994, LSTM-256 B = 6 0.989 against 0.974, GRU-256 B = 6 1.003 against
    1.023, B = 4 level. (This harness's A/A runs are not always level: RNN-400 B = 4 1.07, RNN-512 B = 4
-   1.05, the older side compiled as one file.) */
+   1.05, however the newer side is compiled, for a reason not found.) Zen 3 and Zen 4, whose multiply-adds
+   are not wide either, take the limit unmeasured. */
 enum { NARROW_BAND_CACHE_SHARES = 2 };
 /* Bands of fewer rows than BAND_MIN_ROWS, down to WIDE_TILE_BAND_MIN_ROWS, when a step is small (at most
    SMALL_STEP_WORK multiply-adds of h_prev · W_hhᵀ per owning thread) and every band's rows fit one wide
