@@ -85,8 +85,8 @@ enum { BAND_MIN_ROWS = 4, STREAMING_BAND_MIN_ROWS = 8, BAND_PRODUCT_CACHE_SHARES
    of BAND_MIN_ROWS rows or more whose steps are not streaming products take W_hh of up to
    NARROW_BAND_CACHE_SHARES times the L2: what misses the L2 each step comes from L3 fast enough for such a
    core's multiply-adds, and a band has no barrier per step. bench/ab on the Zen 1 VM (512 KiB of L2 a
-   core), passes back to back, same bits, bands against split steps, T = 100, I = H unless said, with A/A
-   runs beside them at 0.992–1.005: LSTM-195 B = 8 0.92–0.96 (I = 583 0.952–0.956, I = 16 0.933),
+   core), passes back to back, same bits, bands against split steps, T = 100, I = H unless said (A/A runs
+   beside six of them at 0.992–1.005): LSTM-195 B = 8 0.92–0.96 (I = 583 0.952–0.956, I = 16 0.933),
    LSTM-208 B = 8 0.965–0.991, LSTM-216 0.942–0.959, LSTM-224 0.966–0.999, B = 12 0.994, LSTM-240 B = 10
    0.971–0.975, LSTM-256 B = 8 (1 MiB) 0.965–0.968 (once 1.04), B = 10 0.993, B = 12 0.995, GRU-230 B = 8
    0.932–0.958, GRU-240 B = 12 0.955, GRU-256 B = 8 0.985–0.996, RNN-400 B = 8 0.942–0.961, RNN-448 1.000,
