@@ -897,7 +897,7 @@ RK_INLINE void step_by_product(const rk_step *s, int cell, int G, size_t unit_be
                gate starts from b_hn instead (its recurrent sum is kept apart). Copied for every cell until
                2026-12-07; without the copy, bench/ab on the Zen 1 VM (same bits, passes back to back):
                bidirectional LSTM-84 I = 243 B = 32 T = 100 (a random draw's, 1.05 behind ONNX Runtime)
-               0.982–0.989, RNN-128 B = 64 0.983, bidirectional LSTM-673 I = 53 B = 128 T = 6 0.986; level
+               0.982–0.992, RNN-128 B = 64 0.983, bidirectional LSTM-673 I = 53 B = 128 T = 6 0.986; level
                at LSTM-128 B = 128, LSTM-256 B = 32, LSTM-512 B = 64, RNN-512 B = 64 (0.994–1.003). On the Intel
                VM (AVX-512) it had measured 0.99–1.01 (perf-design.md). */
             const float *start = input;

@@ -1100,14 +1100,14 @@ static _Atomic long burst_start, last_run_end;
    reading the weights from memory costs it little, and beside each other the directions have no barrier
    and no split.
    Measured on the Zen 1 VM (one L3 of 8 MiB; bench/ab, same bits, passes back to back), one at a time
-   against beside each other, two directions each: LSTM-859 I = 979 B = 4 T = 50 (11.8 MiB of W_hh a direction; a
-   random draw's, 1.16 behind ONNX Runtime) 0.925, with the zigzag from the L3's size 0.84 (the zigzag alone
-   0.91), LSTM-600 B = 1 0.87–0.88, LSTM-1024 B = 1 0.74 (0.64 with the zigzag, which alone took 0.77),
-   GRU-700 B = 8 0.93–0.95, RNN-1500 B = 16 0.95 with the zigzag; bound by their multiply-adds, level
-   (LSTM-600 B = 32 1.000). Beside each other against one at a time (bench/ab as above, 2026-12-07): LSTM-673 I = 53
-   T = 6 (a random draw's, 1.04 behind ONNX Runtime) B = 128 0.97, B = 64 0.98, B = 32 1.02, B = 16 1.05;
-   at B = 128 LSTM-600 0.99, LSTM-1024 0.99, GRU-700 0.995; at B = 64 RNN-1500 0.985, LSTM-600 1.005,
-   LSTM-1024 1.00; at B = 32 LSTM-600 and GRU-700 1.00. */
+   against beside each other, two directions each: LSTM-859 I = 979 B = 4 T = 50 (11.8 MiB of W_hh a
+   direction; a random draw's, 1.16 behind ONNX Runtime) 0.925, with the zigzag from the L3's size 0.84
+   (the zigzag alone 0.91), LSTM-600 B = 1 0.87–0.88, LSTM-1024 B = 1 0.74 (0.64 with the zigzag, which
+   alone took 0.77), GRU-700 B = 8 0.93–0.95, RNN-1500 B = 16 0.95 with the zigzag; bound by their
+   multiply-adds, level (LSTM-600 B = 32 1.000). Beside each other against one at a time (bench/ab as
+   above, 2026-12-07): LSTM-673 I = 53 T = 6 (a random draw's, 1.04 behind ONNX Runtime) B = 128 0.97,
+   B = 64 0.98, B = 32 1.02, B = 16 1.05; at B = 128 LSTM-600 0.99, LSTM-1024 0.99, GRU-700 0.995; at
+   B = 64 RNN-1500 0.985, LSTM-600 1.005, LSTM-1024 1.00; at B = 32 LSTM-600 and GRU-700 1.00. */
 enum { BESIDE_PAST_L3_MIN_ROWS = 64 };
 static size_t sequences_beside(const rk_sequence *sequences, size_t count) {
     size_t l3 = cpu0_cache_bytes(3), weights = 0, rows = SIZE_MAX;
