@@ -674,9 +674,10 @@ static size_t band_count(const rk_sequence *s, size_t owners, size_t at_once) {
     size_t B = s->batch, H = s->hidden, G = rk_cell_gates(s->cell), band_rows = B / owners;
     int band_products = rk_step_runs_as_product(G, band_rows, H, band_projects_input(s, band_rows, at_once), weight_format(s));
     int streams = band_products && band_rows >= STREAMING_BAND_MIN_ROWS && !(G == 1 && rk_wide_multiply_adds());
-    size_t band_weight_limit = (streams ? BAND_PRODUCT_CACHE_SHARES : 1) * core_cache();
-    int band_past_l2 = !streams && band_rows >= BAND_MIN_ROWS && recurrent_weight_bytes(s) > band_weight_limit;
-    if (band_past_l2 && !rk_wide_multiply_adds()) band_weight_limit = NARROW_BAND_CACHE_SHARES * core_cache();
+    size_t cache_shares = streams ? BAND_PRODUCT_CACHE_SHARES
+                          : band_rows >= BAND_MIN_ROWS && !rk_wide_multiply_adds() ? NARROW_BAND_CACHE_SHARES
+                                                                                   : 1;
+    size_t band_weight_limit = cache_shares * core_cache();
     size_t widest_band = (B + owners - 1) / owners, wide_tile_rows = rk_step_wide_tile_rows(G);
     int small_step = step_work(s) <= owners * SMALL_STEP_WORK, wide_tiles = !band_products && widest_band <= wide_tile_rows;
     int short_wide_tiles = wide_tile_rows > 0 && wide_tile_rows < HELD_BAND_MIN_ROWS && !rk_wide_multiply_adds();
