@@ -1346,6 +1346,8 @@ int rk_step_runs_as_product(size_t gates, size_t batch, size_t hidden, int proje
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }
 
+size_t rk_gemm_tile_rows(void) { return (size_t)kernels()->tile_mr; }
+
 void rk_bf16_round_rows(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y, size_t ldy) {
     kernels()->round_rows_bf16(M, K, X, ldx, Y, ldy);
 }

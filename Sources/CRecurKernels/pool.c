@@ -37,14 +37,40 @@
    there is at least MIN_PARALLEL_WORK multiply-adds of it (sequence_threads): its input projection
    (computed beside the steps, below), bands of its rows. */
 enum { MIN_PARALLEL_STEP_WORK = 1 << 15, MIN_PARALLEL_WORK = 1 << 18 };
-/* The input projection of a sequence whose steps run on one thread is computed in blocks of
-   PROJECTION_BLOCK_STEPS steps or more (at most MAX_PROJECTION_BLOCKS blocks) beside the steps: the
-   thread running the steps computes the next block when it finds it unclaimed, and the other threads
-   take blocks from the far end meanwhile. So a worker slow to come costs nothing but the blocks it
-   would have taken, and the steps wait for a block another thread is computing at most once, where the
-   two ends meet. (The whole projection on both cores first and then the steps was up to 1.45 times
-   slower from a sleeping worker: the caller waited for the chunk a late worker had just claimed.) */
-enum { PROJECTION_BLOCK_STEPS = 12, MAX_PROJECTION_BLOCKS = 64 };
+/* The input projection of a sequence whose steps run on one thread is computed beside the steps in
+   blocks of PROJECTION_BLOCK_MIN_STEPS steps or more, of one full tile of the product's rows or more
+   (rk_gemm_tile_rows), and at most MAX_PROJECTION_BLOCKS of them. Every thread claims the first unclaimed
+   block; the thread running the steps runs a block's steps as soon as the block is done and, while the
+   block it needs next is another thread's still, computes the next unclaimed one. So a worker slow to
+   come costs nothing but the blocks it would have taken, and the steps wait only for the last blocks.
+   (The whole projection on both cores first and then the steps was up to 1.45 times slower from a
+   sleeping worker: the caller waited for the chunk a late worker had just claimed.) Until 2026-12-07
+   helpers took blocks from the far end, and the steps of every block they computed ran after the two
+   ends met, on one thread; blocks were 12 steps, and a short block leaves less of the steps after the
+   projection's end. Both changes, measured on the Zen 1 VM (bench/ab, same bits, passes back to back;
+   T = 100): GRU-64 I = 512 B = 1 0.906, RNN-128 I = 256 B = 1 0.941, LSTM-48 I = 200 B = 2 T = 50 0.904,
+   GRU-40 I = 200 B = 3 0.821, LSTM-32 I = 64 B = 1 T = 256 0.976; from the front alone with blocks of 12,
+   0.89–1.01 on such shapes, and blocks of 4 or 6 steps on top of it 0.92–1.00 of that. */
+enum { PROJECTION_BLOCK_MIN_STEPS = 4, MAX_PROJECTION_BLOCKS = 64 };
+/* Steps of up to PIPELINED_STEP_MAX_WORK multiply-adds also run on one thread beside their projection
+   (above), rather than split between the threads after it, when the projection has at least
+   PIPELINED_PROJECTION_SHARE times the steps' multiply-adds and W_hh fits one core's L2: the split's
+   barrier and exchange of h_prev cost such steps about as much as their multiply-adds, and the
+   projection then takes both cores until its last blocks. bench/ab on the Zen 1 VM (512 KiB of L2 a
+   core; same bits, passes back to back, T = 100), beside the projection against split after it, with the
+   blocks above: LSTM-76 I = 652 B = 3 (a random draw's, 1.06 behind ONNX Runtime) 0.917 (A/A beside it
+   1.011), LSTM-150 I = 600 B = 2 0.878–0.910 (once 0.434: the split steps in a slow mode, 6.6 ms against
+   3.1), RNN-256 I = 800 B = 2 0.895, GRU-128 I = 384 B = 4 0.924 (1.045 at another minute, where A/A runs of
+   GRU-128 B = 4 take 1.033–1.042 in this harness). The bounds, from the same comparison
+   with blocks of 12 steps: with 3–4 times the steps' work in the projection LSTM-128 I = 512 B = 3 0.967,
+   LSTM-160 I = 480 B = 2 0.947, LSTM-64 I = 256 B = 8 0.983, RNN-256 I = 768 B = 1 0.952, GRU-128 I = 400
+   B = 4 0.996; with twice mixed or slower (GRU-128 I = 256 B = 4 1.122, LSTM-128 I = 256 B = 1 1.017, but
+   LSTM-76 I = 200 B = 3 0.815); with as much slower (GRU-128 I = 128 B = 2 1.379); with W_hh past the L2
+   mixed or slower (LSTM-200 I = 600 B = 1 0.955, I = 400 1.074, GRU-256 I = 768 B = 1 1.033, LSTM-250
+   I = 750 B = 1 1.060); with larger steps slower (LSTM-256 I = 768 B = 2 1.075, I = 1024 B = 1 1.047,
+   RNN-512 I = 1000 B = 2 1.017). When the split steps run at their fastest the gain is smaller: random4's
+   shape 1.01–1.03 with blocks of 12 beside A/A runs of 0.98–1.005, 0.98 with blocks of 6. */
+enum { PIPELINED_STEP_MAX_WORK = 1 << 18, PIPELINED_PROJECTION_SHARE = 3 };
 /* A sequence runs in bands of rows when every owning thread gets at least BAND_MIN_ROWS rows (fewer
    for small steps in wide tiles, below) and W_hh fits one core's L2 (core_cache()), or, when a band's steps run as
    matrix products (rk_step_runs_as_product), W_hh of up to BAND_PRODUCT_CACHE_SHARES times that: a
@@ -559,6 +585,13 @@ static size_t recurrent_weight_bytes(const rk_sequence *s) {
     return rk_recurrent_packed_size(rk_cell_gates(s->cell), s->hidden) * (weight_format(s) == RK_WEIGHTS_FLOAT32 ? 4 : 2);
 }
 
+/* Whether steps big enough to split run on one thread beside their input projection instead
+   (PIPELINED_STEP_MAX_WORK). */
+static int steps_beside_projection(const rk_sequence *s) {
+    return step_work(s) < PIPELINED_STEP_MAX_WORK && projection_work(s) >= PIPELINED_PROJECTION_SHARE * s->steps * step_work(s) &&
+           recurrent_weight_bytes(s) <= core_cache();
+}
+
 /* The bytes of W_ih that steps computing their own input part read every step (only float32 steps do). */
 static size_t input_weight_bytes(const rk_sequence *s) {
     return rk_input_packed_size(rk_cell_gates(s->cell), s->hidden, s->input_size) * sizeof(float);
@@ -641,7 +674,7 @@ typedef struct {
     _Atomic int steps_taken;    /* when steps_alone: set by the thread that runs them */
     size_t step_owners;         /* threads each step is split between: owners, or 1 when steps_alone */
     size_t block_steps, blocks; /* blocks > 0: the projection in blocks of steps beside the steps */
-    _Atomic uint64_t unclaimed; /* blocks front ..< back not yet claimed: front in the low 32 bits, back above */
+    _Atomic size_t next_block;  /* the first block not yet claimed */
     _Atomic uint8_t block_done[MAX_PROJECTION_BLOCKS];
     _Atomic uint32_t blocks_word, blocks_sleepers; /* counts finished blocks, for waiting on one */
     rk_product projection;      /* x [B·T, I] · W_ihᵀ + b into gx, time-major: row b·T + t at gx[t][b] */
@@ -729,10 +762,11 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners, 
     r->at_once = at_once;
     r->length = longest(s, 0, B);
     r->owners = owners;
-    r->steps_alone = step_work(s) < MIN_PARALLEL_STEP_WORK;
+    r->bands = band_count(s, owners, at_once);
+    int pipelines = owners > 1 && r->bands == 1 && !r->projects_input && weight_format(s) != RK_WEIGHTS_BFLOAT16 && r->length > 0;
+    r->steps_alone = step_work(s) < MIN_PARALLEL_STEP_WORK || (pipelines && steps_beside_projection(s));
     r->step_owners = r->steps_alone ? 1 : owners;
     atomic_init(&r->steps_taken, 0);
-    r->bands = band_count(s, owners, at_once);
     atomic_init(&r->next_band, 0);
     r->light_bands = r->bands - B % r->bands;
     r->handed_steps = handed_steps(s, r->bands, at_once);
@@ -749,13 +783,14 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners, 
     }
     r->projection_chunks = r->projects_input ? 0 : gemm_parts(B * T, columns, owners, most);
     r->blocks = 0;
-    if (r->steps_alone && owners > 1 && r->bands == 1 && !r->projects_input && weight_format(s) != RK_WEIGHTS_BFLOAT16 &&
-        r->length > 0) {
+    if (r->steps_alone && pipelines) {
         size_t fewest = (r->length + MAX_PROJECTION_BLOCKS - 1) / MAX_PROJECTION_BLOCKS;
-        r->block_steps = fewest > PROJECTION_BLOCK_STEPS ? fewest : PROJECTION_BLOCK_STEPS;
+        size_t full_tile = (rk_gemm_tile_rows() + B - 1) / B;
+        size_t least = full_tile > PROJECTION_BLOCK_MIN_STEPS ? full_tile : PROJECTION_BLOCK_MIN_STEPS;
+        r->block_steps = fewest > least ? fewest : least;
         r->blocks = (r->length + r->block_steps - 1) / r->block_steps;
         r->projection_chunks = 0;
-        atomic_init(&r->unclaimed, (uint64_t)r->blocks << 32);
+        atomic_init(&r->next_block, 0);
         for (size_t b = 0; b < r->blocks; b++) atomic_init(&r->block_done[b], 0);
         atomic_init(&r->blocks_word, 0);
         atomic_init(&r->blocks_sleepers, 0);
@@ -930,32 +965,20 @@ static void project_block(sequence_run *r, size_t block) {
     wake(&r->blocks_word, &r->blocks_sleepers);
 }
 
-/* Claims block `block`, the first of the unclaimed ones, for the thread running the steps; false when
-   another thread has it. */
-static int claim_front(sequence_run *r, size_t block) {
-    uint64_t range = atomic_load(&r->unclaimed);
-    while ((range & UINT32_MAX) == block && block < range >> 32)
-        if (atomic_compare_exchange_weak(&r->unclaimed, &range, range + 1)) return 1;
-    return 0;
+/* Claims the first unclaimed block, or returns SIZE_MAX when none is left. */
+static size_t claim_block(sequence_run *r) {
+    size_t block = atomic_fetch_add(&r->next_block, 1);
+    return block < r->blocks ? block : SIZE_MAX;
 }
 
-/* Claims the last unclaimed block for a helper, or returns SIZE_MAX when none is left. Helpers work
-   from the end, the blocks the steps need last, so the steps meet a block a helper is still computing
-   (one woken late, on a core whose caches are cold) at most once, where the two ends meet. */
-static size_t claim_back(sequence_run *r) {
-    uint64_t range = atomic_load(&r->unclaimed);
-    while ((range & UINT32_MAX) < range >> 32)
-        if (atomic_compare_exchange_weak(&r->unclaimed, &range, range - ((uint64_t)1 << 32))) return (size_t)(range >> 32) - 1;
-    return SIZE_MAX;
-}
-
-/* Returns once block `block` of the projection is done, computing it when nobody has claimed it (the
-   blocks before it are done, so the first unclaimed one is this one). */
+/* Returns once block `block` of the projection is done, computing the first unclaimed blocks while it
+   is not (block `block` itself when nobody has claimed it). */
 static void await_block(sequence_run *r, size_t block) {
     while (!atomic_load_explicit(&r->block_done[block], memory_order_acquire)) {
-        if (claim_front(r, block)) {
-            project_block(r, block);
-            return;
+        size_t unclaimed = claim_block(r);
+        if (unclaimed != SIZE_MAX) {
+            project_block(r, unclaimed);
+            continue;
         }
         uint32_t word = atomic_load(&r->blocks_word);
         if (atomic_load_explicit(&r->block_done[block], memory_order_acquire)) return;
@@ -982,7 +1005,7 @@ static void sequence_work(sequence_run *r, size_t thread, size_t rank) {
     if (r->blocks > 0) {
         if (!atomic_exchange(&r->steps_taken, 1)) run_steps_with_projection(r, thread);
         else
-            for (size_t block; (block = claim_back(r)) != SIZE_MAX;) project_block(r, block);
+            for (size_t block; (block = claim_block(r)) != SIZE_MAX;) project_block(r, block);
         return;
     }
     uint64_t projection = r->projection_chunks, chunks = r->step_chunks;

@@ -456,16 +456,20 @@ int main(void) {
                 differing |= split_step_agrees(cells[c], format, split_batches[b], 44) |
                              split_step_agrees(cells[c], format, split_batches[b], 300);
     /* Steps too small to split between threads, whose input projection is computed in blocks beside them:
-       blocks of 12 steps with the last one short (T = 100, 400), and of more than 12 (T = 1000: at most 64
-       blocks); the T = 400 projection is large enough to take a worker that sleeps, so that case runs
-       in blocks whatever the worker was doing. */
+       blocks of one full tile of rows or 4 steps, the last one short (B = 1 T = 100) or whole (B = 3 T = 100
+       in AVX2's tiles of 6 rows), and of more steps (T = 400 and 1000: at most 64 blocks); the T = 400
+       projection is large enough to take a worker that sleeps, so that case runs in blocks whatever the
+       worker was doing. Then steps big enough to split (over 2¹⁵ multiply-adds, in every cell here) that
+       run beside a projection of more than three times their work (steps_beside_projection), the last block
+       short. */
     for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
         for (int reverse = 0; reverse <= 1; reverse++)
             for (int with_lengths = 0; with_lengths <= 1; with_lengths++)
                 differing |= driver_agrees(cells[c], 1, 100, 200, 40, reverse, with_lengths) |
                              driver_agrees(cells[c], 3, 100, 130, 20, reverse, with_lengths) |
                              driver_agrees(cells[c], 1, 1000, 33, 11, reverse, with_lengths) |
-                             driver_agrees(cells[c], 2, 400, 600, 40, reverse, with_lengths);
+                             driver_agrees(cells[c], 2, 400, 600, 40, reverse, with_lengths) |
+                             driver_agrees(cells[c], 2, 50, 600, 130, reverse, with_lengths);
     /* W_hh of more than 32 MiB, whose odd steps take each chunk backward in pieces of a few unit blocks,
        the last piece first (an odd number of blocks for gru, whose tiles take pairs). */
     const struct { rk_cell cell; size_t hidden; } streamed[] = {{RK_CELL_RNN_TANH, 2900}, {RK_CELL_LSTM, 1450}, {RK_CELL_GRU, 1683}};

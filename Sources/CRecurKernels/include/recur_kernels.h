@@ -32,6 +32,9 @@ size_t rk_gemm_packed_size(size_t N, size_t K);
 void rk_gemm_pack(size_t N, size_t K, const float *W, float *P);
 /* Column panels of an N-column product: the unit rk_gemm_packed splits work by. */
 size_t rk_gemm_panels(size_t N);
+/* Rows of rk_gemm_packed's full tiles in float32 for the kernels in use: a product of fewer rows runs
+   in shorter tiles, which keep fewer sums going at once. */
+size_t rk_gemm_tile_rows(void);
 
 /* Y[M, N] = X[M, K] · Wᵀ + bias[N] (or start[M, N] + X · Wᵀ when `start` is not NULL), with rows
    placed by a row map so that a [B·T] product can be written time-major: row m of Y at
