@@ -460,7 +460,7 @@ int main(void) {
        in AVX2's tiles of 6 rows), and of more steps (T = 400 and 1000: at most 64 blocks); the T = 400
        projection is large enough to take a worker that sleeps, so that case runs in blocks whatever the
        worker was doing. Then steps big enough to split (over 2¹⁵ multiply-adds, in every cell here) that
-       run beside a projection of more than three times their work (steps_beside_projection), the last block
+       run beside a projection of three times their work or more (steps_beside_projection), the last block
        short. */
     for (size_t c = 0; c < sizeof cells / sizeof *cells; c++)
         for (int reverse = 0; reverse <= 1; reverse++)
