@@ -175,6 +175,17 @@ RK_INLINE v8f half8(const uint16_t *p, int F16C) {
     return (v8f)((v8i)magnitude | ((x & 0x8000) << 16));
 }
 
+/* rk_widen_half, inlined into each variant. */
+RK_INLINE void widen_half(size_t n, const uint16_t *half, float *wide, int F16C) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) store8(wide + i, half8(half + i, F16C));
+    if (i < n) {
+        uint16_t last[8] = {0};
+        memcpy(last, half + i, (n - i) * sizeof(uint16_t));
+        store_n(wide + i, half8(last, F16C), n - i);
+    }
+}
+
 /* Weights i ..< i+8 (i+16) of a stream of floats (HALF 0) or halves (HALF 1). */
 RK_INLINE v8f wload8(const void *w, size_t i, int HALF, int F16C) {
     return HALF ? half8((const uint16_t *)w + i, F16C) : load8((const float *)w + i);
@@ -1120,6 +1131,7 @@ typedef struct {
     void (*gemm)(const rk_product *p, size_t row_begin, size_t row_end, size_t panel_begin, size_t panel_end);
     void (*step)(const rk_step *s, size_t unit_begin, size_t unit_end);
     void (*round_rows_bf16)(size_t M, size_t K, const float *X, size_t ldx, uint16_t *Y, size_t ldy);
+    void (*widen_half)(size_t n, const uint16_t *half, float *wide);
     size_t step_product_min_rows;
     int tile_mr, tile_nv, registers; /* step_body's TILE_MR, TILE_NV, REGISTERS */
 } kernel_variant;
@@ -1170,11 +1182,14 @@ static int cpu_has_dpbf16(void) {
                                               size_t ldy) {                                                            \
         round_rows_bf16(M, K, X, ldx, Y, ldy);                                                                         \
     }                                                                                                                  \
+    TARGET static void widen_half_##NAME(size_t n, const uint16_t *half, float *wide) {                                \
+        widen_half(n, half, wide, F16C);                                                                               \
+    }                                                                                                                  \
     TARGET static void step_##NAME(const rk_step *s, size_t ub, size_t ue) {                                           \
         if (s->half_weights) step_body(MR, NV, REGISTERS, 1, F16C, s, ub, ue);                                         \
         else step_body(MR, NV, REGISTERS, 0, F16C, s, ub, ue);                                                         \
     }                                                                                                                  \
-    static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME, round_rows_bf16_##NAME,                       \
+    static const kernel_variant NAME = {#NAME, gemm_##NAME, step_##NAME, round_rows_bf16_##NAME, widen_half_##NAME,    \
                                         PRODUCT_MIN_ROWS, MR, NV, REGISTERS};          
 
 /* F16C: half weights converted by the conversion instruction (every AVX2 CPU has it), not integer code. */
@@ -1342,6 +1357,23 @@ int rk_step_runs_as_product(size_t gates, size_t batch, size_t hidden, int proje
     if (batch >= kernels()->step_product_min_rows) return 1;
     if (gates == 1 && batch == RNN_FEW_ROWS && hidden <= RNN_FEW_ROWS_MAX_HIDDEN) return 0;
     return gates == 1 && batch >= WIDE_RNN_PRODUCT_MIN_ROWS && rk_wide_multiply_adds();
+}
+
+void rk_widen_half(size_t n, const uint16_t *half, float *wide) { kernels()->widen_half(n, half, wide); }
+
+/* Half weights take the fused tiles at every batch (rk_step_runs_as_product), which convert each weight
+   they read, once a tile and step. Where float32 steps run as products, which reuse each weight over a
+   tile's rows and stream little of W_hh for it, one widening a run costs less than a step's conversions:
+   on the Zen 1 VM (AMD EPYC family 23 model 1, AVX2; bench.py --half-weights, 2 rounds) half weights
+   in fused tiles took lstm-256-b32 1.18 of the best peer's time and widened 0.98 (float32 0.98 in run
+   84), and `recur bench` (T = 100, I = H) LSTM-300 B = 8 20.4 ms and 18.1 (float32 17.9), GRU-256 B = 8
+   11.5 and 10.0 (float32 9.6). Below, half weights keep their fused tiles, which stream half the bytes
+   of W_hh every step: on the Zen 3 VM faster than float32 at batch 1 where W_hh streams from L3
+   (LSTM-512 4.40 ms against 5.65, 2026-12-02). Not on Zen 1, whose conversion takes 2.5 times a
+   multiply-add of 8 floats (a loop from L1: 6.6 weights a nanosecond against 16.5): LSTM-256 B = 1
+   2.98 ms against float32's 1.84, LSTM-300 B = 3 8.46 against 6.83 (docs/perf-design.md). */
+int rk_step_widens_half_weights(size_t gates, size_t batch, size_t hidden) {
+    return rk_step_runs_as_product(gates, batch, hidden, 0, RK_WEIGHTS_FLOAT32);
 }
 
 size_t rk_gemm_panels(size_t N) { return ceil_div(N, GEMM_NR); }

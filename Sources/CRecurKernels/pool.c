@@ -1057,6 +1057,7 @@ static void sequence_finish(const sequence_run *r) {
 
 typedef struct {
     sequence_run runs[RK_MAX_THREADS];
+    rk_sequence widened[RK_MAX_THREADS]; /* a sequence whose half weights this run widens, as float32 */
     size_t count, per_sequence;
 } sequences_job;
 
@@ -1142,6 +1143,19 @@ static size_t sequences_beside(const rk_sequence *sequences, size_t count) {
     return l3 > 0 && weights > l3 && rows < BESIDE_PAST_L3_MIN_ROWS ? 1 : RK_MAX_THREADS;
 }
 
+/* The sequence to run: `s`, or, where its half weights are widened (rk_step_widens_half_weights), `copy`
+   made a float32 sequence of them, widened by the caller: at the batches that widen (8 rows or more), the
+   steps' multiply-adds with W_hh alone are T·B times the widening's conversions. */
+static const rk_sequence *widened(const rk_sequence *s, rk_sequence *copy) {
+    size_t G = rk_cell_gates(s->cell);
+    if (!s->recurrent_half_weights || !s->recurrent_widened || !rk_step_widens_half_weights(G, s->batch, s->hidden)) return s;
+    rk_widen_half(rk_recurrent_packed_size(G, s->hidden), s->recurrent_half_weights, s->recurrent_widened);
+    *copy = *s;
+    copy->recurrent_weights = s->recurrent_widened;
+    copy->recurrent_half_weights = NULL;
+    return copy;
+}
+
 void rk_run_sequences(const rk_sequence *sequences, size_t count) {
     long start = monotonic_ns();
     if (start - atomic_load_explicit(&last_run_end, memory_order_relaxed) > IDLE_SPIN_NANOSECONDS)
@@ -1155,7 +1169,8 @@ void rk_run_sequences(const rk_sequence *sequences, size_t count) {
         const rk_sequence *s = &sequences[first];
         size_t threads = sequence_threads(s, job.count, in_burst, contended);
         job.per_sequence = threads > job.count ? threads / job.count : 1;
-        for (size_t i = 0; i < job.count; i++) sequence_init(&job.runs[i], &sequences[first + i], job.per_sequence, job.count);
+        for (size_t i = 0; i < job.count; i++)
+            sequence_init(&job.runs[i], widened(&sequences[first + i], &job.widened[i]), job.per_sequence, job.count);
         parallel(sequences_task, &job, job.per_sequence * job.count);
         for (size_t i = 0; i < job.count; i++) sequence_finish(&job.runs[i]);
     }

@@ -203,6 +203,42 @@ import Testing
         #expect(worstExact > 1, "indistinguishable from the exact weights: \(worstExact)")
     }
 
+    /// Shapes whose float32 steps run as matrix products: 29 rows of 44 units through a stack, and 64 rows
+    /// of 512 with x's rows 4 KiB apart, which such steps copy into their workspace.
+    static let widenedShapes: [Shape] = [ReferenceRecurrent.Cell.lstm, .gru, .rnn].map {
+        Shape(cell: $0, batch: 29, steps: 4, input: 10, hidden: 44, layers: 2, directions: 2, withLengths: false)
+    } + [Shape(cell: .rnn, batch: 64, steps: 2, input: 512, hidden: 512, layers: 1, directions: 2, withLengths: false)]
+
+    /// Where a batch's float32 steps run as matrix products (rk_step_widens_half_weights), a run widens
+    /// half-precision W_hh to float32 and steps on that: its outputs are bit for bit those of float32
+    /// weights equal to the halves, through every layer of a stack and both directions, and each row's
+    /// are those of the row run alone, which steps on the halves themselves.
+    @Test(arguments: widenedShapes)
+    func widenedHalfWeightsAreTheHalves(_ shape: Shape) throws {
+        let (B, T, F, H) = (shape.batch, shape.steps, shape.input, shape.hidden)
+        var half = ReferenceRecurrent.random(shape.cell, inputSize: F, hidden: H, layers: shape.layers,
+                                             directions: shape.directions, seed: 54)
+        half.halfRecurrent = true
+        #expect(rk_step_widens_half_weights(half.gates, B, H) != 0 && rk_step_widens_half_weights(half.gates, 1, H) == 0)
+        var rounded = half
+        rounded.halfRecurrent = false
+        for (key, values) in half.weights where key.hasPrefix("weight_hh") {
+            rounded.weights[key] = values.map { Float(Float16($0)) }
+        }
+        let x = testValues(B * T * F, seed: 55, scale: 0.3)
+        func output(_ reference: ReferenceRecurrent, rows: Range<Int>) throws -> [Float] {
+            let input = Array(x[(rows.lowerBound * T * F)..<(rows.upperBound * T * F)])
+            return try #require(try reference.model().run(["input": try .float32(input, shape: [rows.count, T, F])])
+                .first { $0.name == "output" }?.tensor.floats)
+        }
+        let widened = try output(half, rows: 0..<B)
+        #expect(widened == (try output(rounded, rows: 0..<B)))
+        let rowValues = T * shape.directions * H
+        for b in [0, B / 2, B - 1] {
+            #expect(Array(widened[(b * rowValues)..<((b + 1) * rowValues)]) == (try output(half, rows: b..<(b + 1))), "row \(b)")
+        }
+    }
+
     /// `precision: "bfloat16"` computes every product with its weights and its inputs (x, and h at every
     /// step) rounded to bfloat16: the float64 reference that rounds the same way explains the engine's
     /// outputs, in the tiles of many rows and for a lone row alike, far better than the exact one does,

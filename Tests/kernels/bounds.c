@@ -4,7 +4,8 @@
  * holds a neighbouring block's gate, a partial unit block) stops the run. Sequences of every cell,
  * batch sizes on both sides of the tile heights (4, 6, 8, 12) and of the step's product path (16, and
  * 8 with avx2 from 256 units), hidden sizes that are not multiples of 8, lengths, both directions,
- * float32 weights, half W_hh and products in bfloat16.
+ * float32 weights, half W_hh (widened to float32 for the run where a batch's float32 steps are
+ * products) and products in bfloat16.
  *
  * Prints one line per case: its shape and the sum of its outputs and final state as a hex float.
  * Tests/kernels/run.sh runs it under each kernel variant (RECUR_KERNELS) and compares: the AVX2
@@ -28,6 +29,9 @@
  * products read from copies (13 rows split by units at T·I = 1024 and H = 520, 29 at H = 1024: the
  * rnn's in bands of 14 and 15, the others' split by units), and a projection ahead whose tall tiles
  * copy rows of x 4 KiB apart (I = 1024, 13 rows);
+ * rows whose half W_hh the run widens against the row alone, in the half weights' tiles (23 rows of
+ * H = 44, 12 of H = 300, 13 of H = 520 with rows of x 4 KiB apart, which the float32 steps copy into
+ * their partial workspace: sized for float32, as recur_kernels.h says);
  * 5 rows of lstm in bands of 2 and 3, the 3-row band's input projection for its last steps (its first,
  * reversed) computed by the 2-row band's thread (T = 60); 6 and 7 rows of 150 units in bands of 3 and 4
  * where W_hh is under a quarter of the L2 (lstm's in wide tiles; the other cells' where the CPU has two
@@ -113,11 +117,21 @@ static seeded_weights weights_of(rk_cell cell, rk_weights format, size_t I, size
 
 static void free_weights(seeded_weights w) { free_packed(w.packed), free(w.input_bias), free(w.recurrent_bias); }
 
-/* The sequence's fields for weights packed as `p`, with a rounded-input workspace in bfloat16. */
+/* The weights' format the steps read, which rk_step_partial_size counts: float32 where the run widens half W_hh. */
+static rk_weights steps_format(rk_cell cell, rk_weights format, size_t B, size_t H) {
+    return format == RK_WEIGHTS_FLOAT16 && rk_step_widens_half_weights(rk_cell_gates(cell), B, H) ? RK_WEIGHTS_FLOAT32 : format;
+}
+
+/* The sequence's fields for weights packed as `p`, with a rounded-input workspace in bfloat16 and, with
+   half W_hh at a batch that widens it, the widened weights' workspace. */
 static void use_packed(rk_sequence *s, packed_weights p) {
+    size_t G = rk_cell_gates(s->cell);
     s->input_weights = p.input, s->recurrent_weights = p.recurrent, s->recurrent_half_weights = p.half_recurrent;
     s->input_bf16_weights = p.bf16_input, s->recurrent_bf16_weights = p.bf16_recurrent;
     s->x_bf16 = p.bf16_input ? malloc(s->batch * s->steps * rk_bf16_row_size(s->input_size) * sizeof(uint16_t)) : NULL;
+    s->recurrent_widened = p.half_recurrent && rk_step_widens_half_weights(G, s->batch, s->hidden)
+                               ? malloc(rk_recurrent_packed_size(G, s->hidden) * sizeof(float))
+                               : NULL;
 }
 
 static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int directions, rk_weights format, int with_lengths) {
@@ -137,7 +151,7 @@ static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int direct
             .input_bias = weights[d].input_bias, .recurrent_bias = weights[d].recurrent_bias, .lengths = lengths,
             .reverse = d, .gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), .h = values(B * H, 10 + d),
             .h_spare = malloc(B * H * sizeof(float)),
-            .partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, format) * sizeof(float)),
+            .partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, steps_format(cell, format, B, H)) * sizeof(float)),
             .c = cell == RK_CELL_LSTM ? values(B * H, 12 + d) : NULL, .y = y + d * H, .ldy = directions * H,
         };
         use_packed(&sequences[d], weights[d].packed);
@@ -152,6 +166,7 @@ static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int direct
     for (int d = 0; d < directions; d++) {
         free_weights(weights[d]);
         free(sequences[d].gx), free(sequences[d].h_spare), free(sequences[d].partial), free(sequences[d].x_bf16);
+        free(sequences[d].recurrent_widened);
         free(sequences[d].h), free(sequences[d].c);
     }
     free(x), free(y), free(lengths);
@@ -164,7 +179,7 @@ static void run_rows(rk_cell cell, rk_weights format, size_t b, size_t B, size_t
     size_t G = rk_cell_gates(cell);
     seeded_weights weights = weights_of(cell, format, I, H, 0);
     float *gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), *h_spare = malloc(B * H * sizeof(float));
-    float *partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, format) * sizeof(float));
+    float *partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, steps_format(cell, format, B, H)) * sizeof(float));
     memcpy(h, h0 + b * H, B * H * sizeof(float));
     if (c) memcpy(c, c0 + b * H, B * H * sizeof(float));
     rk_sequence sequence = {
@@ -175,7 +190,7 @@ static void run_rows(rk_cell cell, rk_weights format, size_t b, size_t B, size_t
     };
     use_packed(&sequence, weights.packed);
     rk_run_sequences(&sequence, 1);
-    free_weights(weights), free(sequence.x_bf16), free(gx), free(h_spare), free(partial);
+    free_weights(weights), free(sequence.x_bf16), free(sequence.recurrent_widened), free(gx), free(h_spare), free(partial);
 }
 
 /* Every row of a batch of B against the row alone; 0 when all agree bit for bit. */
@@ -239,7 +254,7 @@ static int directions_agree(rk_cell cell, size_t B, size_t T, size_t I, size_t H
             differing |= memcmp(y + row_step * 2 * H + d * H, y_alone + row_step * H, H * sizeof(float)) != 0;
         differing |= memcmp(sequences[d].h, h_alone, state_bytes) != 0 || (lstm && memcmp(sequences[d].c, c_alone, state_bytes) != 0);
         free(sequences[d].gx), free(sequences[d].h), free(sequences[d].h_spare), free(sequences[d].partial);
-        free(sequences[d].c), free(sequences[d].x_bf16);
+        free(sequences[d].c), free(sequences[d].x_bf16), free(sequences[d].recurrent_widened);
     }
     if (differing)
         fprintf(stderr, "cell %d B %zu T %zu I %zu H %zu: two directions in one call differ from each run alone\n", (int)cell,
@@ -447,6 +462,9 @@ int main(void) {
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 5, 60, 37, 100, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 6, 5, 300, 150, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT32, 7, 5, 40, 150, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT16, 23, 5, 7, 44, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT16, 12, 3, 7, 300, reverse, with_lengths) |
+                             rows_agree_alone(cells[c], RK_WEIGHTS_FLOAT16, 13, 4, 256, 520, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 23, 5, 7, 44, reverse, with_lengths) |
                              rows_agree_alone(cells[c], RK_WEIGHTS_BFLOAT16, 12, 3, 7, 300, reverse, with_lengths);
     const size_t split_batches[] = {2, 5, 7, 9, 13};

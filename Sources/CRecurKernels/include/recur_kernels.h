@@ -112,6 +112,14 @@ void rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
    even: half the bytes a step streams, about 3 significant digits. Values beyond ±65504 become
    infinite; the caller refuses them first. */
 void rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P);
+/* wide[i] ← half[i] for i < n, exactly: rk_recurrent_pack_half's values back in rk_recurrent_pack's
+   layout, which is the same. */
+void rk_widen_half(size_t n, const uint16_t *half, float *wide);
+/* Whether a sequence of `batch` rows holding W_hh in half precision runs its steps on W_hh widened
+   to float32 (rk_sequence's recurrent_widened, once a run) rather than on the halves: where float32
+   steps over those rows run as matrix products (rk_step_runs_as_product). Either way the outputs are
+   the float32 engine's with W_hh equal to the halves. */
+int rk_step_widens_half_weights(size_t gates, size_t batch, size_t hidden);
 
 /* Floats of an input weight W_ih [G·H, I] packed for the input projection (rk_sequence) and the
    steps that compute it themselves; P ← W in that layout. */
@@ -235,7 +243,8 @@ typedef struct {
                                            of its own); left untouched when the steps project their input */
     float *h;                           /* [B, H]: initial state in, final state out */
     float *h_spare;                     /* workspace [B, H] */
-    float *partial;                     /* workspace [RK_MAX_THREADS, rk_step_partial_size(G, B, H, ·)] */
+    float *partial;                     /* workspace [RK_MAX_THREADS, rk_step_partial_size(G, B, H, ·)], in the format
+                                           the steps read: float32 where the run widens half weights */
     float *c;                           /* lstm: [B, H] initial in, final out; NULL otherwise */
     float *y;                           /* [B, T, ·] with row stride ldy: h of row b, step t at y + (b·T + t)·ldy */
     size_t ldy;
@@ -244,6 +253,9 @@ typedef struct {
        [B·T, rk_bf16_row_size(I)] (row b·T + t). Last, so the fields before keep their places. */
     const uint16_t *input_bf16_weights, *recurrent_bf16_weights;
     uint16_t *x_bf16;
+    /* With recurrent_half_weights, where rk_step_widens_half_weights: a workspace of
+       rk_recurrent_packed_size(G, H) floats, where the run widens W_hh and steps on it; else NULL. */
+    float *recurrent_widened;
 } rk_sequence;
 
 /* Runs `count` independent sequences (a bidirectional layer's two directions) on the worker pool, at

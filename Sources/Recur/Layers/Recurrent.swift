@@ -353,14 +353,18 @@ struct SequenceDriver {
     /// Per direction: [T, B, rk_gate_columns(G, H)] input projections (time-major; left untouched
     /// when the steps project their own input), [B, H] spare state, the step's partial sums for
     /// each thread [RK_MAX_THREADS, rk_step_partial_size(G, B, H, ·)], then in bfloat16 the input
-    /// rounded, [B·T, rk_bf16_row_size(inputSize)] bfloat16 values. Every part starts on a 64-byte
-    /// line, from the first line in the array: the projection's stores and the steps' loads of 16
-    /// floats then take one line each, not two, as with the weights (PackedValues). Against parts 48
-    /// bytes past a line (a switch read at each call, blocks alternating): LSTM-256 at batch 1 0.99,
-    /// over 1000 steps 0.97, LSTM-100 B = 5 0.98, LSTM-64 B = 8 0.97, LSTM-300 B = 3 0.99.
+    /// rounded, [B·T, rk_bf16_row_size(inputSize)] bfloat16 values, or with half-precision W_hh that
+    /// the run widens (rk_step_widens_half_weights) W_hh in float32, [rk_recurrent_packed_size(G, H)].
+    /// Every part starts on a 64-byte line, from the first line in the array: the projection's stores
+    /// and the steps' loads of 16 floats then take one line each, not two, as with the weights
+    /// (PackedValues). Against parts 48 bytes past a line (a switch read at each call, blocks
+    /// alternating): LSTM-256 at batch 1 0.99, over 1000 steps 0.97, LSTM-100 B = 5 0.98, LSTM-64 B = 8
+    /// 0.97, LSTM-300 B = 3 0.99.
     private var workspace: [Float]
     /// Floats of one direction's workspace and, within it, where its parts start: multiples of a line's.
     private let stride: Int, spareOffset: Int, partialOffset: Int, roundedInputOffset: Int
+    /// Where the widened W_hh starts, or nil when the run does not widen.
+    private let widenedOffset: Int?
     private static let lineFloats = cacheLineBytes / MemoryLayout<Float>.stride
 
     /// `floats` rounded up to whole lines.
@@ -378,10 +382,15 @@ struct SequenceDriver {
         self.lengths = lengths
         spareOffset = Self.lines(batch * steps * rk_gate_columns(cell.gates, hidden))
         partialOffset = Self.lines(spareOffset + batch * hidden)
+        // The steps of a run that widens half weights are float32 steps, whose partial sums take more.
+        let widens = precision == .halfRecurrent && rk_step_widens_half_weights(cell.gates, batch, hidden) != 0
+        let stepWeights = widens ? RK_WEIGHTS_FLOAT32 : precision.kernelWeights
         // rk_step_partial_size is whole lines, so each thread's partial sums start on one.
-        roundedInputOffset = partialOffset + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch, hidden, precision.kernelWeights)
+        roundedInputOffset = partialOffset + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch, hidden, stepWeights)
         let roundedInput = precision == .bfloat16 ? (batch * steps * rk_bf16_row_size(inputSize) + 1) / 2 : 0
-        stride = Self.lines(roundedInputOffset + roundedInput)
+        let widened = widens ? rk_recurrent_packed_size(cell.gates, hidden) : 0
+        widenedOffset = widens ? Self.lines(roundedInputOffset + roundedInput) : nil
+        stride = Self.lines((widenedOffset ?? roundedInputOffset + roundedInput) + widened)
         // Every part is written before it is read (rk_sequence), so nothing is zeroed. A line more, for
         // the first line to start within the array.
         workspace = ReusedFloats.take(directions * stride + Self.lineFloats)
@@ -395,7 +404,8 @@ struct SequenceDriver {
     mutating func run(weights: [DirectionWeights], input x: UnsafeBufferPointer<Float>, inputSize: Int,
                       h: inout [Float], c: inout [Float], output y: UnsafeMutableBufferPointer<Float>) {
         let (B, T, H, D) = (batch, steps, hidden, directions)
-        let (stride, spareOffset, partialOffset, roundedInputOffset) = (stride, spareOffset, partialOffset, roundedInputOffset)
+        let (stride, spareOffset, partialOffset) = (stride, spareOffset, partialOffset)
+        let (roundedInputOffset, widenedOffset) = (roundedInputOffset, widenedOffset)
         let (kernel, lengths) = (cell.kernel, self.lengths)
         let constants = weights.flatMap { [$0.input, $0.projectionBias, $0.recurrent, $0.stepBias] }
         let sixteenBitConstants = weights.flatMap { [$0.halfRecurrent, $0.bf16Input, $0.bf16Recurrent] }
@@ -423,7 +433,8 @@ struct SequenceDriver {
                                         c: c.isEmpty ? nil : c.baseAddress! + d * B * H,
                                         y: y.baseAddress! + d * H, ldy: D * H,
                                         input_bf16_weights: sixteenBit[3 * d + 1], recurrent_bf16_weights: sixteenBit[3 * d + 2],
-                                        x_bf16: sixteenBit[3 * d + 1] == nil ? nil : roundedInput)
+                                        x_bf16: sixteenBit[3 * d + 1] == nil ? nil : roundedInput,
+                                        recurrent_widened: widenedOffset.map { direction + $0 })
                                 }
                                 rk_run_sequences(sequences, sequences.count)
                             }
