@@ -1308,6 +1308,8 @@ size_t rk_step_wide_tile_rows(size_t gates) {
 }
 
 size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weights weights) {
+    /* A run over such a batch steps on W_hh widened to float32, whose steps keep more than the halves'. */
+    if (weights == RK_WEIGHTS_FLOAT16 && rk_step_widens_half_weights(gates, batch, hidden)) weights = RK_WEIGHTS_FLOAT32;
     size_t rows = weights == RK_WEIGHTS_BFLOAT16  ? ceil_div(batch * rk_bf16_row_size(hidden), 2)
                   : weights == RK_WEIGHTS_FLOAT32 ? copied_rows_size(batch, hidden)
                                                   : 0;

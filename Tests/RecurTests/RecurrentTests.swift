@@ -188,10 +188,7 @@ import Testing
         let exact = ReferenceRecurrent.random(cell, inputSize: F, hidden: H, directions: 2, seed: 51)
         var engine = exact
         engine.halfRecurrent = true
-        var rounded = exact
-        for (key, values) in exact.weights where key.hasPrefix("weight_hh") {
-            rounded.weights[key] = values.map { Float(Float16($0)) }
-        }
+        let rounded = exact.roundingWeights("weight_hh") { Float(Float16($0)) }
         #expect(rounded.weights != exact.weights)
         let x = testValues(B * T * F, seed: 52, scale: 0.3)
         let output = try #require(try engine.model().run(["input": try .float32(x, shape: [B, T, F])])
@@ -220,11 +217,8 @@ import Testing
                                              directions: shape.directions, seed: 54)
         half.halfRecurrent = true
         #expect(rk_step_widens_half_weights(half.gates, B, H) != 0 && rk_step_widens_half_weights(half.gates, 1, H) == 0)
-        var rounded = half
+        var rounded = half.roundingWeights("weight_hh") { Float(Float16($0)) }
         rounded.halfRecurrent = false
-        for (key, values) in half.weights where key.hasPrefix("weight_hh") {
-            rounded.weights[key] = values.map { Float(Float16($0)) }
-        }
         let x = testValues(B * T * F, seed: 55, scale: 0.3)
         func output(_ reference: ReferenceRecurrent, rows: Range<Int>) throws -> [Float] {
             let input = Array(x[(rows.lowerBound * T * F)..<(rows.upperBound * T * F)])
@@ -249,10 +243,7 @@ import Testing
         let exact = ReferenceRecurrent.random(cell, inputSize: F, hidden: H, directions: 2, seed: 61)
         var engine = exact
         engine.bfloat16 = true
-        var rounded = exact
-        for (key, values) in exact.weights where key.hasPrefix("weight") {
-            rounded.weights[key] = values.map(bfloat16Rounded)
-        }
+        var rounded = exact.roundingWeights("weight", bfloat16Rounded)
         rounded.productInputRounding = { Double(bfloat16Rounded(Float($0))) }
         let model = try engine.model()
         let x = testValues(B * T * F, seed: 62, scale: 0.8)

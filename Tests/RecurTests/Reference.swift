@@ -57,6 +57,16 @@ struct ReferenceRecurrent {
                                   directions: directions, bias: bias, relu: relu, weights: weights)
     }
 
+    /// This reference with every weight matrix whose name starts with `prefix` ("weight_hh", "weight")
+    /// passed through `round`: what a precision the engine computes in makes of them.
+    func roundingWeights(_ prefix: String, _ round: (Float) -> Float) -> ReferenceRecurrent {
+        var rounded = self
+        for (key, values) in weights where key.hasPrefix(prefix) {
+            rounded.weights[key] = values.map(round)
+        }
+        return rounded
+    }
+
     /// A model of this one layer over features, through the engine's public API.
     func model(name: String = "rec") throws -> Model {
         let arch = try Architecture(json: .object([

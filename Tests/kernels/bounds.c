@@ -117,11 +117,6 @@ static seeded_weights weights_of(rk_cell cell, rk_weights format, size_t I, size
 
 static void free_weights(seeded_weights w) { free_packed(w.packed), free(w.input_bias), free(w.recurrent_bias); }
 
-/* The weights' format the steps read, which rk_step_partial_size counts: float32 where the run widens half W_hh. */
-static rk_weights steps_format(rk_cell cell, rk_weights format, size_t B, size_t H) {
-    return format == RK_WEIGHTS_FLOAT16 && rk_step_widens_half_weights(rk_cell_gates(cell), B, H) ? RK_WEIGHTS_FLOAT32 : format;
-}
-
 /* The sequence's fields for weights packed as `p`, with a rounded-input workspace in bfloat16 and, with
    half W_hh at a batch that widens it, the widened weights' workspace. */
 static void use_packed(rk_sequence *s, packed_weights p) {
@@ -151,7 +146,7 @@ static void run(rk_cell cell, size_t B, size_t T, size_t I, size_t H, int direct
             .input_bias = weights[d].input_bias, .recurrent_bias = weights[d].recurrent_bias, .lengths = lengths,
             .reverse = d, .gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), .h = values(B * H, 10 + d),
             .h_spare = malloc(B * H * sizeof(float)),
-            .partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, steps_format(cell, format, B, H)) * sizeof(float)),
+            .partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, format) * sizeof(float)),
             .c = cell == RK_CELL_LSTM ? values(B * H, 12 + d) : NULL, .y = y + d * H, .ldy = directions * H,
         };
         use_packed(&sequences[d], weights[d].packed);
@@ -179,7 +174,7 @@ static void run_rows(rk_cell cell, rk_weights format, size_t b, size_t B, size_t
     size_t G = rk_cell_gates(cell);
     seeded_weights weights = weights_of(cell, format, I, H, 0);
     float *gx = malloc(B * T * rk_gate_columns(G, H) * sizeof(float)), *h_spare = malloc(B * H * sizeof(float));
-    float *partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, steps_format(cell, format, B, H)) * sizeof(float));
+    float *partial = malloc(RK_MAX_THREADS * rk_step_partial_size(G, B, H, format) * sizeof(float));
     memcpy(h, h0 + b * H, B * H * sizeof(float));
     if (c) memcpy(c, c0 + b * H, B * H * sizeof(float));
     rk_sequence sequence = {

@@ -179,7 +179,8 @@ typedef struct {
 
 /* Floats of the partial sums (or, for a batched step, the gates of a group of unit blocks, and the
    rows rk_step_prepare_rows makes) one thread's rk_recurrent_step keeps: whole 64-byte lines, so that
-   threads' workspaces side by side start on a line when the first does. */
+   threads' workspaces side by side start on a line when the first does. Half weights over a batch a
+   run widens (rk_step_widens_half_weights) count as float32, which its steps read. */
 size_t rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weights weights);
 
 /* Whether a step of `gates` gates over `batch` rows runs as one matrix product that is better off
@@ -243,8 +244,7 @@ typedef struct {
                                            of its own); left untouched when the steps project their input */
     float *h;                           /* [B, H]: initial state in, final state out */
     float *h_spare;                     /* workspace [B, H] */
-    float *partial;                     /* workspace [RK_MAX_THREADS, rk_step_partial_size(G, B, H, ·)], in the format
-                                           the steps read: float32 where the run widens half weights */
+    float *partial;                     /* workspace [RK_MAX_THREADS, rk_step_partial_size(G, B, H, ·)] */
     float *c;                           /* lstm: [B, H] initial in, final out; NULL otherwise */
     float *y;                           /* [B, T, ·] with row stride ldy: h of row b, step t at y + (b·T + t)·ldy */
     size_t ldy;

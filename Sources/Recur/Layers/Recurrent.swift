@@ -382,11 +382,10 @@ struct SequenceDriver {
         self.lengths = lengths
         spareOffset = Self.lines(batch * steps * rk_gate_columns(cell.gates, hidden))
         partialOffset = Self.lines(spareOffset + batch * hidden)
-        // The steps of a run that widens half weights are float32 steps, whose partial sums take more.
-        let widens = precision == .halfRecurrent && rk_step_widens_half_weights(cell.gates, batch, hidden) != 0
-        let stepWeights = widens ? RK_WEIGHTS_FLOAT32 : precision.kernelWeights
         // rk_step_partial_size is whole lines, so each thread's partial sums start on one.
-        roundedInputOffset = partialOffset + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch, hidden, stepWeights)
+        roundedInputOffset = partialOffset
+            + Int(RK_MAX_THREADS) * rk_step_partial_size(cell.gates, batch, hidden, precision.kernelWeights)
+        let widens = precision == .halfRecurrent && rk_step_widens_half_weights(cell.gates, batch, hidden) != 0
         let roundedInput = precision == .bfloat16 ? (batch * steps * rk_bf16_row_size(inputSize) + 1) / 2 : 0
         let widened = widens ? rk_recurrent_packed_size(cell.gates, hidden) : 0
         widenedOffset = widens ? Self.lines(roundedInputOffset + roundedInput) : nil
