@@ -8,6 +8,9 @@
  *   sequences_ab CELL B T I H D ROUNDS      (CELL: 0 rnn-tanh, 2 lstm, 3 gru; D: 1 or 2 directions)
  *
  * RECUR_AB_BACK_TO_BACK=N times N passes run back to back (workers awake) instead of one from asleep.
+ * RECUR_AB_HALF=1 holds W_hh in half precision on both sides (rk_recurrent_pack_half), with a workspace
+ * for the widened weights that a side whose rule widens them uses (older commits ignore it);
+ * RECUR_AB_HALF=new on the new side alone, against float32 on the old (the outputs then differ).
  *
  * Prints the median and fastest time of each side and new/old, and whether the two computed the
  * same bits (they should unless the numerics were meant to change). Each side packs its own weights;
@@ -28,6 +31,7 @@ void old_rk_input_pack(size_t gates, size_t H, size_t I, const float *W, float *
 void old_rk_input_bias_pack(size_t gates, size_t H, const float *bias, float *P);
 size_t old_rk_recurrent_packed_size(size_t gates, size_t H);
 void old_rk_recurrent_pack(size_t gates, size_t H, const float *W, float *P);
+void old_rk_recurrent_pack_half(size_t gates, size_t H, const float *W, uint16_t *P);
 /* Older commits' took (gates, batch) alone; the arguments they do not take are ignored (x86-64 and
    AArch64 calling conventions pass them in registers). */
 size_t old_rk_step_partial_size(size_t gates, size_t batch, size_t hidden, rk_weights weights);
@@ -40,15 +44,17 @@ typedef struct {
     void (*input_bias_pack)(size_t, size_t, const float *, float *);
     size_t (*recurrent_packed_size)(size_t, size_t);
     void (*recurrent_pack)(size_t, size_t, const float *, float *);
+    void (*recurrent_pack_half)(size_t, size_t, const float *, uint16_t *);
     size_t (*step_partial_size)(size_t, size_t, size_t, rk_weights);
     void (*run_sequences)(const rk_sequence *, size_t);
 } kernels;
 
 static const kernels old_kernels = {old_rk_gate_columns, old_rk_input_packed_size, old_rk_input_pack,
                                     old_rk_input_bias_pack, old_rk_recurrent_packed_size,
-                                    old_rk_recurrent_pack, old_rk_step_partial_size, old_rk_run_sequences};
+                                    old_rk_recurrent_pack, old_rk_recurrent_pack_half, old_rk_step_partial_size,
+                                    old_rk_run_sequences};
 static const kernels new_kernels = {rk_gate_columns, rk_input_packed_size, rk_input_pack, rk_input_bias_pack,
-                                    rk_recurrent_packed_size, rk_recurrent_pack,
+                                    rk_recurrent_packed_size, rk_recurrent_pack, rk_recurrent_pack_half,
                                     rk_step_partial_size, rk_run_sequences};
 
 static double seconds(void) {
@@ -68,25 +74,32 @@ static int by_value(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* One side's sequences: its own packed weights and workspaces, the shared input x, output y [B, T, D·H]. */
-static void prepare(const kernels *k, rk_cell cell, size_t B, size_t T, size_t I, size_t H, size_t D, const float *x,
-                    float *y, rk_sequence *sequences) {
+/* One side's sequences: its own packed weights and workspaces, the shared input x, output y [B, T, D·H];
+   W_hh in half precision with `half`. */
+static void prepare(const kernels *k, rk_cell cell, size_t B, size_t T, size_t I, size_t H, size_t D, int half,
+                    const float *x, float *y, rk_sequence *sequences) {
     size_t G = rk_cell_gates(cell);
     for (size_t d = 0; d < D; d++) {
         float *input = values(G * H * I, 2 + d), *recurrent = values(G * H * H, 4 + d);
         float *input_packed = malloc(k->input_packed_size(G, H, I) * sizeof(float));
         float *bias = values(G * H, 6 + d), *bias_packed = malloc(k->gate_columns(G, H) * sizeof(float));
         float *recurrent_packed = malloc(k->recurrent_packed_size(G, H) * sizeof(float));
+        uint16_t *recurrent_half = half ? malloc(k->recurrent_packed_size(G, H) * sizeof(uint16_t)) : NULL;
         k->input_pack(G, H, I, input, input_packed);
         k->input_bias_pack(G, H, bias, bias_packed);
-        k->recurrent_pack(G, H, recurrent, recurrent_packed);
+        if (half) k->recurrent_pack_half(G, H, recurrent, recurrent_half);
+        else k->recurrent_pack(G, H, recurrent, recurrent_packed);
         free(input), free(recurrent), free(bias);
         sequences[d] = (rk_sequence){
             .cell = cell, .batch = B, .steps = T, .input_size = I, .hidden = H, .x = x, .ldx = I,
-            .input_weights = input_packed, .input_bias = bias_packed, .recurrent_weights = recurrent_packed,
+            .input_weights = input_packed, .input_bias = bias_packed,
+            .recurrent_weights = half ? NULL : recurrent_packed, .recurrent_half_weights = recurrent_half,
+            .recurrent_widened = half ? recurrent_packed : NULL,
             .recurrent_bias = cell == RK_CELL_GRU ? values(H, 8 + d) : NULL, .reverse = (int)d,
             .gx = malloc(B * T * k->gate_columns(G, H) * sizeof(float)), .h = malloc(B * H * sizeof(float)),
             .h_spare = malloc(B * H * sizeof(float)),
+            /* float32's size, never less than the halves' (and what widened halves need in commits
+               before 477df77, whose size for half weights did not count them) */
             .partial = malloc(RK_MAX_THREADS * k->step_partial_size(G, B, H, RK_WEIGHTS_FLOAT32) * sizeof(float)),
             .c = cell == RK_CELL_LSTM ? malloc(B * H * sizeof(float)) : NULL, .y = y + d * H, .ldy = D * H,
         };
@@ -130,8 +143,11 @@ int main(int argc, char **argv) {
     size_t outputs = B * T * D * H;
     float *x = values(B * T * I, 1), *y_old = malloc(outputs * sizeof(float)), *y_new = malloc(outputs * sizeof(float));
     rk_sequence old_sequences[2], new_sequences[2];
-    prepare(&old_kernels, cell, B, T, I, H, D, x, y_old, old_sequences);
-    prepare(&new_kernels, cell, B, T, I, H, D, x, y_new, new_sequences);
+    const char *half_setting = getenv("RECUR_AB_HALF");
+    int new_half = half_setting && (atoi(half_setting) != 0 || strcmp(half_setting, "new") == 0);
+    int old_half = new_half && strcmp(half_setting, "new") != 0;
+    prepare(&old_kernels, cell, B, T, I, H, D, old_half, x, y_old, old_sequences);
+    prepare(&new_kernels, cell, B, T, I, H, D, new_half, x, y_new, new_sequences);
     const char *setting = getenv("RECUR_AB_BACK_TO_BACK");
     size_t back_to_back = setting ? strtoul(setting, NULL, 10) : 0;
     double *old_times = malloc(rounds * sizeof(double)), *new_times = malloc(rounds * sizeof(double));
