@@ -1117,8 +1117,8 @@ enum { BURST_NANOSECONDS = 1000000, CONTENTION_NANOSECONDS = 100000000 };
 static _Atomic long burst_start, last_run_end;
 
 /* How many sequences run beside each other, each on threads of its own (a bidirectional layer's two
-   directions): all of them while their W_hh together fit the L3 or they have BESIDE_PAST_L3_MIN_ROWS rows,
-   else one at a time on all the threads. Beside each other, two directions' steps read both W_hh every step
+   directions): all of them while their W_hh together fit in 1/BESIDE_L3_SHARES of the L3 or they have
+   BESIDE_PAST_L3_MIN_ROWS rows, else one at a time on all the threads. Beside each other, two directions' steps read both W_hh every step
    and the L3 keeps little of either; one at a time, a step's weights are the L3's alone (or, past it, what
    the zigzag keeps of them, ZIGZAG_STREAMED_BYTES), at the cost of a split step's barrier, small against a
    step that reads that much. With many rows a step's product reads each weight once for all of them, so
@@ -1132,15 +1132,23 @@ static _Atomic long burst_start, last_run_end;
    multiply-adds, level (LSTM-600 B = 32 1.000). Beside each other against one at a time (bench/ab as
    above, 2026-12-07): LSTM-673 I = 53 T = 6 (a random draw's, 1.04 behind ONNX Runtime) B = 128 0.97,
    B = 64 0.98, B = 32 1.02, B = 16 1.05; at B = 128 LSTM-600 0.99, LSTM-1024 0.99, GRU-700 0.995; at
-   B = 64 RNN-1500 0.985, LSTM-600 1.005, LSTM-1024 1.00; at B = 32 LSTM-600 and GRU-700 1.00. */
-enum { BESIDE_PAST_L3_MIN_ROWS = 64 };
+   B = 64 RNN-1500 0.985, LSTM-600 1.005, LSTM-1024 1.00; at B = 32 LSTM-600 and GRU-700 1.00.
+   From half the L3, not all of it (2026-12-07, evening): on the Zen 4 VM (32 MiB of L3, which the VM's
+   neighbours share; bench/ab, same bits, passes back to back, T = 50 unless said, weights on huge pages
+   as the engine keeps them) one at a time against beside each other with 20–28 MiB of W_hh in both
+   directions took bidirectional GRU-972 I = 815 B = 16 T = 12 (a random draw's, 1.15 behind ONNX
+   Runtime; 1.02 after in bench.py) 0.954, B = 4 0.950, LSTM-860 B = 1 0.847, LSTM-800 B = 4 0.984,
+   LSTM-925 I = 651 B = 1 (1.07 behind) 0.995. On 4 KiB pages the gains looked larger (0.78–0.96; an
+   A/A run 0.98–0.995), and with 11–12 MiB one at a time was slower (LSTM-600 B = 1 1.022, GRU-700 B = 8
+   1.039). On the Zen 1 VM (8 MiB of L3) directions of 4–8 MiB together are not measured. */
+enum { BESIDE_PAST_L3_MIN_ROWS = 64, BESIDE_L3_SHARES = 2 };
 static size_t sequences_beside(const rk_sequence *sequences, size_t count) {
     size_t l3 = cpu0_cache_bytes(3), weights = 0, rows = SIZE_MAX;
     for (size_t i = 0; i < count; i++) {
         weights += recurrent_weight_bytes(&sequences[i]);
         rows = sequences[i].batch < rows ? sequences[i].batch : rows;
     }
-    return l3 > 0 && weights > l3 && rows < BESIDE_PAST_L3_MIN_ROWS ? 1 : RK_MAX_THREADS;
+    return l3 > 0 && weights > l3 / BESIDE_L3_SHARES && rows < BESIDE_PAST_L3_MIN_ROWS ? 1 : RK_MAX_THREADS;
 }
 
 /* The sequence to run: `s`, or, where its half weights are widened (rk_step_widens_half_weights), `copy`

@@ -217,7 +217,7 @@ static int rows_agree_alone(rk_cell cell, rk_weights format, size_t B, size_t T,
 }
 
 /* A bidirectional layer's two directions in one call against each run alone, bit for bit: directions
-   whose W_hh together pass the L3 run one after the other on all the threads unless they have many rows,
+   whose W_hh together pass half the L3 run one after the other on all the threads unless they have many rows,
    others each on its own (sequences_beside, pool.c). Both directions take direction 0's weights here, the
    second reversed. */
 static int directions_agree(rk_cell cell, size_t B, size_t T, size_t I, size_t H) {
@@ -489,7 +489,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof streamed / sizeof *streamed; i++)
         differing |= driver_agrees(streamed[i].cell, 3, 4, 7, streamed[i].hidden, 0, 0) |
                      driver_agrees(streamed[i].cell, 2, 3, 7, streamed[i].hidden, 1, 1);
-    /* Two directions of 33 MiB of W_hh each, past any L3 of up to 64 MiB: one after the other over 2 rows,
+    /* Two directions of 33 MiB of W_hh each, past half of any L3 of up to 128 MiB: one after the other over 2 rows,
        beside each other over 64; and two of 6 KiB, beside each other. */
     differing |= directions_agree(RK_CELL_LSTM, 2, 3, 7, 1450) | directions_agree(RK_CELL_LSTM, 64, 1, 7, 1450) |
                  directions_agree(RK_CELL_GRU, 3, 5, 9, 40);

@@ -259,7 +259,7 @@ typedef struct {
 } rk_sequence;
 
 /* Runs `count` independent sequences (a bidirectional layer's two directions) on the worker pool, at
-   once while their W_hh fit the L3 together or they have 64 rows or more, else one after another: a
+   once while their W_hh fit half the L3 together or they have 64 rows or more, else one after another: a
    sequence's rows are split into bands, one per thread, each running its own time loop (a batch with
    several rows per thread and W_hh that fits a core's cache), or else its hidden units are split across
    its threads, which meet at a barrier per step. A row's numbers are the same either way. When the pool
