@@ -1118,8 +1118,8 @@ static _Atomic long burst_start, last_run_end;
 
 /* How many sequences run beside each other, each on threads of its own (a bidirectional layer's two
    directions): all of them while their W_hh together fit in 1/BESIDE_L3_SHARES of the L3 or they have
-   BESIDE_PAST_L3_MIN_ROWS rows, else one at a time on all the threads. Beside each other, two directions' steps read both W_hh every step
-   and the L3 keeps little of either; one at a time, a step's weights are the L3's alone (or, past it, what
+   BESIDE_PAST_L3_MIN_ROWS rows, else one at a time on all the threads. Beside each other, two
+   directions' steps read both W_hh every step and the L3 keeps little of either; one at a time, a step's weights are the L3's alone (or, past it, what
    the zigzag keeps of them, ZIGZAG_STREAMED_BYTES), at the cost of a split step's barrier, small against a
    step that reads that much. With many rows a step's product reads each weight once for all of them, so
    reading the weights from memory costs it little, and beside each other the directions have no barrier
