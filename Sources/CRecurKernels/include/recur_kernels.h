@@ -254,7 +254,8 @@ typedef struct {
     const uint16_t *input_bf16_weights, *recurrent_bf16_weights;
     uint16_t *x_bf16;
     /* With recurrent_half_weights, where rk_step_widens_half_weights: a workspace of
-       rk_recurrent_packed_size(G, H) floats, where the run widens W_hh and steps on it; else NULL. */
+       rk_recurrent_packed_size(G, H) floats, where the run widens W_hh and steps on it. Elsewhere NULL,
+       or left unused (bench/ab hands one to every half sequence, whatever the commit's rule). */
     float *recurrent_widened;
 } rk_sequence;
 
