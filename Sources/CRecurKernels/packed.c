@@ -12,6 +12,8 @@
 /* Matrix product panels: NR output columns side by side for every k, so the kernel reads one
    contiguous stream per panel: P[p][k][c] = W[p·NR + c][k], zero past N. */
 enum { GEMM_NR = 16, GEMM_KC = 512 };
+/* Less of k than this left goes in one last block (gemm_body): K = 724 as one block, not 512 and 212. */
+enum { GEMM_KC_JOINED = GEMM_KC * 3 / 2 };
 
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
@@ -315,7 +317,7 @@ RK_INLINE void tile_micro_bf16(int MR, int NV, int DPBF16, size_t pairs, const u
 enum { ALIASING_STRIDE_BYTES = 4096, ALIASING_MIN_ROWS = 12, COPY_PAD = 16 };
 
 /* A tile's copied row: one k block, padded. */
-enum { COPIED_ROW = GEMM_KC + COPY_PAD };
+enum { COPIED_ROW = GEMM_KC_JOINED + COPY_PAD };
 
 RK_INLINE int rows_alias(size_t rows, size_t ld) {
     return rows >= ALIASING_MIN_ROWS && ld * sizeof(float) % ALIASING_STRIDE_BYTES == 0;
@@ -448,24 +450,29 @@ RK_INLINE size_t tall_tile_rows(size_t rows, size_t MR) {
     return whole > 0 && rest > 1 && rest < LAST_TILE_MIN_ROWS ? (whole - 1) * MR : whole * MR;
 }
 
-/* k in blocks of GEMM_KC; panels in blocks of at most GEMM_PANEL_BLOCK_BYTES of weights, which stay
-   in L2 while every row of the range passes through them, a tile's MR rows at a time, the rows'
-   k block staying in L1 across the block's panels, and the rows after the tall tiles in one or two tiles
-   of their own (tall_tile_rows). (Rows in blocks of 96 outside, all the panels
-   inside, streamed every panel from L3 for each block: 15–25% slower on one core here.) Each k block
-   after the first reloads the tiles' sums from Y, which has left L1 by then: k blocks of 512 rather
-   than 256 were 2–7% faster on the Zen 4 VM (bench/ab, same bits: LSTM-512 B = 64 0.971–0.974,
-   B = 1 0.975, GRU-512 B = 64 0.975, B = 1 0.934, RNN-512 B = 64 0.972, LSTM-1024 B = 1 0.952–0.974,
-   LSTM-2048 B = 4 0.976, with AVX2's tiles LSTM-512 B = 64 0.950; K = 256 the same), where 128 was
-   slower (LSTM-256 B = 32 1.14) and 1024 no faster than 512. */
+/* k in blocks of GEMM_KC, the last one longer rather than short (GEMM_KC_JOINED); panels in blocks of at most
+   GEMM_PANEL_BLOCK_BYTES of weights, which stay in L2 while every row of the range passes through them, a
+   tile's MR rows at a time, the rows' k block staying in L1 across the block's panels, and the rows after the
+   tall tiles in one or two tiles of their own (tall_tile_rows). (Rows in blocks of 96 outside, all the panels
+   inside, streamed every panel from L3 for each block: 15–25% slower on one core here.) Each k block after
+   the first reloads the tiles' sums from Y, which has left L1 by then: k blocks of 512 rather than 256 were
+   2–7% faster on the Zen 4 VM (bench/ab, same bits: LSTM-512 B = 64 0.971–0.974, B = 1 0.975, GRU-512 B = 64
+   0.975, B = 1 0.934, RNN-512 B = 64 0.972, LSTM-1024 B = 1 0.952–0.974, LSTM-2048 B = 4 0.976, with AVX2's
+   tiles LSTM-512 B = 64 0.950; K = 256 the same), where 128 was slower (LSTM-256 B = 32 1.14) and 1024 no
+   faster than 512. A short last block cost a reload and a store of every sum for few multiply-adds; K of
+   513–767 in one block rather than 512 and the rest, on the Zen 4 VM (bench/ab, same bits, passes back to
+   back; 2026-12-07): LSTM-243 I = 724 B = 128 T = 12 (a random draw's, 1.13 behind ONNX Runtime) 0.942–0.963,
+   GRU-700 B = 32 0.951–0.963, LSTM-300 I = 600 B = 64 0.978, LSTM-320 B = 32 0.981, RNN-640 B = 64 0.987; at
+   1–4 rows level (LSTM-630 B = 1 0.995, LSTM-724 B = 4 1.002); AVX2's tiles GRU-700 B = 32 0.961, LSTM-243
+   0.994. LSTM-512 B = 64, which it leaves alone, 0.983 beside them. */
 enum { GEMM_PANEL_BLOCK_BYTES = 384 * 1024 };
 RK_INLINE void gemm_body(int MR, int NV, int REGISTERS, int BF16, int DPBF16, const rk_product *p, size_t row_begin, size_t row_end,
                          size_t panel_begin, size_t panel_end) {
     size_t tall_end = row_begin + tall_tile_rows(row_end - row_begin, (size_t)MR);
     size_t last_rows = row_end - tall_end, middle = last_rows > (size_t)MR ? tall_end + (last_rows + 1) / 2 : row_end;
     size_t weight_bytes = BF16 ? sizeof(uint16_t) : sizeof(float), K = p->K + p->K2;
-    for (size_t k0 = 0; k0 < K || k0 == 0; k0 += GEMM_KC) {
-        size_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+    for (size_t k0 = 0, kc; k0 < K || k0 == 0; k0 += kc) {
+        kc = K - k0 < GEMM_KC_JOINED ? K - k0 : GEMM_KC;
         size_t block = GEMM_PANEL_BLOCK_BYTES / ((kc > 0 ? kc : 1) * GEMM_NR * weight_bytes) / NV * NV;
         block = block > (size_t)NV ? block : (size_t)NV;
         for (size_t q0 = panel_begin; q0 < panel_end; q0 += block) {
