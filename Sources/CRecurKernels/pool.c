@@ -228,8 +228,17 @@ enum { ZIGZAG_MAX_CACHE_SHARES = 2, ZIGZAG_STREAMED_BYTES = 32 << 20, ZIGZAG_PIE
 /* Chunks per step and per owning thread: the unit of stealing. A step over several rows takes fewer,
    larger chunks, whose per-chunk set-up (tiles, row groups, claims) is then spread over more units
    (bench/ab on the Zen 4 VM, same bits: LSTM-256 B = 8 T = 200 0.954–0.976, B = 4 0.966, bidirectional B = 8
-   0.978); at batch 1, 4 a thread were no faster (LSTM-256 1.007, LSTM-512 0.977, GRU-512 1.024). */
-enum { CHUNKS_PER_THREAD = 8, BATCHED_CHUNKS_PER_THREAD = 4, MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
+   0.978); at batch 1, 4 a thread were no faster (LSTM-256 1.007, LSTM-512 0.977, GRU-512 1.024). A lone row
+   whose W_hh fits the owners' L2s takes HELD_LONE_ROW_CHUNKS_PER_THREAD: each chunk of a lone row is a few
+   hundred cycles of multiply-adds and ends in a chain of latencies (the last sums, their activations) that
+   the next chunk's set-up does not hide. On the Zen 4 VM (2026-12-07, T = 100, I = H), 2 a thread against 8,
+   through recur bench (a switch read at each call, processes alternating): LSTM-256 0.931, GRU-256 0.955,
+   with half W_hh LSTM-256 0.913 and LSTM-512 0.980, with products in bfloat16 LSTM-256 0.887, GRU-256 0.926,
+   GRU-512 0.888, LSTM-512 0.969; with W_hh from L3 level or slower (LSTM-360 0.997, LSTM-1024 0.991, LSTM-512
+   1.024, in bfloat16 LSTM-1024 1.013). bench/ab (same bits, passes back to back): LSTM-256 0.959–0.983,
+   bidirectional 0.971, LSTM-128 0.988, GRU-256 1.004–1.007, GRU-200 0.995, with half W_hh LSTM-256 0.875. */
+enum { CHUNKS_PER_THREAD = 8, BATCHED_CHUNKS_PER_THREAD = 4, HELD_LONE_ROW_CHUNKS_PER_THREAD = 2,
+       MAX_CHUNKS = RK_MAX_THREADS * CHUNKS_PER_THREAD };
 /* How long a waiting thread spins before it sleeps: an idle worker long enough to catch the next
    call of a caller running passes back to back; a thread waiting for the rest of a step only as
    long as a chunk takes, since past that its peer is likely descheduled and needs the core. */
@@ -798,7 +807,9 @@ static void sequence_init(sequence_run *r, const rk_sequence *s, size_t owners, 
     r->units = (H + RK_UNITS - 1) / RK_UNITS;
     r->unit_group = rk_step_unit_group(rk_cell_gates(s->cell), B);
     r->groups = (r->units + r->unit_group - 1) / r->unit_group;
-    size_t step_most = r->step_owners * (B == 1 ? CHUNKS_PER_THREAD : BATCHED_CHUNKS_PER_THREAD);
+    size_t lone_row_chunks = recurrent_weight_bytes(s) <= r->step_owners * core_cache() ? HELD_LONE_ROW_CHUNKS_PER_THREAD
+                                                                                         : CHUNKS_PER_THREAD;
+    size_t step_most = r->step_owners * (B == 1 ? lone_row_chunks : BATCHED_CHUNKS_PER_THREAD);
     r->step_chunks = r->groups < step_most ? r->groups : step_most;
     /* A projection split by column panels (fewer than ROW_SPLIT_MIN_ROWS rows) is split as the steps
        are, each owner first computing gx for the units whose steps it owns: gx then stays in that
