@@ -191,15 +191,38 @@ public struct LayerWeights {
     private let suffixes: [String]
     /// The parameter's elements in the range (nil: all of them).
     private let decode: (String, Range<Int>?) throws(RecurError) -> [Float]
+    /// The precision the parameter is stored in.
+    private let storedPrecision: (String) -> StoredPrecision
+    /// The 16 bits of the parameter's elements in the range, where it is stored in float16 or bfloat16.
+    private let decodeHalfBits: (String, Range<Int>) throws(RecurError) -> [UInt16]
 
-    init(suffixes: [String], decode: @escaping (String, Range<Int>?) throws(RecurError) -> [Float]) {
+    init(suffixes: [String], storedPrecision: @escaping (String) -> StoredPrecision = { _ in .float32 },
+         decodeHalfBits: @escaping (String, Range<Int>) throws(RecurError) -> [UInt16] = LayerWeights.noHalfBits,
+         decode: @escaping (String, Range<Int>?) throws(RecurError) -> [Float]) {
         self.suffixes = suffixes
+        self.storedPrecision = storedPrecision
+        self.decodeHalfBits = decodeHalfBits
         self.decode = decode
     }
 
+    /// `decodeHalfBits` where every parameter is stored in float32.
+    static func noHalfBits(_ name: String, _ elements: Range<Int>) throws(RecurError) -> [UInt16] {
+        throw RecurError(.internal, "\(name) is not stored in 16 bits")
+    }
+
+    /// The precision a parameter's values have where they come from: a model file's dtype (F64 counts as
+    /// float32, what loading makes of it), float32 for weights given in memory.
+    package enum StoredPrecision: Sendable {
+        case float32, float16, bfloat16
+    }
+
+    /// The precision the parameter named `suffix` is stored in, so that a kind may keep values of a
+    /// 16-bit dtype in it rather than in float32 (every value `take` decodes from them is exact in it).
+    package func precision(_ suffix: String) -> StoredPrecision { storedPrecision(suffix) }
+
     /// Parameters already in memory, by suffix.
     init(_ weights: [String: [Float]]) {
-        self.init(suffixes: Array(weights.keys)) { suffix, elements in Self.elements(elements, of: weights[suffix] ?? []) }
+        self.init(suffixes: Array(weights.keys), decode: { suffix, elements in Self.elements(elements, of: weights[suffix] ?? []) })
     }
 
     /// The parameter named `suffix` (as `parameters` declared it), decoded now; nil when undeclared.
@@ -215,11 +238,27 @@ public struct LayerWeights {
     /// and one block, never the whole matrix twice. False when undeclared.
     public func take(_ suffix: String, rows: Int, rowLength: Int,
                      _ body: (_ firstRow: Int, _ values: [Float]) throws(RecurError) -> Void) throws(RecurError) -> Bool {
+        try takeBlocks(suffix, rows: rows, rowLength: rowLength, decode: { suffix, elements throws(RecurError) in try decode(suffix, elements) }, body)
+    }
+
+    /// The parameter named `suffix`, declared [rows, rowLength] and stored in float16 or bfloat16
+    /// (`precision`), as its 16 bits, a block of whole rows at a time as `take(_:rows:rowLength:_:)`
+    /// gives its floats: a kind that keeps such a parameter in its dtype reads it with no conversion.
+    /// False when undeclared.
+    package func takeHalfBits(_ suffix: String, rows: Int, rowLength: Int,
+                              _ body: (_ firstRow: Int, _ bits: [UInt16]) throws(RecurError) -> Void) throws(RecurError) -> Bool {
+        try takeBlocks(suffix, rows: rows, rowLength: rowLength, decode: decodeHalfBits, body)
+    }
+
+    /// `body` with each block's first row and its elements as `decode` reads them, in order; false
+    /// when `suffix` is undeclared.
+    private func takeBlocks<Value>(_ suffix: String, rows: Int, rowLength: Int,
+                                   decode: (String, Range<Int>) throws(RecurError) -> [Value],
+                                   _ body: (_ firstRow: Int, _ values: [Value]) throws(RecurError) -> Void) throws(RecurError) -> Bool {
         guard suffixes.contains(suffix) else { return false }
         let blockRows = max(1, min(Self.blockElements / max(rowLength, 1), rows / Self.leastBlocks))
         for firstRow in stride(from: 0, to: rows, by: blockRows) {
-            let lastRow = min(rows, firstRow + blockRows)
-            try body(firstRow, try decode(suffix, (firstRow * rowLength)..<(lastRow * rowLength)))
+            try body(firstRow, try decode(suffix, (firstRow * rowLength)..<(min(rows, firstRow + blockRows) * rowLength)))
         }
         return true
     }

@@ -60,6 +60,18 @@ public final class Model: Sendable {
             guard SafeTensorsFile.floatDTypes.contains(entry.dtype) else {
                 throw RecurError.format("tensor \(name): dtype \(entry.dtype) is not a weight dtype (F32, F16, BF16, F64)")
             }
+        } storedPrecision: { name in
+            switch entries[name]?.dtype {
+            case "F16": .float16
+            case "BF16": .bfloat16
+            default: .float32
+            }
+        } decodeHalfBits: { name, elements throws(RecurError) in
+            try window.check(name)
+            guard let entry = entries[name], let bits = try file.halfBits(entry, elements: elements) else {
+                throw RecurError(.internal, "tensor \(name) was checked but is gone or not in 16 bits")
+            }
+            return bits
         } decode: { name, elements throws(RecurError) in
             try window.check(name)
             guard let entry = entries[name] else { throw RecurError(.internal, "tensor \(name) was checked but is gone") }
@@ -84,6 +96,8 @@ public final class Model: Sendable {
     /// reads a checked one when its layer takes it.
     private init(architecture: Architecture, registry: LayerRegistry, tensorNames: Set<String>,
                  check: (String, [Int]) throws(RecurError) -> Void,
+                 storedPrecision: @escaping (String) -> LayerWeights.StoredPrecision = { _ in .float32 },
+                 decodeHalfBits: @escaping (String, Range<Int>) throws(RecurError) -> [UInt16] = LayerWeights.noHalfBits,
                  decode: @escaping (String, Range<Int>?) throws(RecurError) -> [Float]) throws(RecurError) {
         var used = Set<String>()
         var layers: [any Layer] = []
@@ -109,7 +123,11 @@ public final class Model: Sendable {
                 used.insert(name)
                 parameterCount += count
             }
-            let weights = LayerWeights(suffixes: declarations.map(\.suffix)) { suffix, elements throws(RecurError) in
+            let weights = LayerWeights(suffixes: declarations.map(\.suffix)) { suffix in
+                storedPrecision("\(config.name).\(suffix)")
+            } decodeHalfBits: { suffix, elements throws(RecurError) in
+                try decodeHalfBits("\(config.name).\(suffix)", elements)
+            } decode: { suffix, elements throws(RecurError) in
                 try decode("\(config.name).\(suffix)", elements)
             }
             let layer = try kind.makeLayer(config, loading: weights)

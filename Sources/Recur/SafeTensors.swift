@@ -183,6 +183,18 @@ public struct SafeTensorsFile {
         return values
     }
 
+    /// Elements `elements` of an F16 or BF16 tensor (in row-major order, inside its element count) as
+    /// their 16 bits, read now; nil for other dtypes.
+    public func halfBits(_ entry: Entry, elements: Range<Int>) throws(RecurError) -> [UInt16]? {
+        guard entry.dtype == "F16" || entry.dtype == "BF16" else { return nil }
+        let count = entry.range.count / 2
+        guard elements.lowerBound >= 0, elements.upperBound <= count else {
+            throw RecurError(.invalidArgument, "tensor \(entry.name): elements \(elements) are not within its \(count)")
+        }
+        let start = entry.range.lowerBound + elements.lowerBound * 2
+        return try storage.withBytes(start..<(start + elements.count * 2)) { bytes in bytes.loadLittleEndianArray(UInt16.self) { $0 } }
+    }
+
     /// The most bytes of a tensor not in float32 that `floats` holds at once, read from a file.
     private static let decodeBlockBytes = 1 << 18
 

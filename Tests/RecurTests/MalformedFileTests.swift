@@ -269,4 +269,38 @@ import Testing
         #expect(try Model(path: path).run(input) == expected)
         #expect(try Model(bytes: image).run(input) == expected)
     }
+
+    /// A table kept in its file's 16 bits (EmbeddingTable) widens every one of the 65536 bit patterns as
+    /// PyTorch does: binary16 exactly as Swift's Float16 converts it (subnormals, ±0, ±65504 and the
+    /// infinities; NaNs stay NaN), bfloat16 as the high half of a float32. The table [256, 256] holds
+    /// pattern 256·r + c at row r, column c, and every row is looked up, the last first.
+    @Test(arguments: ["F16", "BF16"])
+    func halfTablesWidenEveryBitPatternExactly(_ dtype: String) throws {
+        let side = 256
+        let architecture: JSONValue = .object([
+            "format": .int(1), "input": .object(["kind": .string("tokens"), "vocab_size": .int(side)]),
+            "layers": .array([.object(["name": .string("embed"), "type": .string("embedding"),
+                                       "num_embeddings": .int(side), "embedding_dim": .int(side)])]),
+        ])
+        let widened: (UInt16) -> Float = dtype == "F16" ? { Float(Float16(bitPattern: $0)) } : { Float(bitPattern: UInt32($0) << 16) }
+        let patterns = (0..<side * side).map { UInt16($0) }
+        let data = patterns.flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) }
+        let header: JSONValue = .object([
+            "__metadata__": .object(["recur": .string(architecture.serialized())]),
+            "embed.weight": .object(["dtype": .string(dtype), "shape": .array([.int(side), .int(side)]),
+                                     "data_offsets": .array([.int(0), .int(data.count)])]),
+        ])
+        let headerBytes = Array(header.serialized().utf8)
+        let image = withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian, Array.init) + headerBytes + data
+        let rows = (0..<side).map { Int64(side - 1 - $0) }
+        let outputs = try Model(bytes: image).run(["input": try Tensor.int64(rows, shape: [1, side])])
+        let output = try #require(outputs.first { $0.name == "output" }?.tensor.floats)
+        #expect(output.count == side * side)
+        var mismatches = 0
+        for (i, value) in output.enumerated() {
+            let pattern = patterns[Int(rows[i / side]) * side + i % side], expected = widened(pattern)
+            if expected.isNaN ? !value.isNaN : value.bitPattern != expected.bitPattern { mismatches += 1 }
+        }
+        #expect(mismatches == 0, "\(mismatches) of \(output.count) values of a \(dtype) table widened wrong")
+    }
 }
