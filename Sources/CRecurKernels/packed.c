@@ -166,15 +166,18 @@ typedef uint16_t v8u16 __attribute__((vector_size(16)));
 typedef uint16_t v8u16_unaligned __attribute__((vector_size(16), aligned(2)));
 typedef _Float16 v8h __attribute__((vector_size(16)));
 
-/* Eight halves as floats: with F16C one conversion instruction, else exactly by integer arithmetic
+/* Eight halves as floats, exactly: with F16C one conversion instruction, else by integer arithmetic
    (the magnitude's bits moved into float position and rescaled by 2¹¹², which also handles
-   subnormals; packed weights are finite). */
+   subnormals; an all-ones exponent, an infinity or NaN, becomes float's all-ones exponent with the
+   same fraction, as an embedding's table may hold them). */
 RK_INLINE v8f half8(const uint16_t *p, int F16C) {
     v8u16 bits = *(const v8u16_unaligned *)p;
     if (F16C) return __builtin_convertvector((v8h)bits, v8f);
     v8i x = __builtin_convertvector(bits, v8i);
-    v8f magnitude = (v8f)((x & 0x7fff) << 13) * splat(0x1p112f);
-    return (v8f)((v8i)magnitude | ((x & 0x8000) << 16));
+    v8i finite = (v8i)((v8f)((x & 0x7fff) << 13) * splat(0x1p112f));
+    v8i beyond = (x & 0x7c00) == 0x7c00;
+    v8i magnitude = (finite & ~beyond) | ((0x7f800000 | (x & 0x3ff) << 13) & beyond);
+    return (v8f)(magnitude | ((x & 0x8000) << 16));
 }
 
 /* rk_widen_half, inlined into each variant. */

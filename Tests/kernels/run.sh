@@ -2,7 +2,8 @@
 # Builds Tests/kernels/bounds.c with the kernels under AddressSanitizer, runs it under each kernel
 # variant (avx512 itself where the CPU has AVX-512F and VL), and checks that the AVX2 variant, AVX-512's
 # tile shapes in AVX2 and, where it runs, the AVX-512 variant give the same bits.
-# Then checks rk_copy_bytes (Tests/kernels/copy.c), also under AddressSanitizer, and the step's
+# Then checks rk_copy_bytes (Tests/kernels/copy.c) and rk_widen_half over every binary16 bit pattern in
+# every variant (Tests/kernels/widen.c), also under AddressSanitizer, and the step's
 # activations over every float (Tests/kernels/activations.c), compiled as the portable variant
 # compiles them and as the AVX2 one does (with FMA), the two at once, and where the pool's workers may
 # run and when sleeping ones are woken (Tests/kernels/placement.c).
@@ -49,6 +50,10 @@ for variant in "${variants[@]:2}"; do
 done
 asan_build "$out/copy" "$out/kernels.o" "$root/Tests/kernels/copy.c"
 copies=$(ASAN_OPTIONS=detect_leaks=1 "$out/copy")
+asan_build "$out/widen" "${kernel_objects[@]}" "$root/Tests/kernels/widen.c"
+for variant in "${variants[@]}"; do
+    halves=$(RECUR_KERNELS=$variant ASAN_OPTIONS=detect_leaks=1 "$out/widen")
+done
 # Where the pool's workers may run; it needs two CPUs, and says "not run" on fewer rather than pass.
 asan_build "$out/placement" "${kernel_objects[@]}" "$root/Tests/kernels/placement.c"
 placement="workers kept off the caller's CPU, none started when confined to one, woken by one caller's back-to-back small calls only"
@@ -82,4 +87,4 @@ if [ $status -ne 0 ]; then
     echo "kernels: the activations fail their bounds" >&2
     exit 1
 fi
-echo "kernels: $cases cases clean under AddressSanitizer in ${#variants[@]} variants (${variants[*]}); ${variants[*]:1} agree bit for bit; activations within bounds (${builds[*]}); $copies copies exact; $placement"
+echo "kernels: $cases cases clean under AddressSanitizer in ${#variants[@]} variants (${variants[*]}); ${variants[*]:1} agree bit for bit; activations within bounds (${builds[*]}); $copies copies exact; $halves halves widened exactly in each variant; $placement"
