@@ -20,9 +20,9 @@ struct EmbeddingKind: LayerKind {
 }
 
 /// An embedding's rows in the precision they are stored in. A table saved in float16 or bfloat16 stays
-/// in it, half the memory of float32 (loading peaks at about its file's size, not twice it), and every
-/// value is the one PyTorch reads: those dtypes widen to float32 exactly, a row at a time as it is
-/// looked up.
+/// in it, half the memory of float32 (loading peaks at about its file's size, not twice it); a row is
+/// widened to float32 as it is looked up, exactly, so every value is the one converting the whole table
+/// on load (model-format.md) would give.
 enum EmbeddingTable: Sendable {
     /// [rows, rowLength]
     case float32([Float])
@@ -40,7 +40,7 @@ enum EmbeddingTable: Sendable {
             self = .float32(table)
             return
         }
-        // The file's 16 bits, a block of rows at a time: exactly the values PyTorch reads, half the bytes.
+        // The file's 16 bits as they are, a block of rows at a time.
         var failure: RecurError?
         let bits = [UInt16](unsafeUninitializedCapacity: rows * rowLength) { table, initialized in
             do throws(RecurError) {
